@@ -1,0 +1,93 @@
+"""The error root of the toolkit.
+
+Every error a user can cause or meet derives from :class:`CustodyError`: it carries a message
+that says what happened (naming the file, field or event) and a hint that says what to do. The
+command line catches this base only, prints ``message`` and ``hint`` to stderr and exits with
+``exit_code``. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+
+
+class CustodyError(Exception):
+    """Base of every error meant for a user: a message, a hint and an exit code."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The text shown to the user: what happened, then what to do."""
+        if self.hint:
+            return f"{self.message}\nhint: {self.hint}"
+        return self.message
+
+
+class InputError(CustodyError):
+    """Bad input from the user: a malformed file, a wrong option, an unknown id."""
+
+    exit_code = EXIT_USAGE
+
+
+class EnvironmentProblem(CustodyError):
+    """The environment does not allow the work: missing case, locked key, permission."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class KeyFileError(EnvironmentProblem):
+    """A key file is missing, unreadable, corrupt, of the wrong type or too open."""
+
+
+class PassphraseError(EnvironmentProblem):
+    """The passphrase does not unlock the key."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by a verifier, located by event seq, item, file or checkpoint."""
+
+    code: str
+    message: str
+    seq: int | None = None
+    subject: str | None = None
+    path: str | None = None
+
+    def where(self) -> str:
+        """A short location for reports: ``seq 12``, ``item <sha>``, ``file x``."""
+        parts = []
+        if self.seq is not None:
+            parts.append(f"seq {self.seq}")
+        if self.subject:
+            parts.append(self.subject)
+        if self.path:
+            parts.append(self.path)
+        return ", ".join(parts) or "-"
+
+
+class VerificationError(CustodyError):
+    """A verifier found one or more problems; ``findings`` lists each."""
+
+    exit_code = EXIT_PROBLEMS
+
+    def __init__(self, findings: Sequence[Finding] | Finding, hint: str = "") -> None:
+        items = [findings] if isinstance(findings, Finding) else list(findings)
+        if not items:
+            raise ValueError("VerificationError needs at least one finding")
+        self.findings: tuple[Finding, ...] = tuple(items)
+        first = items[0]
+        text = f"{first.message} ({first.where()})"
+        if len(items) > 1:
+            text += f" and {len(items) - 1} more finding(s)"
+        super().__init__(text, hint)
