@@ -1,0 +1,656 @@
+"""The ``evidence`` command line (SPEC section 8).
+
+Thin by design: each command parses its options, calls one library function and renders the
+result. Results go to stdout, progress and diagnostics to stderr. Errors derived from
+``CustodyError`` are printed with their hint and turned into the exit codes of SPEC section 8 in
+one place (:class:`_Group`); anything else is a bug and shows its traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from typer.core import TyperGroup
+
+from chain_of_custody import (
+    EXIT_ENVIRONMENT,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    CustodyError,
+    VerifierKey,
+    generate_signer,
+    load_signer,
+    parse_leaf,
+    parse_proof,
+    save_signer,
+)
+from evidence import custody, keystore
+from evidence.errors import InputError
+from evidence.ingest import IngestReport, ingest
+from evidence.loaders import parse_options
+from evidence.models import ItemOptions
+from evidence.verify import CaseReport, verify_case
+from evidence.workspace import Case, init_case, open_case
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Group(TyperGroup):
+    """Root group: the one place where errors become messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CustodyError as exc:
+            if _debug(ctx):
+                traceback.print_exc()
+            err.print(f"[bold red]error:[/] {escape(exc.message)}")
+            if exc.hint:
+                err.print(f"[dim]hint:[/] {escape(exc.hint)}")
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted: nothing half-written is left; run the command again")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            # Only the type is shown: an unexpected message could carry input data.
+            err.print(
+                f"[bold red]unexpected error[/] ({type(exc).__name__}); "
+                "run again with --debug for the traceback and report it"
+            )
+            raise typer.Exit(EXIT_ENVIRONMENT) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.obj and root.obj.get("debug"))
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Evidence locker: ingest, sign, verify and export evidence for international courts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Manage investigators' signing keys.", no_args_is_help=True)
+log_app = typer.Typer(help="Read the custody log: events, checkpoints, proofs.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(log_app, name="log")
+
+CaseOpt = Annotated[
+    Path,
+    typer.Option(
+        "--case",
+        envvar="EVIDENCE_CASE",
+        help="The case directory (default: the current directory).",
+        show_default=False,
+    ),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", envvar="EVIDENCE_KEY", help="Private key file to sign with.", show_default=False
+    ),
+]
+PassOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="Read the key passphrase from this file (or set EVIDENCE_PASSPHRASE).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+@contextmanager
+def _case(directory: Path) -> Iterator[Case]:
+    case = open_case(directory)
+    try:
+        yield case
+    finally:
+        case.close()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+class _Bar:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def start(self, files: int, total_bytes: int) -> None:
+        if not err.is_terminal or files == 0:
+            return
+        self.progress = Progress(
+            TextColumn(f"{self.label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self.progress.start()
+        self.files_task = self.progress.add_task(self.label, total=files)
+        self.task = self.progress.add_task("bytes", total=total_bytes, visible=False)
+
+    def advance(self, files: int, nbytes: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.files_task, files)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# --- init and keys ------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="New (or empty) directory for the case.")],
+    case_id: Annotated[str, typer.Option("--case-id", help="Case identifier, e.g. UA-DEP-0001.")],
+    title: Annotated[str, typer.Option("--title", help="Title of the case.")],
+    key_name: Annotated[
+        str, typer.Option("--key-name", help="Name of the investigator's new key.")
+    ] = "investigator",
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Use this existing private key instead of generating one."),
+    ] = None,
+    ern_prefix: Annotated[
+        str | None, typer.Option("--ern-prefix", help="Prefix of evidence reference numbers.")
+    ] = None,
+    organisation: Annotated[
+        str, typer.Option("--organisation", help="Organisation named in bundles.")
+    ] = "",
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Create a case and enrol the investigator's key as its first event."""
+    if key is not None:
+        signer = load_signer(key, keystore.read_passphrase(passphrase_file))
+        key_path = key
+    else:
+        key_path = keystore.default_key_path(key_name)
+        if key_path.exists():
+            raise InputError(
+                f"a key named {key_name!r} exists already at {key_path}",
+                "use it with --key, or choose another --key-name",
+            )
+        signer = generate_signer(key_name)
+        passphrase = keystore.read_passphrase(passphrase_file, new=True)
+        key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        save_signer(signer, key_path, passphrase)
+    case = init_case(
+        directory,
+        case_id=case_id,
+        title=title,
+        signer=signer,
+        ern_prefix=ern_prefix,
+        organisation=organisation,
+    )
+    case.close()
+    out.print(f"Created case {case_id} in {directory}")
+    out.print(f"Signing key {signer.verifier.key_id} ({key_path}) enrolled as seq 0")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: Annotated[str, typer.Option("--name", help="Key name (no spaces or '+').")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Private key file (default: the key folder).")
+    ] = None,
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Generate a new investigator key; prints its public key for enrolment."""
+    path = out_file or keystore.default_key_path(name)
+    if path.exists():
+        raise InputError(f"{path} exists already", "choose another --name or --out")
+    signer = generate_signer(name)
+    passphrase = keystore.read_passphrase(passphrase_file, new=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_signer(signer, path, passphrase)
+    pub = path.with_suffix(".pub")
+    pub.write_text(signer.verifier.to_note_text() + "\n", encoding="utf-8")
+    out.print(signer.verifier.to_note_text())
+    err.print(f"private key: {path}\npublic key: {pub} (give it to an enrolled investigator)")
+
+
+@keys_app.command("list")
+def keys_list(case_dir: CaseOpt = Path(), as_json: JsonOpt = False) -> None:
+    """List the keys enrolled in the case."""
+    with _case(case_dir) as case:
+        keys = custody.list_keys(case)
+    if as_json:
+        _print_json([k.__dict__ for k in keys])
+        return
+    table = Table("key id", "role", "enrolled (seq)", "by", "revoked (seq)")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.role,
+            str(k.enrolled_seq),
+            k.enrolled_by,
+            "" if k.revoked_seq is None else str(k.revoked_seq),
+        )
+    out.print(table)
+
+
+@keys_app.command("export")
+def keys_export(
+    key_id: Annotated[str, typer.Argument(help="Key id (name+hash) of an enrolled key.")],
+    fmt: Annotated[str, typer.Option("--format", help="note or pem.")] = "note",
+    case_dir: CaseOpt = Path(),
+) -> None:
+    """Print an enrolled key's public key in signed-note or PEM form."""
+    with _case(case_dir) as case:
+        row = case.db.execute("SELECT verifier FROM keys WHERE key_id = ?", [key_id]).fetchone()
+    if row is None:
+        raise InputError(f"unknown key {key_id!r}", "see `evidence keys list`")
+    verifier = VerifierKey.from_note_text(row[0])
+    if fmt == "pem":
+        sys.stdout.write(verifier.to_pem().decode())
+    elif fmt == "note":
+        sys.stdout.write(verifier.to_note_text() + "\n")
+    else:
+        raise InputError(f"--format {fmt!r} is not known", "use note or pem")
+
+
+@keys_app.command("enrol")
+def keys_enrol(
+    public_key: Annotated[Path, typer.Argument(help="The .pub file of the key to enrol.")],
+    role: Annotated[str, typer.Option("--role", help="Role of the key holder.")] = "investigator",
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Enrol another investigator's public key (signed by your enrolled key)."""
+    try:
+        text = public_key.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the public key {public_key}: {exc}") from None
+    verifier = VerifierKey.from_note_text(text)
+    with _case(case_dir) as case:
+        signer = keystore.unlock(case, key, passphrase_file)
+        seq = custody.enrol_key(case, signer, verifier, role)
+    out.print(f"Enrolled {verifier.key_id} at seq {seq}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id to revoke.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the key is revoked.")],
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Revoke an enrolled key: signatures made by it after this event are refused."""
+    with _case(case_dir) as case:
+        signer = keystore.unlock(case, key, passphrase_file)
+        seq = custody.revoke_key(case, signer, key_id, reason)
+    out.print(f"Revoked {key_id} at seq {seq}")
+
+
+# --- ingest, list, show ------------------------------------------------------------------
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk folders.")] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Follow symlinks inside the given roots.")
+    ] = False,
+    source: Annotated[str | None, typer.Option(help="Person, organisation or URL.")] = None,
+    collected_by: Annotated[str | None, typer.Option(help="Who collected the files.")] = None,
+    collected_at: Annotated[
+        str | None, typer.Option(help="When they were collected (RFC 3339 date or time).")
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="handed-over, downloaded, captured, received-by-mail or seized."
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Device or capture details.")] = None,
+    language: Annotated[str | None, typer.Option(help="Language (e.g. uk, ru, en).")] = None,
+    description: Annotated[str | None, typer.Option(help="What the files are.")] = None,
+    confidentiality: Annotated[
+        str | None, typer.Option(help="public, restricted, confidential, strictly-confidential.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest files into the case: hash, store read-only, sign and log each one."""
+    raw: dict[str, Any] = {
+        "source": source,
+        "collected_by": collected_by,
+        "collected_at": collected_at,
+        "method": method,
+        "device": device,
+        "language": language,
+        "description": description,
+        "confidentiality": confidentiality,
+        "tags": tuple(tag or ()),
+    }
+    options = parse_options(ItemOptions, raw)
+    bar = _Bar("ingest")
+    with _case(case_dir) as case:
+        signer = keystore.unlock(case, key, passphrase_file)
+        try:
+            report = ingest(
+                case,
+                signer,
+                paths,
+                options=options,
+                recursive=recursive,
+                follow_symlinks=follow_symlinks,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_ingest(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_ingest(report: IngestReport) -> None:
+    table = Table("result", "count")
+    for label, status in (("ingested", "ingested"), ("duplicates", "duplicate"), ("already in the case", "skipped")):
+        table.add_row(label, str(report.count(status)))
+    table.add_row("symlinks recorded", str(len(report.symlinks)))
+    table.add_row("refused", str(len(report.refused)))
+    out.print(table)
+    for refusal in report.refused:
+        err.print(f"refused: {escape(refusal.path)}: {escape(refusal.reason)}")
+
+
+@app.command("list")
+def list_cmd(
+    incident: Annotated[list[str] | None, typer.Option("--incident", help="Linked to.")] = None,
+    facility: Annotated[list[str] | None, typer.Option("--facility", help="Linked to.")] = None,
+    perpetrator: Annotated[
+        list[str] | None, typer.Option("--perpetrator", help="Linked to.")
+    ] = None,
+    child: Annotated[list[str] | None, typer.Option("--child", help="Linked to.")] = None,
+    case_dir: CaseOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """List the items of the case, optionally filtered by linked entities."""
+    links = {
+        "incident": incident or [],
+        "facility": facility or [],
+        "perpetrator": perpetrator or [],
+        "child": child or [],
+    }
+    with _case(case_dir) as case:
+        items = custody.list_items(case, links=links)
+    if as_json:
+        _print_json(items)
+        return
+    table = Table("sha256", "name", "type", "size", "seq", "confidentiality")
+    for item in items:
+        table.add_row(
+            item["sha256"][:16],
+            escape(str(item["name"])),
+            str(item["mime"]),
+            str(item["size"]),
+            str(item["ingested_seq"]),
+            str(item["confidentiality"] or ""),
+        )
+    out.print(table)
+    err.print(f"{len(items)} item(s)")
+
+
+@app.command("show")
+def show_cmd(
+    item: Annotated[str, typer.Argument(help="Item sha256 or a unique prefix.")],
+    case_dir: CaseOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Show an item: metadata, derived metadata, custody history and proof. Records nothing."""
+    with _case(case_dir) as case:
+        sha = custody.resolve_item(case, item)
+        details = custody.show_item(case, sha)
+        details["proof"] = custody.proof_text(case, sha).decode()
+    if as_json:
+        _print_json(details)
+        return
+    skip = {"sightings", "custody", "links", "proof", "derivatives", "metadata", "name_b64"}
+    for field, value in details.items():
+        if field not in skip and value not in (None, "", [], {}):
+            out.print(f"[bold]{field}[/]: {escape(str(value))}")
+    if details.get("metadata"):
+        out.print("[bold]derived metadata[/]:")
+        for field, value in sorted(details["metadata"].items()):
+            out.print(f"  {field}: {escape(str(value))}")
+    out.print("[bold]custody history[/]:")
+    for entry in details["custody"]:
+        out.print(
+            f"  seq {entry['seq']}  {entry['time']}  {entry['action']}  {entry['actor']}  "
+            f"{escape(entry['summary'])}"
+        )
+    if details["links"]:
+        out.print("[bold]links[/]:")
+        for link in details["links"]:
+            out.print(f"  {link['target']} ({escape(str(link['reason']))})")
+    out.print("[bold]proof[/]:")
+    out.print(escape(details["proof"]))
+
+
+# --- log ---------------------------------------------------------------------------------
+
+
+@log_app.command("show")
+def log_show(
+    start: Annotated[int, typer.Option("--from", help="First seq.")] = 0,
+    stop: Annotated[int | None, typer.Option("--to", help="Last seq (inclusive).")] = None,
+    case_dir: CaseOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the events of the custody log."""
+    import base64
+
+    with _case(case_dir) as case:
+        end = None if stop is None else stop + 1
+        for seq, leaf, leaf_hash in case.log.iter_leaves(start, end):
+            event = parse_leaf(leaf).event
+            if as_json:
+                record = {
+                    "seq": seq,
+                    "leaf_hash": leaf_hash.hex(),
+                    "leaf": base64.b64encode(leaf).decode(),
+                    "event": event.model_dump(mode="json"),
+                }
+                sys.stdout.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            else:
+                out.print(
+                    f"{seq:>6}  {event.time}  {event.action:<20} {event.actor}  "
+                    f"{escape(event.subject)}"
+                )
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(
+    sign: Annotated[bool, typer.Option("--sign", help="Sign a checkpoint now.")] = False,
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Print the latest signed checkpoint (with --sign, make one of the current size)."""
+    with _case(case_dir) as case:
+        if sign:
+            note = case.checkpoint(keystore.unlock(case, key, passphrase_file))
+        else:
+            latest = case.log.latest_checkpoint()
+            if latest is None:
+                raise InputError("the case has no checkpoint yet", "run with --sign")
+            note = latest
+    sys.stdout.write(note.decode())
+
+
+@log_app.command("proof")
+def log_proof(
+    item: Annotated[str, typer.Argument(help="Item sha256 or a unique prefix.")],
+    case_dir: CaseOpt = Path(),
+) -> None:
+    """Print the inclusion proof file of an item's ingest event."""
+    with _case(case_dir) as case:
+        text = custody.proof_text(case, custody.resolve_item(case, item))
+    sys.stdout.write(text.decode())
+
+
+@log_app.command("consistency")
+def log_consistency(
+    old_checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file kept from before.")],
+    case_dir: CaseOpt = Path(),
+) -> None:
+    """Prove that the log today extends an earlier checkpoint (no rollback, no fork)."""
+    try:
+        note = old_checkpoint.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {old_checkpoint}: {exc.strerror}") from None
+    with _case(case_dir) as case:
+        result = custody.check_consistency(case, note)
+    out.print(result)
+
+
+# --- custody -----------------------------------------------------------------------------
+
+
+@app.command("transfer")
+def transfer_cmd(
+    items: Annotated[list[str], typer.Argument(help="Items (sha256 or prefix).")],
+    to: Annotated[str, typer.Option("--to", help="Key id of the new custodian.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why custody is handed over.")],
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Record a hand-over of custody of items to another enrolled key."""
+    with _case(case_dir) as case:
+        signer = keystore.unlock(case, key, passphrase_file)
+        seqs = custody.transfer(case, signer, items, to, reason)
+    out.print(f"Recorded {len(seqs)} transfer(s) to {to} (seq {', '.join(map(str, seqs))})")
+
+
+@app.command("open")
+def open_cmd(
+    item: Annotated[str, typer.Argument(help="Item sha256 or prefix.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder or file to copy the original to.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Why the original is accessed.")],
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+) -> None:
+    """Copy an original out to a working location and record the access."""
+    with _case(case_dir) as case:
+        signer = keystore.unlock(case, key, passphrase_file)
+        target = custody.open_item(case, signer, item, to, purpose)
+    out.print(f"Copied to {target}")
+
+
+@app.command("verify")
+def verify_cmd(
+    since: Annotated[
+        list[Path] | None,
+        typer.Option("--since", help="Earlier checkpoint file(s) the log must extend."),
+    ] = None,
+    case_dir: CaseOpt = Path(),
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the whole case: objects, log, signatures, checkpoints and catalog."""
+    notes = [_read(p) for p in since or []]
+    bar = _Bar("rehash")
+    with _case(case_dir) as case:
+        try:
+            report = verify_case(case, since=notes, progress=bar)
+        finally:
+            bar.close()
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_verify(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_verify(report: CaseReport) -> None:
+    if report.ok:
+        out.print(
+            f"[green]OK[/]: case {report.case_id}: {report.events} events and "
+            f"{report.objects} objects verified"
+        )
+        return
+    out.print(f"[red]PROBLEMS[/]: case {report.case_id}: {len(report.findings)} finding(s)")
+    for finding in report.findings:
+        out.print(f"  [{finding.code}] {finding.where()}: {escape(finding.message)}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``evidence`` program."""
+    try:
+        app(args=argv, prog_name="evidence")
+    except SystemExit as exc:
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            sys.exit(EXIT_USAGE)
+        raise
+
+
+if __name__ == "__main__":
+    main()

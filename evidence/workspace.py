@@ -1,0 +1,309 @@
+"""The case workspace: one directory holding the case file, the catalog and the content store.
+
+Layout (SPEC section 3)::
+
+    case.toml            case id, title, origin line, ERN prefix, hash algorithms
+    catalog.sqlite       custody log (append-only tables) and the catalog projection
+    objects/sha256/..    content-addressed, read-only originals
+    objects/tmp/         temporary files of writes in progress (never under an object name)
+
+Every change of state goes through :meth:`Case.record`, which appends signed events and applies
+their projection to the catalog in one SQLite transaction, so the catalog can never hold a row
+that the log does not explain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from chain_of_custody import (
+    AppendedEvent,
+    EventDraft,
+    LogStore,
+    LogTransaction,
+    Signer,
+    open_database,
+)
+from evidence import catalog
+from evidence.errors import CaseNotFound, EnvironmentProblem, InputError
+from evidence.objects import ObjectStore
+
+CASE_FILE = "case.toml"
+CATALOG_FILE = "catalog.sqlite"
+OBJECTS_DIR = "objects"
+FORMAT_VERSION = 1
+
+_CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ERN_PREFIX = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+
+
+class CaseConfig(BaseModel):
+    """The case file: what identifies the case and how its log names itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: int = FORMAT_VERSION
+    case_id: str
+    title: str = Field(min_length=1, max_length=500)
+    origin: str
+    ern_prefix: str
+    organisation: str = ""
+    hash_algorithms: tuple[str, ...] = ("sha256", "sha512")
+    created: str
+
+    @field_validator("case_id")
+    @classmethod
+    def _case_id(cls, value: str) -> str:
+        if not _CASE_ID.match(value):
+            raise ValueError(
+                "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("ern_prefix")
+    @classmethod
+    def _ern_prefix(cls, value: str) -> str:
+        if not _ERN_PREFIX.match(value):
+            raise ValueError("use 2-16 capital letters or digits, starting with a letter")
+        return value
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value) or not value.isprintable():
+            raise ValueError("the checkpoint origin must be one printable word without spaces")
+        return value
+
+    def to_toml(self) -> str:
+        """The case file text. JSON string escapes are valid TOML basic strings."""
+        lines = ["# Evidence case file. Written by `evidence init`; do not edit by hand."]
+        for key, value in self.model_dump().items():
+            if isinstance(value, int):
+                lines.append(f"{key} = {value}")
+            elif isinstance(value, tuple | list):
+                lines.append(f"{key} = [{', '.join(json.dumps(v) for v in value)}]")
+            else:
+                lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+        return "\n".join(lines) + "\n"
+
+
+def utc_now() -> datetime:
+    """The current time in UTC; the one clock of the case layer."""
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, as events carry it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Case:
+    """An open case: its config, catalog connection, custody log and content store."""
+
+    root: Path
+    config: CaseConfig
+    db: sqlite_utils.Database
+    log: LogStore
+    objects: ObjectStore
+
+    @property
+    def catalog_path(self) -> Path:
+        """The SQLite file holding the log and the catalog."""
+        return self.root / CATALOG_FILE
+
+    @contextmanager
+    def transaction(self) -> Iterator[Recorder]:
+        """One write transaction: events appended through it are projected in the same commit."""
+        with self.log.transaction() as tx:
+            yield Recorder(tx)
+
+    def record(self, drafts: Sequence[EventDraft], signer: Signer) -> list[AppendedEvent]:
+        """Append the drafts as signed events and project them, atomically."""
+        with self.transaction() as rec:
+            return [rec.append(draft, signer) for draft in drafts]
+
+    def checkpoint(self, signer: Signer) -> bytes:
+        """Sign (or return the stored) checkpoint of the log at its current size."""
+        return self.log.checkpoint(signer)
+
+    def close(self) -> None:
+        """Close the catalog connection."""
+        self.db.conn.close()
+
+
+@dataclass
+class Recorder:
+    """Appends events inside an open transaction and applies their projection."""
+
+    tx: LogTransaction
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The connection of the transaction, for reads that decide what to record."""
+        return self.tx.db
+
+    def append(self, draft: EventDraft, signer: Signer) -> AppendedEvent:
+        """Append one event and project it into the catalog."""
+        appended = self.tx.append(draft, signer)
+        catalog.project(self.tx.db, appended.event)
+        return appended
+
+
+def init_case(
+    directory: Path,
+    *,
+    case_id: str,
+    title: str,
+    signer: Signer,
+    ern_prefix: str | None = None,
+    origin: str | None = None,
+    organisation: str = "",
+    clock: Callable[[], datetime] = utc_now,
+) -> Case:
+    """Create a case in ``directory`` (new or empty) and enrol ``signer`` as its first key."""
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(
+            f"{directory} exists and is not an empty directory",
+            "choose a new directory for the case; an existing case is never overwritten",
+        )
+    prefix = ern_prefix or re.sub(r"[^A-Z0-9]", "", case_id.upper())[:12] or "EVD"
+    if not prefix[0].isalpha():
+        prefix = "E" + prefix[:11]
+    try:
+        config = CaseConfig(
+            case_id=case_id,
+            title=title,
+            origin=origin or f"evidence-locker/{case_id}",
+            ern_prefix=prefix,
+            organisation=organisation,
+            created=format_time(clock()),
+        )
+    except ValidationError as exc:
+        raise InputError(_describe_validation(exc), "correct the option and run again") from None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / OBJECTS_DIR).mkdir()
+        _write_atomic(directory / CASE_FILE, config.to_toml().encode())
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the case at {directory}: {exc.strerror}",
+            "check that the parent directory exists and is writable",
+        ) from None
+    case = _open(directory, config, clock)
+    catalog.ensure_schema(case.db)
+    verifier = signer.verifier
+    with case.transaction() as rec:
+        rec.append(
+            EventDraft(
+                action="key.enrolled",
+                subject=verifier.key_id,
+                data={"verifier": verifier.to_note_text(), "role": "investigator"},
+            ),
+            signer,
+        )
+        rec.append(
+            EventDraft(
+                action="case.created",
+                subject=config.case_id,
+                data={
+                    "title": config.title,
+                    "origin": config.origin,
+                    "ern_prefix": config.ern_prefix,
+                    "organisation": config.organisation,
+                    "hash_algorithms": list(config.hash_algorithms),
+                },
+            ),
+            signer,
+        )
+    case.checkpoint(signer)
+    return case
+
+
+def open_case(directory: Path, clock: Callable[[], datetime] = utc_now) -> Case:
+    """Open an existing case; raise :class:`CaseNotFound` when there is none."""
+    directory = Path(directory)
+    case_file = directory / CASE_FILE
+    if not case_file.is_file():
+        raise CaseNotFound(str(directory))
+    try:
+        raw = tomllib.loads(case_file.read_text(encoding="utf-8"))
+        config = CaseConfig.model_validate(raw)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EnvironmentProblem(
+            f"{case_file} is not a readable case file: {exc}",
+            "restore case.toml from a backup of the case",
+        ) from None
+    except ValidationError as exc:
+        raise EnvironmentProblem(
+            f"{case_file}: {_describe_validation(exc)}",
+            "restore case.toml from a backup of the case",
+        ) from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot read {case_file}: {exc.strerror}") from None
+    if not (directory / CATALOG_FILE).is_file():
+        raise EnvironmentProblem(
+            f"{directory / CATALOG_FILE} is missing",
+            "restore the catalog from a backup; without it the custody log is lost",
+        )
+    case = _open(directory, config, clock)
+    catalog.ensure_schema(case.db)
+    return case
+
+
+def _open(directory: Path, config: CaseConfig, clock: Callable[[], datetime]) -> Case:
+    try:
+        db = open_database(directory / CATALOG_FILE)
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot open {directory / CATALOG_FILE}: {exc}",
+            "check the permissions of the case directory",
+        ) from None
+    log = LogStore(db, case_id=config.case_id, origin=config.origin, clock=clock)
+    return Case(
+        root=directory,
+        config=config,
+        db=db,
+        log=log,
+        objects=ObjectStore(directory / OBJECTS_DIR),
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_input=False):
+        field = ".".join(str(p) for p in error["loc"]) or "value"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def json_dumps(value: Any) -> str:
+    """Compact, sorted JSON for catalog columns."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
