@@ -1,0 +1,118 @@
+"""Canonical encodings: the one function that produces the JSON bytes we hash and sign.
+
+The bytes follow RFC 8785 (JSON Canonicalization Scheme) and are produced by the ``rfc8785``
+package. Before handing a value over we walk it ourselves, because JCS would silently accept
+values that another implementation could read differently: floats (rounding), integers beyond
+2^53-1 (JavaScript loses precision), and we want the error to name the JSON path that is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import rfc8785
+from pydantic import BaseModel
+
+from chain_of_custody.errors import InputError
+
+#: The largest integer every JSON reader represents exactly (IEEE 754 double precision).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+__all__ = ["MAX_SAFE_INTEGER", "canonical_json", "strict_b64decode"]
+
+
+def canonical_json(value: BaseModel | Mapping[str, Any]) -> bytes:
+    """Return the RFC 8785 canonical JSON bytes of a pydantic model or a mapping.
+
+    Raises :class:`InputError` naming the JSON path of a float, an integer beyond 2^53-1, a
+    non-string key, a byte string or any other value JSON cannot hold.
+    """
+    if isinstance(value, BaseModel):
+        # Check the Python view first so that bytes and floats are refused even where pydantic's
+        # JSON mode would quietly turn them into strings or keep them as floats.
+        _check(value.model_dump(mode="python", by_alias=True), "$", strict=False)
+        plain: Any = value.model_dump(mode="json", by_alias=True)
+    elif isinstance(value, Mapping):
+        plain = value
+    else:
+        raise InputError(
+            f"canonical JSON needs an object at $, got {type(value).__name__}",
+            hint="pass a mapping or a pydantic model",
+        )
+    _check(plain, "$", strict=True)
+    try:
+        return rfc8785.dumps(plain)
+    except rfc8785.CanonicalizationError as exc:
+        # Reached only for what our walk cannot see, such as lone surrogates in strings.
+        raise InputError(
+            f"value cannot be written as canonical JSON: {exc}",
+            hint="use valid Unicode text only",
+        ) from exc
+
+
+def _check(value: Any, path: str, *, strict: bool) -> None:
+    """Walk ``value`` and refuse what canonical JSON must not carry.
+
+    ``strict`` refuses every type that is not plain JSON; without it, unknown types (dates,
+    enums in a model dump) are left for pydantic's JSON mode to convert.
+    """
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise InputError(
+                f"integer at {path} is beyond 2^53-1 and cannot be kept exact in JSON",
+                hint="write large numbers (sizes, nanosecond times) as decimal strings",
+            )
+        return
+    if isinstance(value, float):
+        raise InputError(
+            f"floating point number at {path} is not allowed in canonical JSON",
+            hint="write the number as a decimal string, or as an integer in a smaller unit",
+        )
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise InputError(
+            f"byte string at {path} cannot be written as JSON",
+            hint="encode bytes as lowercase hex or base64 text first",
+        )
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(
+                    f"key {key!r} at {path} is not a string; JSON object keys must be strings",
+                    hint="convert keys to strings before recording them",
+                )
+            _check(item, f"{path}.{key}", strict=strict)
+        return
+    if isinstance(value, Sequence | set | frozenset):
+        if isinstance(value, set | frozenset):
+            raise InputError(
+                f"set at {path} has no defined order and cannot be canonical JSON",
+                hint="use a sorted list instead",
+            )
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]", strict=strict)
+        return
+    if strict:
+        raise InputError(
+            f"value of type {type(value).__name__} at {path} cannot be written as JSON",
+            hint="use strings, integers, booleans, null, lists and objects only",
+        )
+
+
+def strict_b64decode(text: str) -> bytes | None:
+    """Decode standard padded base64 (RFC 4648 section 4) only in its one canonical spelling.
+
+    Returns None for anything else (other alphabets, missing padding, whitespace, non-zero
+    trailing bits), so that one value has exactly one text form in our formats.
+    """
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return None
+    if base64.b64encode(raw).decode("ascii") != text:
+        return None
+    return raw
