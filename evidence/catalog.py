@@ -228,7 +228,11 @@ def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> l
             label = f"{table}[{', '.join(str(k) for k in key)}]"
             if key not in want:
                 findings.append(
-                    Finding("catalog-row-unexplained", f"catalog row {label} is not produced by the log", subject=label)
+                    Finding(
+                        "catalog-row-unexplained",
+                        f"catalog row {label} is not produced by the log",
+                        subject=label,
+                    )
                 )
             elif key not in have:
                 findings.append(

@@ -8,28 +8,17 @@ one place (:class:`_Group`); anything else is a bug and shows its traceback only
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -42,19 +31,27 @@ from chain_of_custody import (
     generate_signer,
     load_signer,
     parse_leaf,
-    parse_proof,
     save_signer,
 )
 from evidence import custody, keystore
+from evidence._cli_common import (
+    Bar,
+    CaseOpt,
+    JsonOpt,
+    KeyOpt,
+    PassOpt,
+    err,
+    open_case_dir,
+    out,
+    print_json,
+    read_file,
+)
 from evidence.errors import InputError
 from evidence.ingest import IngestReport, ingest
 from evidence.loaders import parse_options
 from evidence.models import ItemOptions
 from evidence.verify import CaseReport, verify_case
-from evidence.workspace import Case, init_case, open_case
-
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from evidence.workspace import init_case
 
 
 class _Group(TyperGroup):
@@ -99,34 +96,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 keys_app = typer.Typer(help="Manage investigators' signing keys.", no_args_is_help=True)
-log_app = typer.Typer(help="Read the custody log: events, checkpoints, proofs.", no_args_is_help=True)
+log_app = typer.Typer(
+    help="Read the custody log: events, checkpoints, proofs.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(log_app, name="log")
-
-CaseOpt = Annotated[
-    Path,
-    typer.Option(
-        "--case",
-        envvar="EVIDENCE_CASE",
-        help="The case directory (default: the current directory).",
-        show_default=False,
-    ),
-]
-KeyOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--key", envvar="EVIDENCE_KEY", help="Private key file to sign with.", show_default=False
-    ),
-]
-PassOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--passphrase-file",
-        help="Read the key passphrase from this file (or set EVIDENCE_PASSPHRASE).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 @app.callback()
@@ -135,53 +109,6 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     ctx.obj = {"debug": debug}
-
-
-@contextmanager
-def _case(directory: Path) -> Iterator[Case]:
-    case = open_case(directory)
-    try:
-        yield case
-    finally:
-        case.close()
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-
-
-class _Bar:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
-
-    def start(self, files: int, total_bytes: int) -> None:
-        if not err.is_terminal or files == 0:
-            return
-        self.progress = Progress(
-            TextColumn(f"{self.label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
-        self.progress.start()
-        self.files_task = self.progress.add_task(self.label, total=files)
-        self.task = self.progress.add_task("bytes", total=total_bytes, visible=False)
-
-    def advance(self, files: int, nbytes: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.files_task, files)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 # --- init and keys ------------------------------------------------------------------------
@@ -222,14 +149,20 @@ def init(
         passphrase = keystore.read_passphrase(passphrase_file, new=True)
         key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         save_signer(signer, key_path, passphrase)
-    case = init_case(
-        directory,
-        case_id=case_id,
-        title=title,
-        signer=signer,
-        ern_prefix=ern_prefix,
-        organisation=organisation,
-    )
+    try:
+        case = init_case(
+            directory,
+            case_id=case_id,
+            title=title,
+            signer=signer,
+            ern_prefix=ern_prefix,
+            organisation=organisation,
+        )
+    except BaseException:
+        if key is None:
+            # The new key signs nothing yet: remove it so that a retry can use the same name.
+            key_path.unlink(missing_ok=True)
+        raise
     case.close()
     out.print(f"Created case {case_id} in {directory}")
     out.print(f"Signing key {signer.verifier.key_id} ({key_path}) enrolled as seq 0")
@@ -260,10 +193,10 @@ def keys_generate(
 @keys_app.command("list")
 def keys_list(case_dir: CaseOpt = Path(), as_json: JsonOpt = False) -> None:
     """List the keys enrolled in the case."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         keys = custody.list_keys(case)
     if as_json:
-        _print_json([k.__dict__ for k in keys])
+        print_json([k.__dict__ for k in keys])
         return
     table = Table("key id", "role", "enrolled (seq)", "by", "revoked (seq)")
     for k in keys:
@@ -284,7 +217,7 @@ def keys_export(
     case_dir: CaseOpt = Path(),
 ) -> None:
     """Print an enrolled key's public key in signed-note or PEM form."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         row = case.db.execute("SELECT verifier FROM keys WHERE key_id = ?", [key_id]).fetchone()
     if row is None:
         raise InputError(f"unknown key {key_id!r}", "see `evidence keys list`")
@@ -311,7 +244,7 @@ def keys_enrol(
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the public key {public_key}: {exc}") from None
     verifier = VerifierKey.from_note_text(text)
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
         seq = custody.enrol_key(case, signer, verifier, role)
     out.print(f"Enrolled {verifier.key_id} at seq {seq}")
@@ -326,7 +259,7 @@ def keys_revoke(
     passphrase_file: PassOpt = None,
 ) -> None:
     """Revoke an enrolled key: signatures made by it after this event are refused."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
         seq = custody.revoke_key(case, signer, key_id, reason)
     out.print(f"Revoked {key_id} at seq {seq}")
@@ -349,9 +282,7 @@ def ingest_cmd(
     ] = None,
     method: Annotated[
         str | None,
-        typer.Option(
-            help="handed-over, downloaded, captured, received-by-mail or seized."
-        ),
+        typer.Option(help="handed-over, downloaded, captured, received-by-mail or seized."),
     ] = None,
     device: Annotated[str | None, typer.Option(help="Device or capture details.")] = None,
     language: Annotated[str | None, typer.Option(help="Language (e.g. uk, ru, en).")] = None,
@@ -378,8 +309,8 @@ def ingest_cmd(
         "tags": tuple(tag or ()),
     }
     options = parse_options(ItemOptions, raw)
-    bar = _Bar("ingest")
-    with _case(case_dir) as case:
+    bar = Bar("ingest")
+    with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
         try:
             report = ingest(
@@ -394,7 +325,7 @@ def ingest_cmd(
         finally:
             bar.close()
     if as_json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     else:
         _print_ingest(report)
     if not report.ok:
@@ -403,7 +334,11 @@ def ingest_cmd(
 
 def _print_ingest(report: IngestReport) -> None:
     table = Table("result", "count")
-    for label, status in (("ingested", "ingested"), ("duplicates", "duplicate"), ("already in the case", "skipped")):
+    for label, status in (
+        ("ingested", "ingested"),
+        ("duplicates", "duplicate"),
+        ("already in the case", "skipped"),
+    ):
         table.add_row(label, str(report.count(status)))
     table.add_row("symlinks recorded", str(len(report.symlinks)))
     table.add_row("refused", str(len(report.refused)))
@@ -430,10 +365,10 @@ def list_cmd(
         "perpetrator": perpetrator or [],
         "child": child or [],
     }
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         items = custody.list_items(case, links=links)
     if as_json:
-        _print_json(items)
+        print_json(items)
         return
     table = Table("sha256", "name", "type", "size", "seq", "confidentiality")
     for item in items:
@@ -456,12 +391,12 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Show an item: metadata, derived metadata, custody history and proof. Records nothing."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         sha = custody.resolve_item(case, item)
         details = custody.show_item(case, sha)
         details["proof"] = custody.proof_text(case, sha).decode()
     if as_json:
-        _print_json(details)
+        print_json(details)
         return
     skip = {"sightings", "custody", "links", "proof", "derivatives", "metadata", "name_b64"}
     for field, value in details.items():
@@ -496,9 +431,8 @@ def log_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the events of the custody log."""
-    import base64
 
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         end = None if stop is None else stop + 1
         for seq, leaf, leaf_hash in case.log.iter_leaves(start, end):
             event = parse_leaf(leaf).event
@@ -525,7 +459,7 @@ def log_checkpoint(
     passphrase_file: PassOpt = None,
 ) -> None:
     """Print the latest signed checkpoint (with --sign, make one of the current size)."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         if sign:
             note = case.checkpoint(keystore.unlock(case, key, passphrase_file))
         else:
@@ -542,7 +476,7 @@ def log_proof(
     case_dir: CaseOpt = Path(),
 ) -> None:
     """Print the inclusion proof file of an item's ingest event."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         text = custody.proof_text(case, custody.resolve_item(case, item))
     sys.stdout.write(text.decode())
 
@@ -557,7 +491,7 @@ def log_consistency(
         note = old_checkpoint.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {old_checkpoint}: {exc.strerror}") from None
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         result = custody.check_consistency(case, note)
     out.print(result)
 
@@ -575,7 +509,7 @@ def transfer_cmd(
     passphrase_file: PassOpt = None,
 ) -> None:
     """Record a hand-over of custody of items to another enrolled key."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
         seqs = custody.transfer(case, signer, items, to, reason)
     out.print(f"Recorded {len(seqs)} transfer(s) to {to} (seq {', '.join(map(str, seqs))})")
@@ -591,7 +525,7 @@ def open_cmd(
     passphrase_file: PassOpt = None,
 ) -> None:
     """Copy an original out to a working location and record the access."""
-    with _case(case_dir) as case:
+    with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
         target = custody.open_item(case, signer, item, to, purpose)
     out.print(f"Copied to {target}")
@@ -607,15 +541,15 @@ def verify_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify the whole case: objects, log, signatures, checkpoints and catalog."""
-    notes = [_read(p) for p in since or []]
-    bar = _Bar("rehash")
-    with _case(case_dir) as case:
+    notes = [read_file(p) for p in since or []]
+    bar = Bar("rehash")
+    with open_case_dir(case_dir) as case:
         try:
             report = verify_case(case, since=notes, progress=bar)
         finally:
             bar.close()
     if as_json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     else:
         _print_verify(report)
     if not report.ok:
@@ -632,13 +566,6 @@ def _print_verify(report: CaseReport) -> None:
     out.print(f"[red]PROBLEMS[/]: case {report.case_id}: {len(report.findings)} finding(s)")
     for finding in report.findings:
         out.print(f"  [{finding.code}] {finding.where()}: {escape(finding.message)}")
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -83,8 +83,7 @@ def show_item(case: Case, sha256: str) -> dict[str, Any]:
     item["sightings"] = [
         {"seq": r[0], "path": r[1], "actor": r[2], "time": r[3], "duplicate": bool(r[4])}
         for r in case.db.execute(
-            "SELECT seq, path, actor, time, duplicate FROM sightings WHERE sha256 = ? "
-            "ORDER BY seq",
+            "SELECT seq, path, actor, time, duplicate FROM sightings WHERE sha256 = ? ORDER BY seq",
             [sha256],
         ).fetchall()
     ]

@@ -96,9 +96,7 @@ class IngestReport:
             "ingested": self.count("ingested"),
             "duplicates": self.count("duplicate"),
             "skipped": self.count("skipped"),
-            "refused": [
-                {"path": r.path, "code": r.code, "reason": r.reason} for r in self.refused
-            ],
+            "refused": [{"path": r.path, "code": r.code, "reason": r.reason} for r in self.refused],
             "symlinks": self.symlinks,
             "files": [
                 {
@@ -272,19 +270,25 @@ def _record_one(
         return IngestedFile(
             "duplicate", obj.sha256, obj.size, cand.display, appended.event.seq, item.mime
         )
-    data = sighting | base | {
-        "sha512": obj.sha512,
-        "mime": item.mime,
-        "kind": "file",
-        "metadata": item.metadata,
-    }
+    data = (
+        sighting
+        | base
+        | {
+            "sha512": obj.sha512,
+            "mime": item.mime,
+            "kind": "file",
+            "metadata": item.metadata,
+        }
+    )
     action = "item.ingested"
     if derivation is not None:
         data["derived_from"] = derivation["derived_from"]
         data["derivation"] = {k: v for k, v in derivation.items() if k != "derived_from"}
         action = "item.derived"
     appended = rec.append(EventDraft(action=action, subject=obj.sha256, data=data), signer)
-    return IngestedFile("ingested", obj.sha256, obj.size, cand.display, appended.event.seq, item.mime)
+    return IngestedFile(
+        "ingested", obj.sha256, obj.size, cand.display, appended.event.seq, item.mime
+    )
 
 
 def _record_links(
@@ -297,9 +301,7 @@ def _record_links(
             raw_abs = os.path.abspath(link.raw_path)
             key = path_key(raw_abs)
             report.symlinks.append(link.display)
-            known = rec.db.execute(
-                "SELECT 1 FROM symlinks WHERE path_key = ?", [key]
-            ).fetchone()
+            known = rec.db.execute("SELECT 1 FROM symlinks WHERE path_key = ?", [key]).fetchone()
             if known is not None:
                 continue
             rec.append(

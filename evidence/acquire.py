@@ -1,0 +1,470 @@
+"""Walking the inputs of an ingest: which paths become candidates and which are refused.
+
+SPEC section 9 lists the bad inputs a batch must survive. :func:`scan_inputs` turns the paths a
+user gave into a deterministic stream of results, one per file system entry met:
+
+- :class:`Candidate`: a readable, non-empty regular file to store;
+- :class:`Refusal`: an entry that is not ingested, with a reason code and a text saying why and
+  what to do (directories without ``--recursive``, FIFOs, sockets, devices, empty or unreadable
+  files, symlinks leading outside the given roots or into a loop, vanished entries);
+- :class:`SymlinkRecord`: a symbolic link that was met; the caller records it as a sighting of a
+  link, and it is followed only with ``follow_symlinks``.
+
+File names are kept as the raw bytes the file system gave (they need not be valid UTF-8) and are
+shown through :func:`display_name`, which escapes what cannot be shown safely.
+"""
+
+# Paths are handled as the raw bytes the file system gives (os functions on bytes): pathlib
+# would decode them, and names that are not UTF-8 must be kept exactly.
+# ruff: noqa: PTH115, PTH116, PTH118
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import magic
+
+from chain_of_custody.errors import InputError
+
+__all__ = [
+    "Candidate",
+    "Reason",
+    "Refusal",
+    "ScanResult",
+    "SourceError",
+    "SymlinkRecord",
+    "detect_mime",
+    "display_name",
+    "scan_inputs",
+    "source_error",
+]
+
+UNKNOWN_MIME = "application/octet-stream"
+
+# O_NONBLOCK matters: opening a FIFO for reading would otherwise wait for a writer forever.
+_PROBE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+class Reason(StrEnum):
+    """Why an input was refused; the value is the stable code shown in reports and JSON."""
+
+    NOT_FOUND = "not-found"
+    VANISHED = "vanished"
+    UNREADABLE = "unreadable"
+    EMPTY = "empty-file"
+    DIRECTORY = "directory"
+    FIFO = "fifo"
+    SOCKET = "socket"
+    DEVICE = "device"
+    UNSUPPORTED_TYPE = "unsupported-file-type"
+    SYMLINK_OUTSIDE_ROOTS = "symlink-outside-roots"
+    SYMLINK_LOOP = "symlink-loop"
+    SYMLINK_DANGLING = "symlink-dangling"
+    SYMLINK_REPLACED = "symlink-replaced"
+    DIRECTORY_LOOP = "directory-loop"
+    CHANGED_WHILE_READING = "changed-while-reading"
+    NAME_TOO_LONG = "name-too-long"
+    IO_ERROR = "io-error"
+
+
+_REASON_TEXT: dict[Reason, str] = {
+    Reason.NOT_FOUND: "does not exist; check the path",
+    Reason.VANISHED: "disappeared while the batch ran; re-run the command to pick it up",
+    Reason.UNREADABLE: "cannot be read (permission denied); fix the permissions and re-run",
+    Reason.EMPTY: "empty file (0 bytes); there is nothing to preserve",
+    Reason.DIRECTORY: "is a directory; use --recursive",
+    Reason.FIFO: "is a named pipe (FIFO); only regular files are ingested",
+    Reason.SOCKET: "is a socket; only regular files are ingested",
+    Reason.DEVICE: "is a device; only regular files are ingested (image the device first)",
+    Reason.UNSUPPORTED_TYPE: "is not a regular file; only regular files are ingested",
+    Reason.SYMLINK_OUTSIDE_ROOTS: (
+        "is a symbolic link leading outside the given inputs; give its target explicitly"
+    ),
+    Reason.SYMLINK_LOOP: "is a symbolic link that leads into a loop; it was not followed",
+    Reason.SYMLINK_DANGLING: "is a symbolic link whose target does not exist",
+    Reason.SYMLINK_REPLACED: (
+        "was replaced by a symbolic link after it was scanned; check who is changing the files"
+    ),
+    Reason.DIRECTORY_LOOP: "is a directory that contains itself (a mount loop); not walked again",
+    Reason.CHANGED_WHILE_READING: (
+        "changed while it was being read; make sure nothing writes to it and re-run"
+    ),
+    Reason.NAME_TOO_LONG: "has a path too long for the file system to open",
+    Reason.IO_ERROR: "could not be read because of an input/output error",
+}
+
+
+def display_name(raw: bytes) -> str:
+    """Show a raw file name safely and unambiguously.
+
+    Bytes that are not valid UTF-8 become ``\\xNN``; characters Python does not consider
+    printable (controls, zero-width and other format characters, separators other than the
+    plain space, unassigned code points) become ``\\uNNNN`` or ``\\UNNNNNNNN``; a backslash
+    becomes ``\\\\``. Because the backslash itself is escaped, distinct names always give
+    distinct displays, and the raw bytes can be recovered from the display.
+    """
+    text = raw.decode("utf-8", "surrogateescape")
+    if text.isprintable() and "\\" not in text:
+        return text
+    parts: list[str] = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            # surrogateescape maps each undecodable byte 0xNN to U+DCNN; strict UTF-8 never
+            # decodes to a surrogate, so this range only ever holds raw bytes.
+            parts.append(f"\\x{code - 0xDC00:02x}")
+        elif char == "\\":
+            parts.append("\\\\")
+        elif not char.isprintable():
+            parts.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            parts.append(char)
+    return "".join(parts)
+
+
+class SourceError(InputError):
+    """An input file could not be read as a regular file; it is refused, the batch goes on."""
+
+    def __init__(self, raw_path: bytes, reason_code: Reason, detail: str = "") -> None:
+        self.raw_path = raw_path
+        self.reason_code = reason_code
+        self.reason = _REASON_TEXT[reason_code] + (f" ({detail})" if detail else "")
+        super().__init__(
+            f"{display_name(raw_path)}: {self.reason}",
+            hint="the other inputs of the batch are not affected",
+        )
+
+
+def source_error(
+    raw_path: bytes, exc: OSError, *, vanished: Reason = Reason.VANISHED
+) -> SourceError:
+    """Classify an ``OSError`` met while reading an input into a :class:`SourceError`.
+
+    ``vanished`` is the reason used for a missing entry: :attr:`Reason.VANISHED` for an entry
+    that was seen before (the default), :attr:`Reason.NOT_FOUND` for a path as given.
+    """
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return SourceError(raw_path, vanished)
+    if code in (errno.EACCES, errno.EPERM):
+        return SourceError(raw_path, Reason.UNREADABLE)
+    if code == errno.ELOOP:
+        # With O_NOFOLLOW an ELOOP means the last component is now a link.
+        return SourceError(raw_path, Reason.SYMLINK_REPLACED)
+    if code == errno.ENAMETOOLONG:
+        return SourceError(raw_path, Reason.NAME_TOO_LONG)
+    if code == errno.ENXIO:
+        # A socket or a device without a driver, opened for reading.
+        return SourceError(raw_path, Reason.UNSUPPORTED_TYPE)
+    return SourceError(raw_path, Reason.IO_ERROR, os.strerror(code) if code else type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A readable, non-empty regular file to ingest.
+
+    ``path`` is what to open: for a followed symbolic link it is the link's resolved target,
+    and ``is_symlink_target_of`` holds the raw path of that link.
+    """
+
+    path: Path
+    raw_path: bytes
+    display: str
+    size: int
+    mtime_ns: int
+    is_symlink_target_of: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An input that is not ingested, with a stable reason code and a text for the user."""
+
+    raw_path: bytes
+    display: str
+    reason_code: Reason
+    reason: str
+
+    @property
+    def path(self) -> Path:
+        """The refused path (raw bytes decoded losslessly with ``os.fsdecode``)."""
+        return Path(os.fsdecode(self.raw_path))
+
+    @classmethod
+    def of(cls, raw_path: bytes, reason_code: Reason, detail: str = "") -> Refusal:
+        """Refuse ``raw_path`` with the standard text for ``reason_code``."""
+        reason = _REASON_TEXT[reason_code] + (f" ({detail})" if detail else "")
+        return cls(raw_path, display_name(raw_path), reason_code, reason)
+
+    @classmethod
+    def from_error(cls, error: SourceError) -> Refusal:
+        """The refusal for an input that failed when it was read (vanished, unreadable ...)."""
+        return cls(error.raw_path, display_name(error.raw_path), error.reason_code, error.reason)
+
+    def message(self) -> str:
+        """One line for the user: the escaped path and the reason."""
+        return f"{self.display}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class SymlinkRecord:
+    """A symbolic link met while scanning; recorded by the caller as a sighting of a link.
+
+    ``followed`` says whether its target was scanned; when it is false because the target is
+    outside the roots, dangling or in a loop, a :class:`Refusal` for the link follows.
+    """
+
+    path: Path
+    raw_path: bytes
+    display: str
+    target: bytes
+    target_display: str
+    followed: bool
+
+
+ScanResult = Candidate | Refusal | SymlinkRecord
+
+
+def scan_inputs(
+    paths: Sequence[Path], recursive: bool, follow_symlinks: bool
+) -> Iterator[ScanResult]:
+    """Scan the given inputs, yielding a result for every entry met, in a deterministic order.
+
+    Inputs are taken in the order given; directories (only with ``recursive``) are walked
+    depth-first with entries in byte order of their names. Symbolic links are always reported
+    as :class:`SymlinkRecord`; they are followed only with ``follow_symlinks`` and only to
+    targets inside the given inputs. Nothing other than regular files is ever opened, and
+    those only to check that they can be read.
+    """
+    raw_inputs = [os.fsencode(p) for p in paths]
+    scanner = _Scanner(_roots(raw_inputs), recursive=recursive, follow_symlinks=follow_symlinks)
+    for raw in raw_inputs:
+        yield from scanner.scan_given(raw)
+
+
+def detect_mime(path: Path) -> str:
+    """The MIME type of a regular file from its content (libmagic); never raises.
+
+    Anything that is not a readable regular file, or that libmagic cannot classify, gives
+    ``application/octet-stream``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return UNKNOWN_MIME
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return UNKNOWN_MIME
+        # The descriptor form reads from the file we checked, so a FIFO swapped in after the
+        # check cannot make libmagic block.
+        mime = magic.from_descriptor(fd, mime=True)
+    except (magic.MagicException, OSError, ValueError):
+        return UNKNOWN_MIME
+    finally:
+        os.close(fd)
+    return mime if isinstance(mime, str) and mime else UNKNOWN_MIME
+
+
+def _roots(raw_inputs: Sequence[bytes]) -> tuple[bytes, ...]:
+    """Resolved forms of the given inputs; followed links must lead inside one of them."""
+    roots = []
+    for raw in raw_inputs:
+        try:
+            os.stat(raw)
+        except OSError:
+            continue
+        roots.append(os.path.realpath(raw))
+    return tuple(roots)
+
+
+def _inside(real: bytes, roots: Sequence[bytes]) -> bool:
+    return any(real == root or real.startswith(root.rstrip(b"/") + b"/") for root in roots)
+
+
+def _kind_refusal(raw: bytes, mode: int) -> Refusal | None:
+    """The refusal for an entry that is neither a regular file, a directory nor a link."""
+    if stat.S_ISFIFO(mode):
+        return Refusal.of(raw, Reason.FIFO)
+    if stat.S_ISSOCK(mode):
+        return Refusal.of(raw, Reason.SOCKET)
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return Refusal.of(raw, Reason.DEVICE)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        return Refusal.of(raw, Reason.UNSUPPORTED_TYPE)
+    return None
+
+
+_DirKey = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Descend:
+    """Internal: walk this directory next (``ancestors`` include it, for loop detection)."""
+
+    raw: bytes
+    ancestors: frozenset[_DirKey]
+
+
+class _Scanner:
+    def __init__(self, roots: tuple[bytes, ...], *, recursive: bool, follow_symlinks: bool):
+        self.roots = roots
+        self.recursive = recursive
+        self.follow_symlinks = follow_symlinks
+
+    def scan_given(self, raw: bytes) -> Iterator[ScanResult]:
+        yield from self._walk(raw, given=True)
+
+    def _walk(self, raw: bytes, *, given: bool) -> Iterator[ScanResult]:
+        # An explicit stack rather than recursion: a hostile tree can be deeper than Python's
+        # recursion limit.
+        stack: list[tuple[bytes, Iterator[bytes], frozenset[_DirKey]]] = []
+        visit = self._visit(raw, frozenset(), given=given)
+        while True:
+            for item in visit:
+                if isinstance(item, _Descend):
+                    listing = self._list(item.raw)
+                    if isinstance(listing, Refusal):
+                        yield listing
+                    else:
+                        stack.append((item.raw, iter(listing), item.ancestors))
+                else:
+                    yield item
+            while stack:
+                parent, names, ancestors = stack[-1]
+                name = next(names, None)
+                if name is not None:
+                    break
+                stack.pop()
+            else:
+                return
+            visit = self._visit(os.path.join(parent, name), ancestors, given=False)
+
+    def _list(self, raw_dir: bytes) -> list[bytes] | Refusal:
+        try:
+            with os.scandir(raw_dir) as entries:
+                return sorted(entry.name for entry in entries)
+        except OSError as exc:
+            return Refusal.from_error(source_error(raw_dir, exc))
+
+    def _visit(
+        self, raw: bytes, ancestors: frozenset[_DirKey], *, given: bool
+    ) -> Iterator[ScanResult | _Descend]:
+        """Results for one entry; a directory to walk is always the last thing yielded."""
+        missing = Reason.NOT_FOUND if given else Reason.VANISHED
+        try:
+            st = os.lstat(raw)
+        except OSError as exc:
+            yield Refusal.from_error(source_error(raw, exc, vanished=missing))
+            return
+        if stat.S_ISLNK(st.st_mode):
+            yield from self._visit_link(raw, ancestors)
+            return
+        yield from self._visit_target(raw, raw, st, ancestors, link=None)
+
+    def _visit_link(
+        self, raw: bytes, ancestors: frozenset[_DirKey]
+    ) -> Iterator[ScanResult | _Descend]:
+        try:
+            target = os.readlink(raw)
+        except OSError as exc:
+            yield Refusal.from_error(source_error(raw, exc))
+            return
+
+        def record(followed: bool) -> SymlinkRecord:
+            return SymlinkRecord(
+                path=Path(os.fsdecode(raw)),
+                raw_path=raw,
+                display=display_name(raw),
+                target=target,
+                target_display=display_name(target),
+                followed=followed,
+            )
+
+        if not self.follow_symlinks:
+            yield record(followed=False)
+            return
+        try:
+            st = os.stat(raw)
+        except OSError as exc:
+            yield record(followed=False)
+            if exc.errno == errno.ELOOP:
+                yield Refusal.of(raw, Reason.SYMLINK_LOOP)
+            elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                yield Refusal.of(raw, Reason.SYMLINK_DANGLING)
+            else:
+                yield Refusal.from_error(source_error(raw, exc))
+            return
+        real = os.path.realpath(raw)
+        if not _inside(real, self.roots):
+            yield record(followed=False)
+            yield Refusal.of(raw, Reason.SYMLINK_OUTSIDE_ROOTS)
+            return
+        if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in ancestors:
+            yield record(followed=False)
+            yield Refusal.of(raw, Reason.SYMLINK_LOOP)
+            return
+        yield record(followed=True)
+        # Continue at the resolved target so that every candidate path names what is read.
+        yield from self._visit_target(real, raw, st, ancestors, link=raw)
+
+    def _visit_target(
+        self,
+        raw: bytes,
+        shown: bytes,
+        st: os.stat_result,
+        ancestors: frozenset[_DirKey],
+        *,
+        link: bytes | None,
+    ) -> Iterator[ScanResult | _Descend]:
+        """Results for a non-link entry ``raw`` (reached as ``shown``, a link when ``link``)."""
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            if not self.recursive:
+                yield Refusal.of(shown, Reason.DIRECTORY)
+                return
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                # A bind mount or similar can loop without any symbolic link.
+                yield Refusal.of(shown, Reason.SYMLINK_LOOP if link else Reason.DIRECTORY_LOOP)
+                return
+            yield _Descend(raw, ancestors | {key})
+            return
+        refusal = _kind_refusal(shown, mode)
+        if refusal is not None:
+            yield refusal
+            return
+        if st.st_size == 0:
+            yield Refusal.of(shown, Reason.EMPTY)
+            return
+        problem = _probe_readable(raw)
+        if problem is not None:
+            yield problem
+            return
+        yield Candidate(
+            path=Path(os.fsdecode(raw)),
+            raw_path=raw,
+            display=display_name(raw),
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            is_symlink_target_of=link,
+        )
+
+
+def _probe_readable(raw: bytes) -> Refusal | None:
+    """Open a regular file for reading and close it again: the permission check that counts."""
+    try:
+        fd = os.open(raw, _PROBE_FLAGS)
+    except OSError as exc:
+        return Refusal.from_error(source_error(raw, exc))
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode):
+        return _kind_refusal(raw, mode) or Refusal.of(raw, Reason.UNSUPPORTED_TYPE)
+    return None

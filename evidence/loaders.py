@@ -1,0 +1,693 @@
+"""Reading models from YAML and JSON files and from command-line options.
+
+A bad document is refused with one :class:`InputError` that lists every problem as
+``<file>:<line>: <field.path>: <message>``, so a testimony with three mistakes needs one
+correction round, not three. Values typed under ``identity`` are never quoted back: not in a
+message, not in a syntax error, not as an unknown key.
+
+The YAML reader is deliberately narrower than YAML 1.1: only ``true``/``false`` are booleans
+(``NO`` stays the country code of Norway), integers are decimal (``012`` is twelve, not ten),
+dates stay the text that was written, numbers with a fraction become :class:`~decimal.Decimal`
+(never ``float``), duplicate keys and tags such as ``!!python/object`` are refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+import stat
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from yaml.composer import Composer
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+from chain_of_custody.errors import EnvironmentProblem, InputError
+from evidence.models import (
+    ENTITY_MODELS,
+    PROTECTED_FIELDS,
+    Entity,
+    EntityModel,
+    Testimony,
+)
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "FieldProblem",
+    "ModelInputError",
+    "load_entity",
+    "load_model",
+    "load_testimony",
+    "parse_entity_options",
+    "parse_options",
+    "testimony_template",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_DOCUMENT_BYTES: Final = 16 * 1024 * 1024
+"""Largest testimony or entity file read; a statement of this size is already a book."""
+
+_PROTECTED_ROOT: Final = "identity"
+_TEMPLATE_NAME: Final = "testimony_template.yaml"
+_TESTIMONY_HINT: Final = (
+    "correct the fields named above; `evidence testimony template` prints a commented example"
+)
+_GENERIC_HINT: Final = "correct the fields named above and run the command again"
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems and the error that carries them
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One refused field: where it is (file line, field path) and what is wrong with it."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+    def format(self, source: str | None) -> str:
+        """``<file>:<line>: <field>: <message>``, leaving out what is not known."""
+        where = ""
+        if source is not None:
+            where = f"{source}:{self.line}: " if self.line is not None else f"{source}: "
+        return f"{where}{self.field}: {self.message}"
+
+
+class ModelInputError(InputError):
+    """A document or a set of options was refused; ``problems`` lists each refused field."""
+
+    def __init__(self, problems: list[FieldProblem], source: str | None, hint: str) -> None:
+        self.problems: tuple[FieldProblem, ...] = tuple(problems)
+        self.source = source
+        super().__init__("\n".join(p.format(source) for p in self.problems), hint)
+
+
+# ---------------------------------------------------------------------------------------------
+# A narrow, safe YAML reader
+# ---------------------------------------------------------------------------------------------
+
+
+class _Resolver(BaseResolver):
+    """YAML 1.2 core-schema style plain scalars, without timestamps or sexagesimal numbers."""
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+_DECIMAL_INT = re.compile(r"[-+]?[0-9]{1,30}")
+_DECIMAL_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]{1,4})?")
+
+
+class _Constructor(SafeConstructor):
+    """Builds plain values only; any other tag (``!!python/...``, ``!!binary``) is refused."""
+
+    def construct_plain_bool(self, node: Node) -> bool:
+        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if value.lower() not in {"true", "false"}:
+            raise ConstructorError(None, None, "a !!bool must be true or false", node.start_mark)
+        return value.lower() == "true"
+
+    def construct_plain_int(self, node: Node) -> int:
+        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if not _DECIMAL_INT.fullmatch(value):
+            raise ConstructorError(
+                None, None, "integers must be written in decimal digits", node.start_mark
+            )
+        return int(value)
+
+    def construct_plain_decimal(self, node: Node) -> Decimal:
+        # Decimal keeps the digits as written; a float would round them.
+        value = str(self.construct_scalar(node))  # type: ignore[arg-type]
+        if not _DECIMAL_NUMBER.fullmatch(value):
+            raise ConstructorError(
+                None, None, "numbers must be written as decimal digits", node.start_mark
+            )
+        return Decimal(value)
+
+    def construct_refused(self, node: Node) -> Any:
+        raise ConstructorError(
+            None,
+            None,
+            "YAML tags are not accepted here; write plain values",
+            node.start_mark,
+        )
+
+    # A fresh table, not SafeConstructor's: timestamps, !!binary, !!set, !!omap are left out.
+    yaml_constructors: typing.ClassVar[dict[Any, Any]] = {
+        "tag:yaml.org,2002:null": SafeConstructor.construct_yaml_null,
+        "tag:yaml.org,2002:bool": construct_plain_bool,
+        "tag:yaml.org,2002:int": construct_plain_int,
+        "tag:yaml.org,2002:float": construct_plain_decimal,
+        "tag:yaml.org,2002:str": SafeConstructor.construct_yaml_str,
+        "tag:yaml.org,2002:seq": SafeConstructor.construct_yaml_seq,
+        "tag:yaml.org,2002:map": SafeConstructor.construct_yaml_map,
+        None: construct_refused,
+    }
+
+
+class _Loader(Reader, Scanner, Parser, Composer, _Constructor, _Resolver):
+    """The pure-Python pipeline: its marks give the line and column of every node."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+@functools.cache
+def _known_field_names() -> frozenset[str]:
+    names: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [Testimony, *ENTITY_MODELS.values()]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            names.add(name)
+            inner = _inner_model(info.annotation)
+            if inner is not None:
+                todo.append(inner)
+    return frozenset(names)
+
+
+def _safe_key(key: object) -> str:
+    # A key typed by mistake can be a protected value (a name under identity): quote only keys
+    # that are field names of some model.
+    if isinstance(key, str) and key in _known_field_names():
+        return repr(key)
+    return "(a key that is not a field name)"
+
+
+def _check_duplicate_keys(root: Node, source: str) -> None:
+    # PyYAML keeps the last of two equal keys without a word; in evidence that hides a mistake.
+    seen: set[int] = set()
+    todo: list[Node] = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode):
+                    marker = (key_node.tag, key_node.value)
+                    if marker in keys:
+                        raise InputError(
+                            f"{source}:{key_node.start_mark.line + 1}: duplicate key "
+                            f"{_safe_key(key_node.value)}",
+                            hint="give each field once",
+                        )
+                    keys.add(marker)
+                todo.extend((key_node, value_node))
+        elif isinstance(node, SequenceNode):
+            todo.extend(node.value)
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str, text: str) -> InputError:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        # exc.problem and exc.context describe the grammar; str(exc) would quote the line.
+        what = "; ".join(p for p in (exc.context, exc.problem) if p)
+        return InputError(
+            f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {what}",
+            hint="check the indentation, the colons and the quoting near that line",
+        )
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character
+        code = ord(char) if isinstance(char, str) and len(char) == 1 else int(char or 0)
+        return InputError(
+            f"{source}:{line}:{column}: not valid YAML: character U+{code:04X} is not allowed",
+            hint="remove the control character, or write it as an escape in a quoted string",
+        )
+    return InputError(f"{source}: not valid YAML", hint="check the file is a YAML document")
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, Node | None]:
+    problem: InputError | None = None
+    data: Any = None
+    node: Node | None = None
+    try:
+        # The reader checks for unprintable characters as soon as it is made.
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_duplicate_keys(node, source)
+                data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        problem = _yaml_problem(exc, source, text)
+    # Raised outside the handler so that the YAML error, whose text quotes the offending line
+    # (perhaps an identity line), is not kept as the context of the error shown to the user.
+    if problem is not None:
+        raise problem
+    return data, node
+
+
+def _line_map_for_json(text: str) -> Node | None:
+    # JSON is (almost) YAML: composing it gives line numbers for the messages. When the
+    # composer disagrees with the JSON parser, messages go without line numbers.
+    try:
+        loader = _Loader(text)
+        try:
+            node: Node | None = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError):
+        return None
+    return node
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number this toolkit accepts")
+
+
+def _parse_json(text: str, source: str) -> tuple[Any, Node | None]:
+    problem: InputError | None = None
+    duplicate = False
+    data: Any = None
+    try:
+        data = json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except _DuplicateKeyError as exc:
+        duplicate = True
+        problem = InputError(
+            f"{source}: duplicate key {_safe_key(exc.key)}", hint="give each field once"
+        )
+    except json.JSONDecodeError as exc:
+        problem = InputError(
+            f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
+            hint="check the brackets, commas and quotes near that line",
+        )
+    except ValueError as exc:
+        # Out-of-range integers (more than 4300 digits) and NaN/Infinity.
+        problem = InputError(f"{source}: not valid JSON: {exc}", hint="check the numbers")
+    root = _line_map_for_json(text)
+    # Raised outside the handler: the parser's exception may hold a protected key.
+    if problem is not None:
+        if duplicate and root is not None:
+            _check_duplicate_keys(root, source)  # the same refusal, naming the line
+        raise problem
+    return data, root
+
+
+def _read_text(path: Path) -> str:
+    source = str(path)
+    try:
+        mode = path.stat().st_mode
+        # Opening a FIFO or a device would block or read without end: regular files only.
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{source}: is a directory, not a file", hint="name a file")
+        if not stat.S_ISREG(mode):
+            raise InputError(
+                f"{source}: is not a regular file (a FIFO, socket or device)",
+                hint="save the document to a file and name that file",
+            )
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file", hint="check the path") from None
+    except PermissionError:
+        raise EnvironmentProblem(
+            f"{source}: permission denied", hint="check you may read the file"
+        ) from None
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"{source}: cannot be read ({exc.strerror or type(exc).__name__})",
+            hint="check the file and the disk",
+        ) from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise InputError(
+            f"{source}: larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB",
+            hint="keep long statements and recordings as items and attach them",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{source}:{line}: not UTF-8 text (byte {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def _is_json(path: Path, text: str) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in {".yaml", ".yml"}:
+        return False
+    if suffix == ".json":
+        return True
+    return text.lstrip()[:1] in {"{", "["}
+
+
+def _read_document(path: Path) -> tuple[dict[str, Any], Node | None]:
+    source = str(path)
+    text = _read_text(path)
+    try:
+        data, root = (
+            _parse_json(text, source) if _is_json(path, text) else _parse_yaml(text, source)
+        )
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply", hint="check the structure") from None
+    if data is None:
+        raise InputError(f"{source}: the document is empty", hint="fill in the fields")
+    if not isinstance(data, dict):
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise InputError(
+            f"{source}:{line}: the document must be a mapping of fields, not a {_kind_of(data)}",
+            hint="start each line with `field: value`",
+        )
+    return data, root
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning pydantic errors into field problems
+# ---------------------------------------------------------------------------------------------
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "single value"
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``X``, ``X | None``, ``tuple[X, ...]`` or ``Annotated[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _inner_model(typing.get_args(annotation)[0])
+    if origin in {typing.Union, types.UnionType, tuple}:
+        for arg in typing.get_args(annotation):
+            inner = _inner_model(arg)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _model_at(model_cls: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    current: type[BaseModel] | None = model_cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if current is None or part not in current.model_fields:
+            return None
+        current = _inner_model(current.model_fields[part].annotation)
+    return current
+
+
+_FIELD_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        # An unknown key is shown only if it looks like a field name: a key such as
+        # "Olena Petrenko:" is someone's name typed at the wrong indentation.
+        shown = part
+        if part not in _known_field_names() and not _FIELD_LIKE.fullmatch(part):
+            shown = "(unknown field)"
+        out += f".{shown}" if out else shown
+    return out or "(document)"
+
+
+def _line_for(root: Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the deepest node along ``loc`` (the key's line for a mapping entry)."""
+    if root is None:
+        return None
+    node: Node = root
+    line = root.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                break
+        elif isinstance(node, SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+_MESSAGES: Final = {
+    "missing": "is required but missing",
+    "string_type": "must be text (put it in quotes if it looks like a number)",
+    "tuple_type": "must be a list (in YAML, one `- value` per line)",
+    "model_type": "must be a mapping of fields",
+    "model_attributes_type": "must be a mapping of fields",
+    "dict_type": "must be a mapping of fields",
+    "string_too_short": "must not be empty",
+    "too_short": "must list at least {min_length} item(s)",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_long": "must list at most {max_length} items",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "enum": "must be one of {expected}",
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "invalid_key": "field names must be text",
+    "string_unicode": "must be valid Unicode text",
+}
+
+# For these the input is not a value of the field (the parent mapping, an unknown field's
+# content), so quoting it would not help.
+_NO_INPUT: Final = frozenset(
+    {"missing", "extra_forbidden", "model_type", "dict_type", "invalid_key"}
+)
+_MAX_SHOWN: Final = 60
+
+
+def _message(error: ErrorDetails, model_cls: type[BaseModel]) -> str:
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        message = "is not a known field"
+        known = _model_at(model_cls, loc[:-1])
+        if known is not None and loc and isinstance(loc[-1], str):
+            close = difflib.get_close_matches(loc[-1], list(known.model_fields), n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            else:
+                message += f" (known: {', '.join(known.model_fields)})"
+        return message
+    template = _MESSAGES.get(kind)
+    if template is not None:
+        try:
+            return template.format(**error.get("ctx", {}))
+        except (KeyError, IndexError):
+            return error["msg"]
+    return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _shown(value: object) -> str | None:
+    if isinstance(value, bool | int | Decimal | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, str):
+        # repr escapes control characters, so nothing typed can steer the terminal.
+        if len(value) > _MAX_SHOWN:
+            return repr(value[:_MAX_SHOWN]) + "..."
+        return repr(value)
+    return None
+
+
+def _problems(
+    exc: ValidationError, model_cls: type[BaseModel], root: Node | None
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    errors = exc.errors(include_url=False)
+    item_locs = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "too_short" and loc in item_locs:
+            # pydantic counts only the valid items; the bad item is already reported.
+            continue
+        protected = bool(loc) and loc[0] == _PROTECTED_ROOT
+        if protected:
+            # Under identity, a location beyond the known fields would be a typed key.
+            loc = tuple(p for p in loc[:2] if p == _PROTECTED_ROOT or p in PROTECTED_FIELDS)
+        message = _message(error, model_cls)
+        if not protected and error["type"] not in _NO_INPUT:
+            shown = _shown(error.get("input"))
+            if shown is not None:
+                message += f" (got {shown})"
+        problems.append(FieldProblem(_field_path(loc), message, _line_for(root, loc)))
+    return problems
+
+
+def _validate(
+    model_cls: type[M],
+    data: Mapping[str, Any],
+    source: str | None,
+    root: Node | None,
+    hint: str,
+) -> M:
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems(exc, model_cls, root)
+    # Raised outside the handler: the ValidationError keeps every input, identity included.
+    raise ModelInputError(problems, source, hint)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------------------
+
+
+def load_model(path: Path, model_cls: type[M]) -> M:
+    """Read a YAML or JSON document (by extension, else by its first character) into a model.
+
+    Raises :class:`InputError` naming the file, line and field of every problem.
+    """
+    data, root = _read_document(path)
+    hint = _TESTIMONY_HINT if issubclass(model_cls, Testimony) else _GENERIC_HINT
+    return _validate(model_cls, data, str(path), root, hint)
+
+
+def load_testimony(path: Path) -> Testimony:
+    """Read a testimony file (see ``evidence testimony template``)."""
+    return load_model(path, Testimony)
+
+
+def _entity_model(kind: str) -> EntityModel:
+    try:
+        return ENTITY_MODELS[kind]
+    except KeyError:
+        raise InputError(
+            f"unknown entity kind {kind!r}",
+            hint=f"use one of: {', '.join(ENTITY_MODELS)}",
+        ) from None
+
+
+def load_entity(path: Path, kind: str, *, default_id: str | None = None) -> Entity:
+    """Read an incident, facility, perpetrator or child file.
+
+    ``default_id`` is used when the document has no ``id`` (the case allocates ids).
+    """
+    model_cls = _entity_model(kind)
+    data, root = _read_document(path)
+    if default_id is not None and "id" not in data:
+        data = {"id": default_id, **data}
+    entity: Entity = _validate(model_cls, data, str(path), root, _GENERIC_HINT)
+    return entity
+
+
+def _expand_options(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Nest dotted keys (``place.name``) and drop options that were not given."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if value is None or (isinstance(value, list | tuple) and not value):
+            continue
+        target = out
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            nested = target.setdefault(parent, {})
+            if not isinstance(nested, dict):
+                raise InputError(
+                    f"{parent}: given both as a value and with sub-fields ({key})",
+                    hint="give either the value or its sub-fields",
+                )
+            target = nested
+        if isinstance(target.get(leaf), dict):
+            raise InputError(
+                f"{key}: given both as a value and with sub-fields",
+                hint="give either the value or its sub-fields",
+            )
+        target[leaf] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def parse_options(model_cls: type[M], mapping: Mapping[str, Any]) -> M:
+    """Build a model from command-line option values; ``None`` and empty lists mean not given.
+
+    Keys may be dotted (``place.country``). Problems are listed as ``<field>: <message>``.
+    """
+    hint = "correct the options named above; see --help"
+    return _validate(model_cls, _expand_options(mapping), None, None, hint)
+
+
+def parse_entity_options(kind: str, mapping: Mapping[str, Any]) -> Entity:
+    """Build an incident, facility, perpetrator or child from command-line option values."""
+    entity: Entity = parse_options(_entity_model(kind), mapping)
+    return entity
+
+
+def testimony_template() -> str:
+    """The commented YAML template of a testimony, with fictional example values."""
+    return resources.files("evidence").joinpath(_TEMPLATE_NAME).read_text(encoding="utf-8")

@@ -1,0 +1,434 @@
+"""The content-addressed store of originals (SPEC section 3).
+
+An original is stored once, under its SHA-256, at ``<root>/sha256/<2 hex>/<62 hex>``. It is
+written to a temporary file in ``<root>/tmp`` (same file system), fsynced, made read-only, linked
+to its final name and the directory fsynced: an object name never shows a half-written file, and
+an existing object is never replaced or modified. An interrupted run leaves at most a temporary
+file, which :meth:`ObjectStore.remove_stale_temp` clears.
+
+Each file is read once, in 1 MiB chunks into reused buffers; SHA-256, SHA-512 and the copy are
+fed from the same buffer. Hashing runs in a pipeline: SHA-512 (the slowest step) in a worker
+thread while the main thread reads the next chunk, hashes SHA-256 and writes; ``hashlib``
+releases the GIL for large updates, so the two cores work at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import os
+import re
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from chain_of_custody.errors import EnvironmentProblem, Finding, InputError, VerificationError
+from evidence.acquire import Reason, SourceError, display_name, source_error
+
+__all__ = ["ObjectStore", "StoredObject"]
+
+CHUNK_SIZE = 1 << 20
+# Two buffers let the main thread fill one while the worker still hashes the other.
+_BUFFERS = 2
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+_TEMP_SUFFIX = ".part"
+_READ_ONLY = 0o444
+_FLUSH_EVERY = 16 * CHUNK_SIZE
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The result of storing one original: its digests (lowercase hex), size and novelty."""
+
+    sha256: str
+    sha512: str
+    size: int
+    created: bool
+
+
+class _StoreWriteError(Exception):
+    """Internal: an OSError on the store side (not the source), turned into EnvironmentProblem."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+@functools.cache
+def _sha512_worker() -> ThreadPoolExecutor:
+    # One worker keeps the SHA-512 updates in submission order.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha512")
+
+
+@functools.cache
+def _flush_worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush")
+
+
+class _FlushBehind:
+    """Writes to ``fd`` and starts writeback every few MiB in the background.
+
+    The final fsync then has little left to do, and the kernel never holds a large backlog of
+    dirty pages that would stall the writes (measured: about a quarter off a 256 MiB ingest).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.unflushed = 0
+        self.flushing: Future[None] | None = None
+
+    def write(self, chunk: memoryview) -> None:
+        _write_all(self.fd, chunk)
+        self.unflushed += len(chunk)
+        if self.unflushed >= _FLUSH_EVERY and (self.flushing is None or self.flushing.done()):
+            self._wait()
+            self.unflushed = 0
+            self.flushing = _flush_worker().submit(_datasync, self.fd)
+
+    def finish(self) -> None:
+        """Wait for the background writeback, then fsync: the bytes are on disk on return."""
+        self._wait()
+        os.fsync(self.fd)
+
+    def abandon(self) -> None:
+        """Wait for the background writeback of a copy that failed; its errors no longer matter."""
+        with contextlib.suppress(OSError):
+            self._wait()
+
+    def _wait(self) -> None:
+        if self.flushing is not None:
+            flushing, self.flushing = self.flushing, None
+            flushing.result()
+
+
+class _Digests:
+    """SHA-256 in the calling thread and SHA-512 in the worker, fed the same buffers."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.sha512 = hashlib.sha512()
+        self.size = 0
+
+    def hex(self) -> tuple[str, str]:
+        return self.sha256.hexdigest(), self.sha512.hexdigest()
+
+
+def _pump(
+    read_into: Callable[[memoryview], int],
+    digests: _Digests,
+    sink: Callable[[memoryview], None] | None,
+) -> None:
+    """Read chunks until end of input, hashing each and passing it to ``sink``."""
+    buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(_BUFFERS)]
+    pending: list[Future[None] | None] = [None] * _BUFFERS
+    worker = _sha512_worker()
+    slot = 0
+    try:
+        while True:
+            done = pending[slot]
+            if done is not None:
+                # The buffer is reused only once the worker has finished hashing it.
+                done.result()
+                pending[slot] = None
+            buffer = buffers[slot]
+            count = read_into(buffer)
+            if not count:
+                return
+            chunk = buffer[:count]
+            if digests.size == 0 and count < CHUNK_SIZE:
+                # A small file in one chunk: a thread hand-off would cost more than it saves.
+                digests.sha512.update(chunk)
+            else:
+                pending[slot] = worker.submit(digests.sha512.update, chunk)
+            digests.sha256.update(chunk)
+            digests.size += count
+            if sink is not None:
+                sink(chunk)
+            slot = (slot + 1) % _BUFFERS
+    finally:
+        for future in pending:
+            if future is not None:
+                future.result()
+
+
+# fdatasync skips the metadata flush; platforms without it (macOS) fall back to fsync.
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def _write_all(fd: int, chunk: memoryview) -> None:
+    try:
+        while chunk:
+            written = os.write(fd, chunk)
+            chunk = chunk[written:]
+    except OSError as exc:
+        raise _StoreWriteError(exc) from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ObjectStore:
+    """Content-addressed, write-once storage of originals under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.objects_dir = self.root / "sha256"
+        self.tmp_dir = self.root / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the object with this SHA-256 (64 lowercase hex digits) lives."""
+        if not _SHA256_HEX.fullmatch(sha256):
+            raise InputError(
+                f"object name {sha256!r} is not a SHA-256 digest",
+                hint="give the 64 lowercase hexadecimal digits of the item's sha256",
+            )
+        return self.objects_dir / sha256[:2] / sha256[2:]
+
+    def has(self, sha256: str) -> bool:
+        """Whether an object with this SHA-256 is stored."""
+        return os.path.lexists(self.path_for(sha256))
+
+    def put_file(self, path: Path) -> StoredObject:
+        """Store the regular file at ``path`` (never following a final symbolic link).
+
+        Raises :class:`~evidence.acquire.SourceError` when the source cannot be read as a
+        regular file or changes while it is read (the caller refuses that input and goes on),
+        and :class:`~chain_of_custody.errors.EnvironmentProblem` when the store cannot be
+        written.
+        """
+        raw = os.fsencode(path)
+        try:
+            source = os.open(raw, _SOURCE_FLAGS)
+        except OSError as exc:
+            raise source_error(raw, exc) from exc
+        try:
+            before = os.fstat(source)
+            if not stat.S_ISREG(before.st_mode):
+                raise SourceError(raw, Reason.UNSUPPORTED_TYPE)
+            if hasattr(os, "posix_fadvise"):
+                # Reads ahead more aggressively on a cold cache; a hint only, failures are moot.
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+            def read_into(buffer: memoryview) -> int:
+                try:
+                    return os.readv(source, [buffer])
+                except OSError as exc:
+                    raise source_error(raw, exc) from exc
+
+            stored = self._store(read_into)
+            after = os.fstat(source)
+        finally:
+            os.close(source)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or (
+            stored.size != before.st_size
+        ):
+            # The stored bytes match their name but may not be the file the user meant to give:
+            # refuse the input rather than record a moving target. The object stays (another
+            # process may already rely on it); unreferenced, it is harmless.
+            raise SourceError(raw, Reason.CHANGED_WHILE_READING)
+        return stored
+
+    def put_bytes(self, data: bytes) -> StoredObject:
+        """Store ``data`` (a canonical document made by the toolkit) as an object."""
+        view = memoryview(data)
+        offset = 0
+
+        def read_into(buffer: memoryview) -> int:
+            nonlocal offset
+            count = min(len(buffer), len(view) - offset)
+            buffer[:count] = view[offset : offset + count]
+            offset += count
+            return count
+
+        return self._store(read_into)
+
+    def iter_objects(self) -> Iterator[str]:
+        """The SHA-256 of every stored object, in sorted order; temporary files are not objects."""
+        try:
+            prefixes = sorted(entry.name for entry in self.objects_dir.iterdir())
+        except FileNotFoundError:
+            return
+        for prefix in prefixes:
+            directory = self.objects_dir / prefix
+            if len(prefix) != 2 or not directory.is_dir():
+                continue
+            for rest in sorted(entry.name for entry in directory.iterdir()):
+                name = prefix + rest
+                if _SHA256_HEX.fullmatch(name):
+                    yield name
+
+    def rehash(self, sha256: str) -> tuple[str, str]:
+        """Hash a stored object again (streaming): its actual SHA-256 and SHA-512, hex.
+
+        Raises :class:`~chain_of_custody.errors.VerificationError` when the object is missing
+        or cannot be read. Comparing the result with the name is the caller's check.
+        """
+        path = self.path_for(sha256)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._unreadable_object(sha256, path, exc) from exc
+        digests = _Digests()
+        try:
+            _pump(lambda buffer: os.readv(fd, [buffer]), digests, None)
+        except OSError as exc:
+            raise self._unreadable_object(sha256, path, exc) from exc
+        finally:
+            os.close(fd)
+        return digests.hex()
+
+    # The name DESIGN.md gives for the same operation.
+    hash_object = rehash
+
+    def remove_stale_temp(self) -> int:
+        """Delete temporary files left by interrupted runs; returns how many were removed.
+
+        A temporary file is named ``<pid>-<random>.part``; files of a process that is still
+        running (another investigator writing to the same case) are left alone.
+        """
+        try:
+            names = sorted(entry.name for entry in self.tmp_dir.iterdir())
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for name in names:
+            if not name.endswith(_TEMP_SUFFIX):
+                continue
+            pid_text = name.split("-", 1)[0]
+            if pid_text.isdigit() and _process_alive(int(pid_text)):
+                continue
+            try:
+                (self.tmp_dir / name).unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        return removed
+
+    def _store(self, read_into: Callable[[memoryview], int]) -> StoredObject:
+        """Copy the input to a temporary file while hashing it, then publish it by name."""
+        temp = self._new_temp_path()
+        try:
+            fd = os.open(temp, _TEMP_FLAGS, 0o600)
+        except OSError as exc:
+            raise self._store_problem(exc) from exc
+        try:
+            digests = _Digests()
+            writer = _FlushBehind(fd)
+            try:
+                try:
+                    _pump(read_into, digests, writer.write)
+                except BaseException:
+                    # Never close the descriptor under a background fdatasync.
+                    writer.abandon()
+                    raise
+                writer.finish()
+                # Read-only before it gets its name: the object is never visible writable.
+                os.fchmod(fd, _READ_ONLY)
+            except OSError as exc:
+                raise self._store_problem(exc) from exc
+            except _StoreWriteError as exc:
+                raise self._store_problem(exc.exc) from exc.exc
+            finally:
+                os.close(fd)
+            sha256, sha512 = digests.hex()
+            try:
+                created = self._publish(temp, sha256)
+            except OSError as exc:
+                raise self._store_problem(exc) from exc
+            return StoredObject(sha256=sha256, sha512=sha512, size=digests.size, created=created)
+        finally:
+            # Gone already when published by link or rename; left when the object existed.
+            temp.unlink(missing_ok=True)
+
+    def _publish(self, temp: Path, sha256: str) -> bool:
+        """Give the temporary file its object name unless that name exists; True if it did."""
+        final = self.path_for(sha256)
+        if os.path.lexists(final):
+            return False
+        self._make_dir(final.parent)
+        try:
+            # A hard link never replaces an existing name, so two processes storing the same
+            # content at once cannot overwrite each other's object (rename would).
+            os.link(temp, final)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            # File systems without hard links (FAT, exFAT): rename after the check above; the
+            # only replacement possible is by identical bytes from a concurrent writer.
+            temp.rename(final)
+        else:
+            temp.unlink()
+        _fsync_dir(final.parent)
+        return True
+
+    def _make_dir(self, directory: Path) -> None:
+        """Create the two-hex directory (and ``sha256/``) durably if they are missing."""
+        if directory.is_dir():
+            return
+        for path in (self.objects_dir, directory):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            # The new directory entry must reach the disk before the object inside it does.
+            _fsync_dir(path)
+            _fsync_dir(path.parent)
+
+    def _new_temp_path(self) -> Path:
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._store_problem(exc) from exc
+        # The pid lets remove_stale_temp tell a live writer's file from a crashed run's.
+        return self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}{_TEMP_SUFFIX}"
+
+    def _store_problem(self, exc: OSError) -> EnvironmentProblem:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return EnvironmentProblem(
+            f"cannot write to the object store {display_name(os.fsencode(self.root))}: {reason}",
+            hint="check free disk space and the permissions of the case directory, then re-run",
+        )
+
+    def _unreadable_object(self, sha256: str, path: Path, exc: OSError) -> VerificationError:
+        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        return VerificationError(
+            Finding(
+                code="object-missing" if missing else "object-unreadable",
+                message=(
+                    "object is missing from the store"
+                    if missing
+                    else f"object cannot be read: {os.strerror(exc.errno or 0)}"
+                ),
+                subject=sha256,
+                path=str(path),
+            ),
+            hint="restore the case directory from a backup; originals are never re-created",
+        )
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        # Another thread of this process may be writing it right now.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,351 @@
+"""The content-addressed object store: byte-identical, read-only, write-once, crash-safe."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain_of_custody.errors import EnvironmentProblem, InputError, VerificationError
+from evidence.acquire import Reason, SourceError
+from evidence.objects import CHUNK_SIZE, ObjectStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def payload(size: int, seed: int = 17) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def visible_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "sha256").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(1, id="one-byte"),
+        pytest.param(CHUNK_SIZE - 1, id="chunk-minus-one"),
+        pytest.param(CHUNK_SIZE, id="exactly-one-chunk"),
+        pytest.param(3 * CHUNK_SIZE + 7, id="several-chunks"),
+        pytest.param(17 * CHUNK_SIZE + 3, id="past-background-flush"),
+    ],
+)
+def test_put_file_stores_byte_identical_read_only_copy(tmp_path: Path, size: int) -> None:
+    data = payload(size)
+    source = write(tmp_path / "in" / "photo.jpg", data)
+    store = ObjectStore(tmp_path / "case" / "objects")
+    stored = store.put_file(source)
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert stored.sha256 == sha256
+    assert stored.sha512 == hashlib.sha512(data).hexdigest()
+    assert stored.size == size
+    assert stored.created is True
+    path = store.path_for(sha256)
+    assert path == tmp_path / "case" / "objects" / "sha256" / sha256[:2] / sha256[2:]
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert store.has(sha256)
+    # The source is untouched and no temporary file is left behind.
+    assert source.read_bytes() == data
+    assert list((tmp_path / "case" / "objects" / "tmp").iterdir()) == []
+
+
+def test_put_again_is_idempotent_and_leaves_object_alone(tmp_path: Path) -> None:
+    source = write(tmp_path / "a.bin", payload(5000))
+    copy = write(tmp_path / "other-name.bin", payload(5000))
+    store = ObjectStore(tmp_path / "objects")
+    first = store.put_file(source)
+    before = store.path_for(first.sha256).stat()
+    second = store.put_file(copy)
+    after = store.path_for(first.sha256).stat()
+    assert second.created is False
+    assert (second.sha256, second.sha512, second.size) == (first.sha256, first.sha512, first.size)
+    assert (after.st_ino, after.st_mtime_ns, after.st_nlink) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_nlink,
+    )
+    assert list(store.iter_objects()) == [first.sha256]
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+
+
+def test_existing_object_is_never_replaced(tmp_path: Path) -> None:
+    """Even a damaged object is left as found: verify reports it, ingest does not repair it."""
+    data = payload(100)
+    sha256 = hashlib.sha256(data).hexdigest()
+    store = ObjectStore(tmp_path / "objects")
+    damaged = write(store.path_for(sha256), b"not the original")
+    damaged.chmod(0o444)
+    stored = store.put_file(write(tmp_path / "a.bin", data))
+    assert stored.created is False
+    assert damaged.read_bytes() == b"not the original"
+    assert store.rehash(sha256)[0] != sha256
+
+
+def test_rehash_streams_the_stored_bytes(tmp_path: Path) -> None:
+    data = payload(2 * CHUNK_SIZE + 11)
+    store = ObjectStore(tmp_path / "objects")
+    stored = store.put_file(write(tmp_path / "a.bin", data))
+    assert store.rehash(stored.sha256) == (stored.sha256, stored.sha512)
+    assert store.hash_object(stored.sha256) == (stored.sha256, stored.sha512)
+    # Tamper behind the store's back (a root user or another tool could).
+    path = store.path_for(stored.sha256)
+    path.chmod(0o644)
+    path.write_bytes(data[:-1] + b"\x00")
+    assert store.rehash(stored.sha256)[0] != stored.sha256
+
+
+def test_rehash_of_missing_object_is_a_finding(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    missing = "ab" * 32
+    with pytest.raises(VerificationError) as caught:
+        store.rehash(missing)
+    [finding] = caught.value.findings
+    assert finding.code == "object-missing"
+    assert finding.subject == missing
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("AB" * 32, id="uppercase"),
+        pytest.param("ab" * 31, id="too-short"),
+        pytest.param("ab" * 33, id="too-long"),
+        pytest.param("zz" * 32, id="not-hex"),
+        pytest.param("../" + "a" * 61, id="path-traversal"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_path_for_refuses_what_is_not_a_digest(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InputError, match="not a SHA-256 digest"):
+        ObjectStore(tmp_path).path_for(name)
+
+
+def test_iter_objects_lists_objects_only_in_order(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    names = sorted(store.put_bytes(bytes([i]) * (i + 1)).sha256 for i in range(6))
+    write(tmp_path / "objects" / "tmp" / "123-abc.part", b"half")
+    write(tmp_path / "objects" / "sha256" / "zz" / "stray", b"x")
+    write(tmp_path / "objects" / "sha256" / "README", b"x")
+    assert list(store.iter_objects()) == names
+    assert list(ObjectStore(tmp_path / "empty").iter_objects()) == []
+
+
+def test_put_bytes_matches_put_file(tmp_path: Path) -> None:
+    data = payload(CHUNK_SIZE + 5)
+    store = ObjectStore(tmp_path / "objects")
+    from_bytes = store.put_bytes(data)
+    from_file = store.put_file(write(tmp_path / "a.bin", data))
+    assert from_bytes.created is True
+    assert from_file.created is False
+    assert from_bytes.sha512 == from_file.sha512
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000))
+def test_put_bytes_round_trip(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ObjectStore(Path(tmp))
+        stored = store.put_bytes(data)
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        assert store.path_for(stored.sha256).read_bytes() == data
+        assert store.rehash(stored.sha256) == (stored.sha256, stored.sha512)
+
+
+# --- bad sources ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alarm() -> Iterator[None]:
+    def timeout(signum: int, frame: object) -> None:
+        raise TimeoutError("put_file blocked on a non-regular file")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield None
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "pipe")
+    return tmp / "pipe"
+
+
+def symlink(tmp: Path) -> Path:
+    write(tmp / "real.bin", b"x")
+    (tmp / "link.bin").symlink_to("real.bin")
+    return tmp / "link.bin"
+
+
+def directory(tmp: Path) -> Path:
+    (tmp / "dir").mkdir()
+    return tmp / "dir"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(fifo, Reason.UNSUPPORTED_TYPE, id="fifo"),
+        pytest.param(lambda tmp: Path("/dev/null"), Reason.UNSUPPORTED_TYPE, id="device"),
+        pytest.param(directory, Reason.UNSUPPORTED_TYPE, id="directory"),
+        pytest.param(symlink, Reason.SYMLINK_REPLACED, id="symlink"),
+        pytest.param(lambda tmp: tmp / "gone.bin", Reason.VANISHED, id="vanished"),
+    ],
+)
+def test_put_file_refuses_bad_source_without_blocking(
+    tmp_path: Path, alarm: object, make: object, reason: Reason
+) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    assert callable(make)
+    with pytest.raises(SourceError) as caught:
+        store.put_file(make(tmp_path))
+    assert caught.value.reason_code == reason
+    assert list(store.iter_objects()) == []
+    assert list((tmp_path / "objects" / "tmp").glob("*")) == []
+
+
+def test_store_that_cannot_be_written_is_an_environment_problem(tmp_path: Path) -> None:
+    # A plain file where the store's directory should be: fails for root too.
+    write(tmp_path / "objects", b"not a directory")
+    store = ObjectStore(tmp_path / "objects")
+    with pytest.raises(EnvironmentProblem, match="cannot write to the object store"):
+        store.put_bytes(b"data")
+
+
+# --- crash safety -----------------------------------------------------------------------------
+
+CRASH_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+import evidence.objects as objects
+
+point = sys.argv[3]
+if point == "during-copy":
+    real_write = objects._write_all
+    def crash_after_first_chunk(fd, chunk):
+        real_write(fd, chunk)
+        os.kill(os.getpid(), signal.SIGKILL)
+    objects._write_all = crash_after_first_chunk
+elif point == "before-publish":
+    def crash(self, temp, sha256):
+        os.kill(os.getpid(), signal.SIGKILL)
+    objects.ObjectStore._publish = crash
+objects.ObjectStore(Path(sys.argv[1])).put_file(Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("point", ["during-copy", "before-publish"])
+def test_interrupted_put_is_never_visible_and_rerun_completes(tmp_path: Path, point: str) -> None:
+    data = payload(3 * CHUNK_SIZE + 1)
+    source = write(tmp_path / "big.bin", data)
+    root = tmp_path / "objects"
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(root), str(source), point],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    store = ObjectStore(root)
+    sha256 = hashlib.sha256(data).hexdigest()
+    # Nothing half-written is visible under an object name; only a temporary file is left.
+    assert not store.has(sha256)
+    assert list(store.iter_objects()) == []
+    assert visible_files(root) == []
+    leftovers = list((root / "tmp").iterdir())
+    assert len(leftovers) == 1
+    assert leftovers[0].name.endswith(".part")
+    assert store.remove_stale_temp() == 1
+    assert list((root / "tmp").iterdir()) == []
+    stored = store.put_file(source)
+    assert stored.created is True
+    assert store.path_for(sha256).read_bytes() == data
+
+
+def test_remove_stale_temp_keeps_files_of_live_writers(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_pid = int(finished.stdout)
+    store = ObjectStore(tmp_path / "objects")
+    live = write(tmp_path / "objects" / "tmp" / f"{os.getpid()}-aaaa.part", b"in progress")
+    stale = write(tmp_path / "objects" / "tmp" / f"{dead_pid}-bbbb.part", b"crashed")
+    other = write(tmp_path / "objects" / "tmp" / "notes.txt", b"not ours")
+    assert store.remove_stale_temp() == 1
+    assert live.exists()
+    assert not stale.exists()
+    assert other.exists()
+
+
+def test_object_name_never_shows_a_partial_file(tmp_path: Path) -> None:
+    data = payload(24 * CHUNK_SIZE)
+    sha256 = hashlib.sha256(data).hexdigest()
+    source = write(tmp_path / "big.bin", data)
+    store = ObjectStore(tmp_path / "objects")
+    final = store.path_for(sha256)
+    seen: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                info = final.stat()
+            except FileNotFoundError:
+                continue
+            seen.append((info.st_size, stat.S_IMODE(info.st_mode)))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        store.put_file(source)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen, "the watcher never saw the object"
+    assert set(seen) == {(len(data), 0o444)}
+
+
+def test_concurrent_puts_of_same_content_create_one_object(tmp_path: Path) -> None:
+    data = payload(2 * CHUNK_SIZE + 3)
+    sources = [write(tmp_path / f"copy-{i}.bin", data) for i in range(4)]
+    store = ObjectStore(tmp_path / "objects")
+    results = []
+    lock = threading.Lock()
+
+    def put(path: Path) -> None:
+        stored = store.put_file(path)
+        with lock:
+            results.append(stored.created)
+
+    threads = [threading.Thread(target=put, args=(p,)) for p in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, False, False, True]
+    assert store.path_for(hashlib.sha256(data).hexdigest()).read_bytes() == data
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
