@@ -150,6 +150,17 @@ SCHEMA: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         },
         ("recipient_id",),
     ),
+    "erns": (
+        {
+            "subject": "TEXT",
+            "first": "TEXT",
+            "last": "TEXT",
+            "number_first": "INTEGER",
+            "number_last": "INTEGER",
+            "seq": "INTEGER",
+        },
+        ("subject",),
+    ),
     "exports": (
         {
             "bundle_id": "TEXT",
@@ -428,6 +439,21 @@ def _export_made(db: sqlite_utils.Database, event: Event) -> None:
             "items": dumps(data.get("items", [])),
             "checkpoint_size": _int(data.get("checkpoint_size")),
             "actor": event.actor,
+            "seq": event.seq,
+        }
+    )
+
+
+@projector("ern.assigned")
+def _ern_assigned(db: sqlite_utils.Database, event: Event) -> None:
+    data = event.data
+    db["erns"].insert(
+        {
+            "subject": event.subject,
+            "first": data["first"],
+            "last": data["last"],
+            "number_first": _int(data["number_first"]),
+            "number_last": _int(data["number_last"]),
             "seq": event.seq,
         }
     )
