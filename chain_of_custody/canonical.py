@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,7 +43,17 @@ def canonical_json(value: BaseModel | Mapping[str, Any]) -> bytes:
             f"canonical JSON needs an object at $, got {type(value).__name__}",
             hint="pass a mapping or a pydantic model",
         )
-    _check(plain, "$", strict=True)
+    if _check(plain, "$", strict=True):
+        # Every key is ASCII, so code-point order (Python) equals the UTF-16 order of RFC 8785;
+        # for strings, integers within 2^53, booleans and null, the standard library writes the
+        # same bytes as JCS (lowercase \u00xx escapes for controls only) and is much faster.
+        # tests/chain_of_custody/test_canonical.py checks the two agree on arbitrary values.
+        try:
+            return json.dumps(
+                plain, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let rfc8785 refuse it with its own message
     try:
         return rfc8785.dumps(plain)
     except rfc8785.CanonicalizationError as exc:
@@ -53,21 +64,22 @@ def canonical_json(value: BaseModel | Mapping[str, Any]) -> bytes:
         ) from exc
 
 
-def _check(value: Any, path: str, *, strict: bool) -> None:
+def _check(value: Any, path: str, *, strict: bool) -> bool:
     """Walk ``value`` and refuse what canonical JSON must not carry.
 
     ``strict`` refuses every type that is not plain JSON; without it, unknown types (dates,
-    enums in a model dump) are left for pydantic's JSON mode to convert.
+    enums in a model dump) are left for pydantic's JSON mode to convert. Returns whether every
+    object key met is ASCII.
     """
     if value is None or isinstance(value, bool | str):
-        return
+        return True
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INTEGER:
             raise InputError(
                 f"integer at {path} is beyond 2^53-1 and cannot be kept exact in JSON",
                 hint="write large numbers (sizes, nanosecond times) as decimal strings",
             )
-        return
+        return True
     if isinstance(value, float):
         raise InputError(
             f"floating point number at {path} is not allowed in canonical JSON",
@@ -79,28 +91,32 @@ def _check(value: Any, path: str, *, strict: bool) -> None:
             hint="encode bytes as lowercase hex or base64 text first",
         )
     if isinstance(value, Mapping):
+        ascii_keys = True
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InputError(
                     f"key {key!r} at {path} is not a string; JSON object keys must be strings",
                     hint="convert keys to strings before recording them",
                 )
-            _check(item, f"{path}.{key}", strict=strict)
-        return
+            ascii_keys = _check(item, f"{path}.{key}", strict=strict) and ascii_keys
+            ascii_keys = ascii_keys and key.isascii()
+        return ascii_keys
     if isinstance(value, Sequence | set | frozenset):
         if isinstance(value, set | frozenset):
             raise InputError(
                 f"set at {path} has no defined order and cannot be canonical JSON",
                 hint="use a sorted list instead",
             )
+        ascii_keys = True
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]", strict=strict)
-        return
+            ascii_keys = _check(item, f"{path}[{index}]", strict=strict) and ascii_keys
+        return ascii_keys
     if strict:
         raise InputError(
             f"value of type {type(value).__name__} at {path} cannot be written as JSON",
             hint="use strings, integers, booleans, null, lists and objects only",
         )
+    return True
 
 
 def strict_b64decode(text: str) -> bytes | None:

@@ -134,3 +134,37 @@ def test_strict_base64_round_trip(raw: bytes) -> None:
 )
 def test_strict_base64_refuses_other_spellings(text: str) -> None:
     assert strict_b64decode(text) is None
+
+
+ascii_key_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(max_codepoint=127), max_size=8), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=8), json_values, max_size=6)
+    | st.dictionaries(
+        st.text(st.characters(max_codepoint=127), max_size=8), ascii_key_values, max_size=6
+    )
+)
+def test_agrees_with_the_reference_implementation(value: dict[str, Any]) -> None:
+    """The fast path for ASCII keys writes exactly what the rfc8785 package writes."""
+    import rfc8785
+
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_keys_beyond_the_basic_plane_sort_by_utf16() -> None:
+    # U+10000 sorts before U+FFFF in UTF-16 code units, after it in code points.
+    value = {"\U00010000": 1, "\uffff": 2}
+    assert canonical_json(value) == '{"\U00010000":1,"\uffff":2}'.encode()
