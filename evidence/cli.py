@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -57,7 +56,8 @@ from evidence.workspace import init_case
 class _Group(TyperGroup):
     """Root group: the one place where errors become messages and exit codes."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    # The context is click's own (vendored by typer under a private name), hence Any.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except CustodyError as exc:
@@ -67,7 +67,7 @@ class _Group(TyperGroup):
             if exc.hint:
                 err.print(f"[dim]hint:[/] {escape(exc.hint)}")
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except KeyboardInterrupt:
             err.print("interrupted: nothing half-written is left; run the command again")
@@ -83,7 +83,7 @@ class _Group(TyperGroup):
             raise typer.Exit(EXIT_ENVIRONMENT) from None
 
 
-def _debug(ctx: click.Context) -> bool:
+def _debug(ctx: typer.Context) -> bool:
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("debug"))
 

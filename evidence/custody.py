@@ -7,7 +7,6 @@ nothing, except ``open_item``, which copies an original out and records the acce
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,15 +17,15 @@ from chain_of_custody import (
     Checkpoint,
     EventDraft,
     Finding,
-    VerificationError,
-    open_checkpoint,
-    parse_note,
-    verify_consistency,
     ProofFile,
     Signer,
+    VerificationError,
     VerifierKey,
     format_proof,
+    open_checkpoint,
     parse_leaf,
+    parse_note,
+    verify_consistency,
 )
 from evidence.errors import EnvironmentProblem, InputError, UnknownId
 from evidence.workspace import Case
@@ -173,7 +172,7 @@ def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) ->
         raise InputError(f"{target} exists", "choose another destination; nothing is overwritten")
     try:
         shutil.copyfile(case.objects.path_for(sha), target)
-        os.chmod(target, 0o644)
+        target.chmod(0o644)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot copy to {target}: {exc.strerror}") from None
     case.record(

@@ -26,11 +26,14 @@ from typing import Any, Protocol
 from chain_of_custody import EventDraft, Signer
 from evidence.acquire import (
     Candidate,
+    Reason,
     Refusal,
+    SourceError,
     SymlinkRecord,
     detect_mime,
     display_name,
     scan_inputs,
+    source_error,
 )
 from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
@@ -192,7 +195,7 @@ def ingest(
     return report
 
 
-class _Refused(Exception):  # noqa: N818 - internal signal, never leaves this module
+class _Refused(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.code = code
@@ -201,24 +204,20 @@ class _Refused(Exception):  # noqa: N818 - internal signal, never leaves this mo
 
 def _store(case: Case, cand: Candidate) -> _Stored:
     try:
-        st = os.stat(cand.path)
-        if st.st_size == 0:
-            raise _Refused("empty", "empty file (0 bytes): nothing to preserve")
         obj = case.objects.put_file(cand.path)
-    except FileNotFoundError:
-        raise _Refused("vanished", "the file vanished before it could be read") from None
-    except PermissionError:
-        raise _Refused("unreadable", "permission denied: the file cannot be read") from None
-    except IsADirectoryError:
-        raise _Refused("not-a-file", "became a directory while scanning") from None
+    except SourceError as exc:
+        raise _Refused(str(exc.reason_code), exc.reason) from None
     except OSError as exc:
-        raise _Refused("unreadable", f"cannot read the file: {exc.strerror}") from None
+        error = source_error(cand.raw_path, exc)
+        raise _Refused(str(error.reason_code), error.reason) from None
     if obj.size == 0:
-        raise _Refused("empty", "empty file (0 bytes): nothing to preserve")
+        # Emptied after the scan. An empty object holds nothing to preserve and no event will
+        # name it; verify would report it as unexpected, so it is not kept.
+        raise _Refused(str(Reason.EMPTY), "empty file (0 bytes); there is nothing to preserve")
     stored_path = case.objects.path_for(obj.sha256)
     mime = detect_mime(stored_path)
     metadata = extract_metadata(stored_path, mime) if obj.created else {}
-    return _Stored(cand, obj, mime, metadata, st.st_mtime_ns)
+    return _Stored(cand, obj, mime, metadata, cand.mtime_ns)
 
 
 def _commit(

@@ -18,7 +18,7 @@ from chain_of_custody import Signer, load_signer
 from evidence.errors import EnvironmentProblem, InputError
 from evidence.workspace import Case
 
-PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"
+PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
 KEY_ENV = "EVIDENCE_KEY"
 HOME_ENV = "EVIDENCE_HOME"
 MIN_PASSPHRASE = 8
