@@ -15,6 +15,7 @@ releases the GIL for large updates, so the two cores work at once.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import functools
 import hashlib
@@ -22,6 +23,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,12 +47,17 @@ _FLUSH_EVERY = 16 * CHUNK_SIZE
 
 @dataclass(frozen=True)
 class StoredObject:
-    """The result of storing one original: its digests (lowercase hex), size and novelty."""
+    """The result of storing one original: its digests (lowercase hex), size and novelty.
+
+    ``staged`` is set for a deferred write (``put_file(..., defer=True)``): the bytes are in
+    that temporary file, read-only, until :meth:`ObjectStore.flush` gives them their name.
+    """
 
     sha256: str
     sha512: str
     size: int
     created: bool
+    staged: Path | None = None
 
 
 class _StoreWriteError(Exception):
@@ -91,6 +98,10 @@ class _FlushBehind:
             self._wait()
             self.unflushed = 0
             self.flushing = _flush_worker().submit(_datasync, self.fd)
+
+    def settle(self) -> None:
+        """Wait for the background writeback only; durability comes from a later flush."""
+        self._wait()
 
     def finish(self) -> None:
         """Wait for the background writeback, then fsync: the bytes are on disk on return."""
@@ -171,6 +182,28 @@ def _write_all(fd: int, chunk: memoryview) -> None:
         raise _StoreWriteError(exc) from exc
 
 
+def _syncfs(path: Path) -> None:
+    """Flush the whole file system holding ``path`` (Linux ``syncfs``; ``sync`` elsewhere)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _LIBC is not None and _LIBC.syncfs(fd) == 0:
+            return
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "syncfs") else None
+
+
+_LIBC = _load_libc()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -186,6 +219,8 @@ class ObjectStore:
         self.root = Path(root)
         self.objects_dir = self.root / "sha256"
         self.tmp_dir = self.root / "tmp"
+        self._lock = threading.Lock()
+        self._staged: list[tuple[Path, str]] = []
 
     def path_for(self, sha256: str) -> Path:
         """Where the object with this SHA-256 (64 lowercase hex digits) lives."""
@@ -200,8 +235,13 @@ class ObjectStore:
         """Whether an object with this SHA-256 is stored."""
         return os.path.lexists(self.path_for(sha256))
 
-    def put_file(self, path: Path) -> StoredObject:
+    def put_file(self, path: Path, *, defer: bool = False) -> StoredObject:
         """Store the regular file at ``path`` (never following a final symbolic link).
+
+        With ``defer``, the copy is left staged (not yet fsynced, not yet named) and
+        :meth:`flush` makes every staged copy durable and names it, with two file-system syncs
+        for the whole batch instead of two fsyncs per file; the caller must flush before it
+        records anything that names the object.
 
         Raises :class:`~evidence.acquire.SourceError` when the source cannot be read as a
         regular file or changes while it is read (the caller refuses that input and goes on),
@@ -228,7 +268,7 @@ class ObjectStore:
                 except OSError as exc:
                     raise source_error(raw, exc) from exc
 
-            stored = self._store(read_into)
+            stored = self._store(read_into, defer=defer)
             after = os.fstat(source)
         finally:
             os.close(source)
@@ -317,9 +357,33 @@ class ObjectStore:
             removed += 1
         return removed
 
-    def _store(self, read_into: Callable[[memoryview], int]) -> StoredObject:
+    def flush(self) -> None:
+        """Make every staged copy durable, then give each its object name, durably.
+
+        Data first (one sync of the file system), then the names (links), then a second sync for
+        the directory entries: an object name never points at bytes that a crash could lose.
+        """
+        with self._lock:
+            staged, self._staged = self._staged, []
+        if not staged:
+            return
+        try:
+            _syncfs(self.root)
+            for temp, sha256 in staged:
+                try:
+                    self._publish(temp, sha256, sync_dir=False)
+                finally:
+                    temp.unlink(missing_ok=True)
+            _syncfs(self.root)
+        except OSError as exc:
+            raise self._store_problem(exc) from exc
+
+    def _store(
+        self, read_into: Callable[[memoryview], int], *, defer: bool = False
+    ) -> StoredObject:
         """Copy the input to a temporary file while hashing it, then publish it by name."""
         temp = self._new_temp_path()
+        keep_temp = False
         try:
             fd = os.open(temp, _TEMP_FLAGS, 0o600)
         except OSError as exc:
@@ -334,7 +398,10 @@ class ObjectStore:
                     # Never close the descriptor under a background fdatasync.
                     writer.abandon()
                     raise
-                writer.finish()
+                if defer:
+                    writer.settle()
+                else:
+                    writer.finish()
                 # Read-only before it gets its name: the object is never visible writable.
                 os.fchmod(fd, _READ_ONLY)
             except OSError as exc:
@@ -344,6 +411,14 @@ class ObjectStore:
             finally:
                 os.close(fd)
             sha256, sha512 = digests.hex()
+            if defer:
+                final = self.path_for(sha256)
+                if os.path.lexists(final):
+                    return StoredObject(sha256, sha512, digests.size, created=False)
+                with self._lock:
+                    self._staged.append((temp, sha256))
+                keep_temp = True  # flush owns the staged file from now on
+                return StoredObject(sha256, sha512, digests.size, created=True, staged=temp)
             try:
                 created = self._publish(temp, sha256)
             except OSError as exc:
@@ -351,9 +426,10 @@ class ObjectStore:
             return StoredObject(sha256=sha256, sha512=sha512, size=digests.size, created=created)
         finally:
             # Gone already when published by link or rename; left when the object existed.
-            temp.unlink(missing_ok=True)
+            if not keep_temp:
+                temp.unlink(missing_ok=True)
 
-    def _publish(self, temp: Path, sha256: str) -> bool:
+    def _publish(self, temp: Path, sha256: str, *, sync_dir: bool = True) -> bool:
         """Give the temporary file its object name unless that name exists; True if it did."""
         final = self.path_for(sha256)
         if os.path.lexists(final):
@@ -373,7 +449,8 @@ class ObjectStore:
             temp.rename(final)
         else:
             temp.unlink()
-        _fsync_dir(final.parent)
+        if sync_dir:
+            _fsync_dir(final.parent)
         return True
 
     def _make_dir(self, directory: Path) -> None:
