@@ -349,3 +349,32 @@ def test_concurrent_puts_of_same_content_create_one_object(tmp_path: Path) -> No
     assert sorted(results) == [False, False, False, True]
     assert store.path_for(hashlib.sha256(data).hexdigest()).read_bytes() == data
     assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+
+
+def test_deferred_put_is_named_only_after_flush(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    data = os.urandom(5000)
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    obj = store.put_file(src, defer=True)
+    assert obj.created and obj.staged is not None
+    assert obj.staged.read_bytes() == data
+    assert not store.has(obj.sha256), "a staged copy must not be visible under its name"
+    assert list(store.iter_objects()) == []
+    store.flush()
+    final = store.path_for(obj.sha256)
+    assert final.read_bytes() == data
+    assert stat.S_IMODE(final.stat().st_mode) == 0o444
+    assert not obj.staged.exists()
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+
+
+def test_deferred_put_of_known_content_stages_nothing(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"same bytes")
+    store.put_file(src)
+    again = store.put_file(src, defer=True)
+    assert not again.created and again.staged is None
+    store.flush()
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
