@@ -1,0 +1,18 @@
+"""Entry point of the installed ``evidence`` program, kept apart to keep start-up fast."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Run the command line."""
+    # sqlite-utils imports pandas and numpy when they are installed, only to offer DataFrame
+    # helpers the toolkit never uses; the import costs about 0.4 s at every start of a command
+    # that investigators run thousands of times. Marking them absent makes that import fail
+    # fast (sqlite-utils expects it may). Only this process is affected, never a library user.
+    for name in ("pandas", "numpy"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    from evidence.cli import main as cli_main  # noqa: PLC0415 - after the guard above
+
+    cli_main()
