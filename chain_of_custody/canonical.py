@@ -32,18 +32,26 @@ def canonical_json(value: BaseModel | Mapping[str, Any]) -> bytes:
     non-string key, a byte string or any other value JSON cannot hold.
     """
     if isinstance(value, BaseModel):
-        # Check the Python view first so that bytes and floats are refused even where pydantic's
-        # JSON mode would quietly turn them into strings or keep them as floats.
-        _check(value.model_dump(mode="python", by_alias=True), "$", strict=False)
+        # Check the Python view so that bytes and floats are refused even where pydantic's JSON
+        # mode would quietly turn them into strings or keep them as floats. What passes holds
+        # only JSON types or types that JSON mode writes as strings, with the same keys, so
+        # the JSON view needs no second walk.
+        python_view = value.model_dump(mode="python", by_alias=True)
+        ascii_keys = _plain_json(python_view)
+        if ascii_keys is None:
+            ascii_keys = _check(python_view, "$", strict=False)
         plain: Any = value.model_dump(mode="json", by_alias=True)
     elif isinstance(value, Mapping):
         plain = value
+        ascii_keys = _plain_json(plain)
+        if ascii_keys is None:
+            ascii_keys = _check(plain, "$", strict=True)
     else:
         raise InputError(
             f"canonical JSON needs an object at $, got {type(value).__name__}",
             hint="pass a mapping or a pydantic model",
         )
-    if _check(plain, "$", strict=True):
+    if ascii_keys:
         # Every key is ASCII, so code-point order (Python) equals the UTF-16 order of RFC 8785;
         # for strings, integers within 2^53, booleans and null, the standard library writes the
         # same bytes as JCS (lowercase \u00xx escapes for controls only) and is much faster.
@@ -62,6 +70,37 @@ def canonical_json(value: BaseModel | Mapping[str, Any]) -> bytes:
             f"value cannot be written as canonical JSON: {exc}",
             hint="use valid Unicode text only",
         ) from exc
+
+
+def _plain_json(value: Any) -> bool | None:
+    """Fast walk of the common case: plain JSON types only, integers within 2^53-1.
+
+    Returns whether every key is ASCII, or None for anything else; the caller then runs
+    :func:`_check`, which refuses or accepts it with a message naming the JSON path.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return True if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else None
+    ascii_keys = True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return None
+            inner = _plain_json(item)
+            if inner is None:
+                return None
+            ascii_keys = ascii_keys and inner and key.isascii()
+        return ascii_keys
+    if kind is list:
+        for item in value:
+            inner = _plain_json(item)
+            if inner is None:
+                return None
+            ascii_keys = ascii_keys and inner
+        return ascii_keys
+    return None
 
 
 def _check(value: Any, path: str, *, strict: bool) -> bool:

@@ -94,12 +94,12 @@ class VerifierKey:
                 hint="check the verifier key text or PEM file",
             )
 
-    @property
+    @functools.cached_property
     def note_key_hash(self) -> bytes:
         """First 4 bytes of SHA-256(name || 0x0A || 0x01 || public key)."""
         return note_key_hash(self.name, self.public_key)
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         """``<name>+<hex key hash>``: the ``actor`` of events and what users type as KEY_ID."""
         return f"{self.name}+{self.note_key_hash.hex()}"
