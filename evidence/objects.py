@@ -131,13 +131,26 @@ class _Digests:
         return self.sha256.hexdigest(), self.sha512.hexdigest()
 
 
+_LOCAL = threading.local()
+
+
+def _thread_buffers() -> list[memoryview]:
+    """This thread's reusable read buffers: allocating 2 MiB per file costs more than a small
+    file's whole copy. A thread runs one ``_pump`` at a time, so reuse is safe."""
+    buffers: list[memoryview] | None = getattr(_LOCAL, "buffers", None)
+    if buffers is None:
+        buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(_BUFFERS)]
+        _LOCAL.buffers = buffers
+    return buffers
+
+
 def _pump(
     read_into: Callable[[memoryview], int],
     digests: _Digests,
     sink: Callable[[memoryview], None] | None,
 ) -> None:
     """Read chunks until end of input, hashing each and passing it to ``sink``."""
-    buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(_BUFFERS)]
+    buffers = _thread_buffers()
     pending: list[Future[None] | None] = [None] * _BUFFERS
     worker = _sha512_worker()
     slot = 0
