@@ -457,3 +457,143 @@ def _ern_assigned(db: sqlite_utils.Database, event: Event) -> None:
             "seq": event.seq,
         }
     )
+
+
+# --- records: entities, testimonies, links, recipients -----------------------------------
+
+
+@projector("entity.created")
+def _entity_created(db: sqlite_utils.Database, event: Event) -> None:
+    data = event.data
+    entity = data["entity"]
+    db.table("entities").insert(
+        {
+            "id": event.subject,
+            "kind": data["kind"],
+            "number": _int(data["number"]),
+            "title": _entity_title(entity),
+            "data": dumps(entity),
+            "created_seq": event.seq,
+            "updated_seq": event.seq,
+        }
+    )
+
+
+@projector("entity.edited")
+def _entity_edited(db: sqlite_utils.Database, event: Event) -> None:
+    entity = event.data["entity"]
+    db.execute(
+        "UPDATE entities SET title = ?, data = ?, updated_seq = ? WHERE id = ?",
+        [_entity_title(entity), dumps(entity), event.seq, event.subject],
+    )
+
+
+def _entity_title(entity: dict[str, Any]) -> str:
+    # Incidents have a title, facilities and perpetrators a name, children only a pseudonym.
+    for key in ("title", "name", "code"):
+        if entity.get(key):
+            return str(entity[key])
+    return ""
+
+
+@projector("testimony.recorded")
+def _testimony_recorded(db: sqlite_utils.Database, event: Event) -> None:
+    data = event.data
+    code = data["witness_code"]
+    testimony = data["testimony"]
+    db.table("items").insert(_record_item_row(event, data["document"], code))
+    annex = data.get("annex")
+    if annex:
+        db.table("items").insert(_record_item_row(event, annex, code))
+    consent = testimony.get("consent", {})
+    db.table("testimonies").insert(
+        {
+            "witness_code": code,
+            "document": event.subject,
+            "data": dumps(testimony),
+            "annex": dumps(annex) if annex else None,
+            "annex_sha256": annex["sha256"] if annex else None,
+            "commitment": annex["commitment"] if annex else None,
+            "recipients": dumps(annex["recipients"]) if annex else dumps([]),
+            "consent": dumps(consent),
+            "consent_withdrawn": int(consent.get("withdrawn_on") is not None),
+            "created_seq": event.seq,
+            "updated_seq": event.seq,
+        }
+    )
+
+
+def _record_item_row(event: Event, obj: dict[str, Any], code: str) -> dict[str, Any]:
+    """The items row of an object a testimony stores (its document or its sealed annex)."""
+    row: dict[str, Any] = dict.fromkeys(SCHEMA["items"][0])
+    row.update(
+        {
+            "sha256": obj["sha256"],
+            "sha512": obj["sha512"],
+            "size": _int(obj["size"]),
+            "mime": obj["mime"],
+            "kind": obj["kind"],
+            "name": obj["name"],
+            "title": obj.get("title"),
+            "description": obj.get("description"),
+            "language": obj.get("language"),
+            "confidentiality": obj.get("confidentiality"),
+            "tags": dumps([f"testimony:{code}"]),
+            "metadata": dumps({"witness_code": code}),
+            "holder": event.actor,
+            "ingested_seq": event.seq,
+            "ingested_by": event.actor,
+            "ingested_at": event.time,
+            "updated_seq": event.seq,
+        }
+    )
+    return row
+
+
+@projector("consent.withdrawn")
+def _consent_withdrawn(db: sqlite_utils.Database, event: Event) -> None:
+    code = event.data["witness_code"]
+    row = db.execute("SELECT consent FROM testimonies WHERE witness_code = ?", [code]).fetchone()
+    consent = json.loads(row[0]) if row and row[0] else {}
+    consent["withdrawn_on"] = event.data["withdrawn_on"]
+    consent["withdrawal_reason"] = event.data["reason"]
+    db.execute(
+        "UPDATE testimonies SET consent = ?, consent_withdrawn = 1, updated_seq = ? "
+        "WHERE witness_code = ?",
+        [dumps(consent), event.seq, code],
+    )
+
+
+@projector("link.made")
+def _link_made(db: sqlite_utils.Database, event: Event) -> None:
+    db.table("links").upsert(
+        {
+            "subject": event.subject,
+            "target": event.data["target"],
+            "target_kind": event.data["target_kind"],
+            "reason": event.data.get("reason", ""),
+            "actor": event.actor,
+            "seq": event.seq,
+        },
+        pk=("subject", "target"),
+    )
+
+
+@projector("link.removed")
+def _link_removed(db: sqlite_utils.Database, event: Event) -> None:
+    db.execute(
+        "DELETE FROM links WHERE subject = ? AND target = ?",
+        [event.subject, event.data["target"]],
+    )
+
+
+@projector("recipient.added")
+def _recipient_added(db: sqlite_utils.Database, event: Event) -> None:
+    db.table("recipients").insert(
+        {
+            "recipient_id": event.subject,
+            "name": event.data["name"],
+            "public_key": event.data["public_key"],
+            "added_seq": event.seq,
+        }
+    )

@@ -32,7 +32,7 @@ from chain_of_custody import (
     parse_leaf,
     save_signer,
 )
-from evidence import custody, keystore
+from evidence import cli_records, custody, keystore
 from evidence._cli_common import (
     Bar,
     CaseOpt,
@@ -566,6 +566,9 @@ def _print_verify(report: CaseReport) -> None:
     out.print(f"[red]PROBLEMS[/]: case {report.case_id}: {len(report.findings)} finding(s)")
     for finding in report.findings:
         out.print(f"  [{finding.code}] {finding.where()}: {escape(finding.message)}")
+
+
+cli_records.register(app, keys_app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

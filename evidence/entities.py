@@ -1,0 +1,338 @@
+"""Incidents, facilities, alleged perpetrators and children: add, edit, list, show.
+
+Each entity is created by an ``entity.created`` event holding the whole validated record, and
+corrected by ``entity.edited`` events holding the changed fields, the reason and the whole new
+record; earlier values stay in the log and are shown by :func:`entity_history`.
+
+Ids are short and human-friendly (``INC-0001``, ``FAC-0003``, ``PER-0002``, ``CH-0015``). The
+next number is chosen inside the write transaction (SQLite ``BEGIN IMMEDIATE``), so two
+investigators adding incidents to one case at the same time get different ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chain_of_custody import EventDraft, Signer, parse_leaf
+from evidence.errors import InputError, UnknownId
+from evidence.loaders import load_entity, parse_entity_options
+from evidence.models import (
+    ENTITY_MODELS,
+    ENTITY_PREFIX,
+    Child,
+    Entity,
+    format_entity_id,
+    parse_entity_id,
+)
+from evidence.workspace import Case, Recorder
+
+KINDS = tuple(ENTITY_MODELS)
+"""The entity kinds, in the order commands list them."""
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    """An entity as the catalog holds it."""
+
+    id: str
+    kind: str
+    title: str
+    data: dict[str, Any]
+    created_seq: int
+    updated_seq: int
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable form for ``--json``."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "data": self.data,
+            "created_seq": self.created_seq,
+            "updated_seq": self.updated_seq,
+        }
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it is an entity kind; an :class:`InputError` otherwise."""
+    if kind not in ENTITY_MODELS:
+        raise InputError(f"unknown entity kind {kind!r}", f"use one of: {', '.join(KINDS)}")
+    return kind
+
+
+def placeholder_id(kind: str) -> str:
+    """The id a new entity carries until the case allocates one: number 0, never allocated."""
+    return f"{ENTITY_PREFIX[check_kind(kind)]}-0000"
+
+
+def parse_new_entity(kind: str, options: Mapping[str, Any]) -> Entity:
+    """Validate a new entity given as (dotted) option values; the id is allocated on add."""
+    values = {k: v for k, v in options.items() if k != "id"}
+    return parse_entity_options(kind, {"id": options.get("id") or placeholder_id(kind), **values})
+
+
+def read_new_entity(kind: str, path: Path) -> Entity:
+    """Read a new entity from a YAML or JSON file; without an ``id`` one is allocated on add."""
+    return load_entity(path, check_kind(kind), default_id=placeholder_id(kind))
+
+
+def add_entity(case: Case, signer: Signer, entity: Entity) -> EntityRecord:
+    """Record a new entity under its own id if it has one, else under the next free number."""
+    kind = _kind_of(entity)
+    given_id = None if entity.id == placeholder_id(kind) else entity.id
+    with case.transaction() as rec:
+        if given_id is not None:
+            entity_kind, number = _parse_id(given_id, "id")
+            if entity_kind != kind:
+                raise InputError(
+                    f"id: {given_id} is not the id of a {kind}",
+                    f"{kind} ids start with {ENTITY_PREFIX[kind]}-",
+                )
+            if _exists(rec, given_id):
+                raise InputError(
+                    f"id: {given_id} exists already in the case",
+                    "leave the id out to have the next free one allocated",
+                )
+            entity_id = given_id
+        else:
+            row = rec.db.execute(
+                "SELECT MAX(number) FROM entities WHERE kind = ?", [kind]
+            ).fetchone()
+            number = int(row[0] or 0) + 1
+            entity_id = format_entity_id(kind, number)
+        entity = entity.model_copy(update={"id": entity_id})
+        _check_references(rec, entity)
+        data = entity.model_dump(mode="json", exclude_none=True)
+        appended = rec.append(
+            EventDraft(
+                action="entity.created",
+                subject=entity_id,
+                data={"kind": kind, "number": str(number), "entity": data},
+            ),
+            signer,
+        )
+    case.checkpoint(signer)
+    return get_entity(case, appended.event.subject)
+
+
+def edit_entity(
+    case: Case,
+    signer: Signer,
+    entity_id: str,
+    *,
+    changes: Mapping[str, Any] | None = None,
+    unset: tuple[str, ...] = (),
+    replacement: Entity | None = None,
+    reason: str,
+) -> EntityRecord:
+    """Correct an entity: a new event with the changed fields; old values stay in the log.
+
+    ``changes`` maps (dotted) field names to new values; ``unset`` names fields to clear;
+    ``replacement`` gives a whole new record instead (from a file).
+    """
+    if not reason.strip():
+        raise InputError("--reason: is empty", "say why the entity is corrected")
+    _parse_id(entity_id, "id")
+    with case.transaction() as rec:
+        current = _load(rec, entity_id)
+        kind = current.kind
+        if replacement is not None:
+            if _kind_of(replacement) != kind:
+                raise InputError(f"the file describes a {_kind_of(replacement)}, not a {kind}")
+            if replacement.id not in (placeholder_id(kind), entity_id):
+                raise InputError(
+                    f"id: the file describes {replacement.id}, not {entity_id}",
+                    "leave the id out of the file or give the id being corrected",
+                )
+            new_data = replacement.model_dump(mode="json", exclude_none=True)
+            new_data["id"] = entity_id
+        else:
+            new_data = _merged(current.data, changes or {}, unset)
+        entity = parse_entity_options(kind, new_data)
+        if entity.id != entity_id:
+            raise InputError("id: an entity's id cannot be changed", "add a new entity instead")
+        _check_references(rec, entity)
+        final = entity.model_dump(mode="json", exclude_none=True)
+        changed = {
+            key: final.get(key)
+            for key in sorted(set(final) | set(current.data))
+            if final.get(key) != current.data.get(key)
+        }
+        if not changed:
+            raise InputError(
+                f"{entity_id}: the correction changes nothing", "give at least one new value"
+            )
+        rec.append(
+            EventDraft(
+                action="entity.edited",
+                subject=entity_id,
+                data={"kind": kind, "changes": changed, "reason": reason, "entity": final},
+            ),
+            signer,
+        )
+    case.checkpoint(signer)
+    return get_entity(case, entity_id)
+
+
+def _merged(
+    current: dict[str, Any], changes: Mapping[str, Any], unset: tuple[str, ...]
+) -> dict[str, Any]:
+    merged: dict[str, Any] = json.loads(json.dumps(current))
+    for dotted in unset:
+        if dotted == "id":
+            raise InputError("--unset id: an entity's id cannot be removed")
+        *parents, leaf = dotted.split(".")
+        target: Any = merged
+        for parent in parents:
+            target = target.get(parent) if isinstance(target, dict) else None
+        if not isinstance(target, dict) or leaf not in target:
+            raise InputError(f"--unset {dotted}: the field is not set", "name a field that is set")
+        del target[leaf]
+    for dotted, value in changes.items():
+        if value is None or (isinstance(value, list | tuple) and not value):
+            continue
+        *parents, leaf = dotted.split(".")
+        target = merged
+        for parent in parents:
+            nested = target.get(parent)
+            if not isinstance(nested, dict):
+                nested = {}
+                target[parent] = nested
+            target = nested
+        target[leaf] = list(value) if isinstance(value, tuple) else value
+    return merged
+
+
+def list_entities(case: Case, kind: str) -> list[EntityRecord]:
+    """Every entity of ``kind`` in id order."""
+    check_kind(kind)
+    rows = case.db.execute(
+        "SELECT id, kind, title, data, created_seq, updated_seq FROM entities "
+        "WHERE kind = ? ORDER BY number",
+        [kind],
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def get_entity(case: Case, entity_id: str, kind: str | None = None) -> EntityRecord:
+    """The entity with this id (of ``kind`` if given); :class:`UnknownId` if there is none."""
+    entity_kind, _ = _parse_id(entity_id, "id")
+    if kind is not None and entity_kind != kind:
+        raise InputError(
+            f"{entity_id} is not the id of a {kind}",
+            f"{kind} ids start with {ENTITY_PREFIX[kind]}-",
+        )
+    row = case.db.execute(
+        "SELECT id, kind, title, data, created_seq, updated_seq FROM entities WHERE id = ?",
+        [entity_id],
+    ).fetchone()
+    if row is None:
+        raise UnknownId(entity_kind, entity_id, f"list them with `evidence {entity_kind} list`")
+    return _record(row)
+
+
+def show_entity(
+    case: Case, entity_id: str, *, kind: str | None = None, history: bool = False
+) -> dict[str, Any]:
+    """An entity with what is linked to it and, with ``history``, every version of it."""
+    record = get_entity(case, entity_id, kind)
+    shown = record.as_json()
+    shown["linked"] = [
+        {"subject": r[0], "kind": r[1], "name": r[2], "reason": r[3], "seq": r[4]}
+        for r in case.db.execute(
+            "SELECT l.subject, COALESCE(i.kind, ''), COALESCE(i.name, ''), l.reason, l.seq "
+            "FROM links l LEFT JOIN items i ON i.sha256 = l.subject "
+            "WHERE l.target = ? ORDER BY l.seq",
+            [entity_id],
+        ).fetchall()
+    ]
+    if history:
+        shown["history"] = entity_history(case, entity_id)
+    return shown
+
+
+def entity_history(case: Case, entity_id: str) -> list[dict[str, Any]]:
+    """Every event that created or corrected the entity, oldest first, with its values."""
+    history: list[dict[str, Any]] = []
+    for (seq,) in case.db.execute(
+        "SELECT seq FROM log WHERE subject = ? AND action IN ('entity.created', 'entity.edited') "
+        "ORDER BY seq",
+        [entity_id],
+    ).fetchall():
+        event = parse_leaf(case.log.leaf(seq)).event
+        entry: dict[str, Any] = {
+            "seq": event.seq,
+            "time": event.time,
+            "action": event.action,
+            "actor": event.actor,
+            "entity": event.data.get("entity", {}),
+        }
+        if event.action == "entity.edited":
+            entry["changes"] = event.data.get("changes", {})
+            entry["reason"] = event.data.get("reason", "")
+        history.append(entry)
+    return history
+
+
+def entity_exists(case: Case, entity_id: str) -> bool:
+    """Whether the case has an entity with this id."""
+    row = case.db.execute("SELECT 1 FROM entities WHERE id = ?", [entity_id]).fetchone()
+    return row is not None
+
+
+def _exists(rec: Recorder, entity_id: str) -> bool:
+    return rec.db.execute("SELECT 1 FROM entities WHERE id = ?", [entity_id]).fetchone() is not None
+
+
+def _check_references(rec: Recorder, entity: Entity) -> None:
+    if isinstance(entity, Child):
+        for index, placement in enumerate(entity.placements):
+            if not _exists(rec, placement.facility):
+                raise InputError(
+                    f"placements[{index}].facility: unknown facility {placement.facility}",
+                    "add the facility first with `evidence facility add`",
+                )
+
+
+def _load(rec: Recorder, entity_id: str) -> EntityRecord:
+    row = rec.db.execute(
+        "SELECT id, kind, title, data, created_seq, updated_seq FROM entities WHERE id = ?",
+        [entity_id],
+    ).fetchone()
+    if row is None:
+        kind, _ = _parse_id(entity_id, "id")
+        raise UnknownId(kind, entity_id, f"list them with `evidence {kind} list`")
+    return _record(row)
+
+
+def _record(row: Any) -> EntityRecord:
+    return EntityRecord(
+        id=row[0],
+        kind=row[1],
+        title=row[2] or "",
+        data=json.loads(row[3]),
+        created_seq=int(row[4]),
+        updated_seq=int(row[5]),
+    )
+
+
+def _parse_id(entity_id: str, field: str) -> tuple[str, int]:
+    try:
+        kind, number = parse_entity_id(entity_id)
+    except ValueError:
+        raise InputError(
+            f"{field}: {entity_id!r} is not an entity id",
+            "entity ids look like INC-0001, FAC-0001, PER-0001 or CH-0001",
+        ) from None
+    return str(kind), number
+
+
+def _kind_of(entity: Entity) -> str:
+    for kind, model in ENTITY_MODELS.items():
+        if isinstance(entity, model):
+            return kind
+    raise InputError(f"not an entity: {type(entity).__name__}")

@@ -1,0 +1,165 @@
+"""The case's recipients: X25519 public keys that protected annexes are sealed to.
+
+Adding a recipient is a ``recipient.added`` event holding the public key's text form; the
+catalog's ``recipients`` table is its projection. Private recipient keys are kept outside the
+case, like signing keys: ``$EVIDENCE_HOME/recipients/<name>.key`` (passphrase-encrypted PKCS#8,
+mode 0600), so that a copied case directory opens no annex.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from chain_of_custody import EventDraft, Signer
+from evidence.errors import EnvironmentProblem, InputError
+from evidence.keystore import key_dir
+from evidence.protected import (
+    RecipientKey,
+    RecipientPublicKey,
+    generate_recipient,
+    load_recipient,
+    save_recipient,
+)
+from evidence.workspace import Case
+
+
+def recipient_dir() -> Path:
+    """The folder of private recipient key files (beside the signing keys' folder)."""
+    return key_dir().parent / "recipients"
+
+
+def default_recipient_path(name: str) -> Path:
+    """Where the private key of recipient ``name`` is kept."""
+    return recipient_dir() / f"{name}.key"
+
+
+@dataclass(frozen=True)
+class RecipientInfo:
+    """A recipient of the case as the catalog holds it."""
+
+    recipient_id: str
+    name: str
+    public_key: str
+    added_seq: int
+
+    def as_json(self) -> dict[str, object]:
+        """A machine-readable form for ``--json``."""
+        return {
+            "recipient_id": self.recipient_id,
+            "name": self.name,
+            "public_key": self.public_key,
+            "added_seq": self.added_seq,
+        }
+
+
+def read_public_key(path: Path, name: str | None = None) -> RecipientPublicKey:
+    """A recipient public key from a file: the text form ``name+id+base64`` or a PEM."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the public key {path}: {exc.strerror}") from None
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        if not name:
+            raise InputError(
+                f"{path} is a PEM key without a name", "give the recipient's name with --name"
+            )
+        return RecipientPublicKey.from_pem(name, raw)
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a public key file (not text)") from None
+    return RecipientPublicKey.from_text(text)
+
+
+def create_recipient_key(name: str, passphrase: bytes) -> tuple[RecipientKey, Path]:
+    """Generate a recipient key and save it in the recipients folder (never overwriting)."""
+    path = default_recipient_path(name)
+    if path.exists():
+        raise InputError(
+            f"a recipient key named {name!r} exists already at {path}",
+            "add its public key with --public-key, or choose another name",
+        )
+    key = generate_recipient(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create {path.parent}: {exc.strerror}") from None
+    save_recipient(key, path, passphrase)
+    path.with_suffix(".pub").write_text(key.public.to_text() + "\n", encoding="utf-8")
+    return key, path
+
+
+def add_recipient(case: Case, signer: Signer, public: RecipientPublicKey) -> RecipientInfo:
+    """Record a new recipient of the case's protected annexes."""
+    with case.transaction() as rec:
+        known = rec.db.execute(
+            "SELECT added_seq FROM recipients WHERE recipient_id = ?", [public.recipient_id]
+        ).fetchone()
+        if known is not None:
+            raise InputError(
+                f"the recipient key {public.recipient_id} was added already at seq {known[0]}",
+                "list the recipients with `evidence keys recipient list`",
+            )
+        rec.append(
+            EventDraft(
+                action="recipient.added",
+                subject=public.recipient_id,
+                data={"name": public.name, "public_key": public.to_text()},
+            ),
+            signer,
+        )
+    case.checkpoint(signer)
+    return next(r for r in list_recipients(case) if r.recipient_id == public.recipient_id)
+
+
+def list_recipients(case: Case) -> list[RecipientInfo]:
+    """The case's recipients in the order they were added."""
+    return [
+        RecipientInfo(row[0], row[1], row[2], int(row[3]))
+        for row in case.db.execute(
+            "SELECT recipient_id, name, public_key, added_seq FROM recipients ORDER BY added_seq"
+        ).fetchall()
+    ]
+
+
+def case_recipients(case: Case) -> list[RecipientPublicKey]:
+    """The public keys annexes of this case are sealed to."""
+    return [RecipientPublicKey.from_text(r.public_key) for r in list_recipients(case)]
+
+
+def find_recipient_key(case: Case, path: Path | None, passphrase: bytes) -> RecipientKey:
+    """Unlock a private recipient key of this case: ``path``, or the one found in the folder."""
+    known = {r.recipient_id for r in list_recipients(case)}
+    if path is None:
+        candidates = sorted(recipient_dir().glob("*.key")) if recipient_dir().is_dir() else []
+        found = [p for p in candidates if _public_id(p) in known]
+        if not found:
+            raise EnvironmentProblem(
+                f"no private key of a recipient of case {case.config.case_id} in {recipient_dir()}",
+                "name the recipient key file with --recipient-key FILE",
+            )
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise InputError(
+                f"several recipient keys of this case are on this machine ({names})",
+                "choose one with --recipient-key FILE",
+            )
+        path = found[0]
+    key = load_recipient(path, passphrase)
+    if key.recipient_id not in known:
+        raise EnvironmentProblem(
+            f"the recipient key {key.recipient_id} ({path}) is not a recipient of case "
+            f"{case.config.case_id}",
+            "use a key listed by `evidence keys recipient list`",
+        )
+    return key
+
+
+def _public_id(private_path: Path) -> str | None:
+    # The .pub file written beside the key names it without unlocking it.
+    try:
+        text = private_path.with_suffix(".pub").read_text(encoding="utf-8").strip()
+        return RecipientPublicKey.from_text(text).recipient_id
+    except (OSError, UnicodeDecodeError, InputError):
+        return None

@@ -1,0 +1,408 @@
+"""Testimonies: record, show (revealing the identity only to a recipient), withdraw consent.
+
+A testimony is stored as two objects in the content store, both logged by one
+``testimony.recorded`` event and listed as items so that they travel with the case:
+
+- the *document*: RFC 8785 canonical JSON of the testimony without its identity, statement
+  and translations included (item kind ``testimony``);
+- the *protected annex*: the identity details sealed to the case's recipients
+  (:func:`evidence.protected.protect`; item kind ``protected-annex``). The log and the catalog
+  hold only its SHA-256 and the salted commitment, never a protected value.
+
+The event itself carries the testimony's metadata without the statement texts (those are only
+in the document), so custody records in bundles do not repeat what a witness said. Attached
+recordings given as paths are ingested first and linked to the witness code.
+
+Consent is a first-class record: its scope and withdrawal are columns of the ``testimonies``
+table, and ``consent.withdrawn`` events record a withdrawal; exports leave out a testimony whose
+consent does not cover ICC proceedings or was withdrawn (:func:`consent_covers_icc`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
+
+from chain_of_custody import EventDraft, Signer, canonical_json
+from evidence.custody import custody_history, resolve_item
+from evidence.errors import InputError, UnknownId
+from evidence.ingest import ingest
+from evidence.loaders import load_testimony
+from evidence.models import Confidentiality, Day, ItemOptions, Testimony, partial_date_range
+from evidence.protected import RecipientKey, protect, reveal
+from evidence.recipients import case_recipients
+from evidence.workspace import Case, format_time, utc_now
+
+DOCUMENT_FORMAT: Final = "evidence-testimony/1"
+DOCUMENT_CONFIDENTIALITY: Final = Confidentiality.CONFIDENTIAL
+ANNEX_CONFIDENTIALITY: Final = Confidentiality.STRICTLY_CONFIDENTIAL
+_SHA256: Final = re.compile(r"[0-9a-fA-F]{64}")
+_DAY: Final = TypeAdapter(Day)
+
+
+@dataclass(frozen=True)
+class RecordedTestimony:
+    """What ``testimony add`` recorded."""
+
+    witness_code: str
+    document: str
+    annex: str | None
+    recordings: tuple[str, ...]
+    seq: int
+    ingested: tuple[str, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable form for ``--json`` (hashes and codes only)."""
+        return {
+            "witness_code": self.witness_code,
+            "document": self.document,
+            "annex": self.annex,
+            "recordings": list(self.recordings),
+            "ingested": list(self.ingested),
+            "seq": self.seq,
+        }
+
+
+def annex_aad(case_id: str, witness_code: str) -> bytes:
+    """The associated data binding an annex to its case and witness code."""
+    return f"evidence-testimony-annex:{case_id}:{witness_code}".encode()
+
+
+def record_testimony(case: Case, signer: Signer, path: Path) -> RecordedTestimony:
+    """Validate the testimony file at ``path`` and record it with its annex and recordings."""
+    testimony = load_testimony(path)
+    code = testimony.witness_code
+    _refuse_known(case, code)
+    identity = testimony.identity.reveal() if testimony.identity is not None else {}
+    recipients = case_recipients(case)
+    if identity and not recipients:
+        raise InputError(
+            f"{path}: identity: the case has no recipient key to seal the identity to",
+            "add one with `evidence keys recipient add NAME`, then run the command again",
+        )
+    known, to_ingest = _split_recordings(case, testimony, path)
+
+    ingested: list[str] = []
+    if to_ingest:
+        ingested = _ingest_recordings(case, signer, testimony, to_ingest)
+    recordings = tuple(dict.fromkeys([*known.values(), *ingested]))
+
+    public = testimony.public_view().model_copy(update={"recordings": recordings})
+    public_data = public.model_dump(mode="json", exclude_none=True)
+    document = canonical_json(
+        {"case": case.config.case_id, "format": DOCUMENT_FORMAT, "testimony": public_data}
+    )
+    stored_doc = case.objects.put_bytes(document)
+    data: dict[str, Any] = {
+        "witness_code": code,
+        "document": {
+            "sha256": stored_doc.sha256,
+            "sha512": stored_doc.sha512,
+            "size": str(stored_doc.size),
+            "mime": "application/json",
+            "kind": "testimony",
+            "name": f"testimony-{code}.json",
+            "title": f"Testimony of witness {code}",
+            "language": testimony.statement.language,
+            "confidentiality": str(DOCUMENT_CONFIDENTIALITY),
+        },
+        "testimony": _without_texts(public_data),
+    }
+    annex_sha: str | None = None
+    if identity:
+        sealed = protect(identity, recipients, aad=annex_aad(case.config.case_id, code))
+        stored_annex = case.objects.put_bytes(sealed.envelope)
+        annex_sha = stored_annex.sha256
+        data["annex"] = {
+            "sha256": stored_annex.sha256,
+            "sha512": stored_annex.sha512,
+            "size": str(stored_annex.size),
+            "mime": "application/octet-stream",
+            "kind": "protected-annex",
+            "name": f"identity-{code}.sealed",
+            "title": f"Protected identity of witness {code}",
+            "confidentiality": str(ANNEX_CONFIDENTIALITY),
+            "commitment": sealed.commitment_digest,
+            "recipients": list(sealed.recipients),
+            # Which fields are sealed (names only) tells a reader what a reveal will give.
+            "fields": sorted(identity),
+        }
+    with case.transaction() as rec:
+        if rec.db.execute("SELECT 1 FROM testimonies WHERE witness_code = ?", [code]).fetchone():
+            raise InputError(f"witness_code: {code} was recorded meanwhile by another session")
+        appended = rec.append(
+            EventDraft(action="testimony.recorded", subject=stored_doc.sha256, data=data), signer
+        )
+        for sha in recordings:
+            rec.append(
+                EventDraft(
+                    action="link.made",
+                    subject=sha,
+                    data={
+                        "target": code,
+                        "target_kind": "testimony",
+                        "reason": f"recording of the interview of witness {code}",
+                    },
+                ),
+                signer,
+            )
+    case.checkpoint(signer)
+    return RecordedTestimony(
+        witness_code=code,
+        document=stored_doc.sha256,
+        annex=annex_sha,
+        recordings=recordings,
+        seq=appended.event.seq,
+        ingested=tuple(ingested),
+    )
+
+
+def _refuse_known(case: Case, code: str) -> None:
+    row = case.db.execute(
+        "SELECT created_seq FROM testimonies WHERE witness_code = ?", [code]
+    ).fetchone()
+    if row is not None:
+        raise InputError(
+            f"witness_code: {code} is already recorded in the case (seq {row[0]})",
+            "give the testimony its own witness code; to correct consent use "
+            "`evidence testimony withdraw-consent`",
+        )
+
+
+def _split_recordings(
+    case: Case, testimony: Testimony, path: Path
+) -> tuple[dict[str, str], list[Path]]:
+    """Recordings that are items already (by sha256) and files still to ingest."""
+    known: dict[str, str] = {}
+    files: list[Path] = []
+    for index, ref in enumerate(testimony.recordings):
+        if _SHA256.fullmatch(ref):
+            try:
+                known[ref] = resolve_item(case, ref)
+            except InputError:
+                raise InputError(
+                    f"{path}: recordings[{index}]: no item {ref} in the case",
+                    "ingest the recording first, or give the path of its file",
+                ) from None
+            continue
+        candidate = Path(ref)
+        if not candidate.is_absolute():
+            candidate = path.parent / candidate
+        if not candidate.is_file():
+            raise InputError(
+                f"{path}: recordings[{index}]: no such file {candidate}",
+                "give the path of the recording relative to the testimony file, or its sha256",
+            )
+        if candidate.stat().st_size == 0:
+            raise InputError(f"{path}: recordings[{index}]: {candidate} is empty")
+        files.append(candidate)
+    return known, files
+
+
+def _ingest_recordings(
+    case: Case, signer: Signer, testimony: Testimony, files: list[Path]
+) -> list[str]:
+    options = ItemOptions(
+        description=f"Recording of the interview of witness {testimony.witness_code}",
+        collected_at=testimony.interview_date,
+        language=testimony.statement.language,
+        confidentiality=ANNEX_CONFIDENTIALITY,
+        tags=(f"testimony:{testimony.witness_code}",),
+    )
+    report = ingest(case, signer, files, options=options)
+    if report.refused:
+        first = report.refused[0]
+        raise InputError(
+            f"recordings: {first.path} was refused: {first.reason}",
+            "fix the recording file and run the command again",
+        )
+    return [f.sha256 for f in report.files]
+
+
+def _without_texts(public_data: dict[str, Any]) -> dict[str, Any]:
+    summary = dict(public_data)
+    summary["statement"] = {"language": public_data["statement"]["language"]}
+    summary["translations"] = [
+        {"language": t["language"], "translator": t["translator"]}
+        for t in public_data.get("translations", [])
+    ]
+    return summary
+
+
+def resolve_testimony(case: Case, ref: str) -> str:
+    """The witness code of a testimony named by its code or its document's sha256 (prefix)."""
+    ref = ref.strip()
+    row = case.db.execute(
+        "SELECT witness_code FROM testimonies WHERE witness_code = ?", [ref]
+    ).fetchone()
+    if row is None and re.fullmatch(r"[0-9a-fA-F]{4,64}", ref):
+        row = case.db.execute(
+            "SELECT witness_code FROM testimonies WHERE document LIKE ?", [ref.lower() + "%"]
+        ).fetchone()
+    if row is None:
+        raise UnknownId("testimony", ref, "list the testimonies with `evidence testimony list`")
+    return str(row[0])
+
+
+def list_testimonies(case: Case) -> list[dict[str, Any]]:
+    """Every testimony: code, category, interview date, document, consent (no identity)."""
+    rows = case.db.execute(
+        "SELECT witness_code, document, data, consent, consent_withdrawn, annex_sha256, "
+        "created_seq FROM testimonies ORDER BY created_seq"
+    ).fetchall()
+    out = []
+    for code, document, data, consent, withdrawn, annex, seq in rows:
+        summary = json.loads(data)
+        out.append(
+            {
+                "witness_code": code,
+                "category": summary.get("category"),
+                "interview_date": summary.get("interview_date"),
+                "document": document,
+                "consent": json.loads(consent),
+                "consent_withdrawn": bool(withdrawn),
+                "protected_annex": annex,
+                "created_seq": seq,
+            }
+        )
+    return out
+
+
+def show_testimony(case: Case, ref: str) -> dict[str, Any]:
+    """A testimony with its statement, consent, annex hashes, links and history (no identity)."""
+    code = resolve_testimony(case, ref)
+    row = case.db.execute(
+        "SELECT document, data, annex, consent, consent_withdrawn, created_seq, updated_seq "
+        "FROM testimonies WHERE witness_code = ?",
+        [code],
+    ).fetchone()
+    document_sha, data, annex, consent, withdrawn, created, updated = row
+    try:
+        document = json.loads(case.objects.path_for(document_sha).read_bytes())
+        full = document["testimony"]
+    except (OSError, ValueError, KeyError):
+        # The catalog still shows the metadata; `evidence verify` names the missing object.
+        full = json.loads(data)
+        full["statement"] = {**full.get("statement", {}), "text": None}
+    annex_data = json.loads(annex) if annex else None
+    shown: dict[str, Any] = {
+        "witness_code": code,
+        "document": document_sha,
+        "testimony": full,
+        "consent": json.loads(consent),
+        "consent_withdrawn": bool(withdrawn),
+        "consent_covers_icc": _covers_icc(json.loads(consent), bool(withdrawn)),
+        "protected_annex": None
+        if annex_data is None
+        else {
+            "sha256": annex_data["sha256"],
+            "commitment": annex_data["commitment"],
+            "recipients": annex_data["recipients"],
+            "fields": annex_data.get("fields", []),
+        },
+        "links": [
+            {"target": r[0], "kind": r[1], "reason": r[2], "seq": r[3]}
+            for r in case.db.execute(
+                "SELECT target, target_kind, reason, seq FROM links WHERE subject = ? ORDER BY seq",
+                [document_sha],
+            ).fetchall()
+        ],
+        "created_seq": created,
+        "updated_seq": updated,
+        "history": custody_history(case, document_sha),
+    }
+    return shown
+
+
+def reveal_identity(
+    case: Case, signer: Signer, ref: str, key: RecipientKey, purpose: str
+) -> dict[str, str]:
+    """Open the testimony's protected annex with a recipient key; the opening is recorded."""
+    if not purpose.strip():
+        raise InputError("--purpose: is empty", "say why the identity is revealed")
+    code = resolve_testimony(case, ref)
+    row = case.db.execute(
+        "SELECT annex_sha256, commitment FROM testimonies WHERE witness_code = ?", [code]
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise InputError(f"{code}: the testimony has no protected identity")
+    annex_sha, commitment = str(row[0]), str(row[1])
+    envelope = case.objects.path_for(annex_sha).read_bytes()
+    fields = reveal(
+        envelope,
+        key,
+        aad=annex_aad(case.config.case_id, code),
+        commitment_digest=commitment,
+        source=f"protected annex of {code}",
+    )
+    case.record(
+        [
+            EventDraft(
+                action="annex.opened",
+                subject=annex_sha,
+                data={"witness_code": code, "recipient": key.recipient_id, "purpose": purpose},
+            )
+        ],
+        signer,
+    )
+    case.checkpoint(signer)
+    return fields
+
+
+def withdraw_consent(
+    case: Case, signer: Signer, ref: str, reason: str, on: str | None = None
+) -> int:
+    """Record that the witness withdrew consent (on ``on``, default today); returns the seq."""
+    if not reason.strip():
+        raise InputError("--reason: is empty", "say what the witness asked for")
+    day = on if on is not None else format_time(utc_now())[:10]
+    try:
+        day = _DAY.validate_python(day)
+    except ValidationError as exc:
+        message = exc.errors(include_url=False)[0]["msg"]
+        raise InputError(f"--on: {message} (got {day!r})", "write the day as YYYY-MM-DD") from None
+    code = resolve_testimony(case, ref)
+    with case.transaction() as rec:
+        row = rec.db.execute(
+            "SELECT document, consent, consent_withdrawn FROM testimonies WHERE witness_code = ?",
+            [code],
+        ).fetchone()
+        document, consent, withdrawn = str(row[0]), json.loads(row[1]), bool(row[2])
+        if withdrawn:
+            raise InputError(
+                f"{code}: consent was already withdrawn on {consent.get('withdrawn_on')}",
+                "a withdrawal is recorded once",
+            )
+        given = consent.get("given_on")
+        if given and partial_date_range(day)[1] < partial_date_range(given)[0]:
+            raise InputError(f"--on: {day} is before consent was given ({given})")
+        appended = rec.append(
+            EventDraft(
+                action="consent.withdrawn",
+                subject=document,
+                data={"witness_code": code, "withdrawn_on": day, "reason": reason},
+            ),
+            signer,
+        )
+    case.checkpoint(signer)
+    return appended.event.seq
+
+
+def _covers_icc(consent: dict[str, Any], withdrawn: bool) -> bool:
+    return bool(consent.get("icc_proceedings")) and not withdrawn
+
+
+def consent_covers_icc(case: Case, witness_code: str) -> bool:
+    """Whether the testimony may go into an ICC bundle: consent given and not withdrawn."""
+    row = case.db.execute(
+        "SELECT consent, consent_withdrawn FROM testimonies WHERE witness_code = ?",
+        [witness_code],
+    ).fetchone()
+    if row is None:
+        raise UnknownId("testimony", witness_code)
+    return _covers_icc(json.loads(row[0]), bool(row[1]))

@@ -1,0 +1,206 @@
+"""Incidents, facilities, perpetrators and children: ids, corrections, history, rebuild.
+
+All records are fictional (tests/evidence/data); the case uses the fixed test key.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chain_of_custody import parse_leaf
+from evidence import catalog, entities
+from evidence.errors import InputError, UnknownId
+from evidence.models import Incident
+from evidence.verify import verify_case
+from tests.conftest import CaseHandle
+
+DATA = Path(__file__).parent / "data"
+
+INCIDENT = {
+    "title": "Transfer of children from a care home (fictional)",
+    "start": "2022-05",
+    "place.name": "Example Town",
+    "place.country": "UA",
+}
+
+
+@pytest.fixture
+def case(make_case: Callable[..., CaseHandle]) -> Any:
+    handle = make_case()
+    opened = handle.open()
+    yield opened, handle.signer
+    opened.close()
+
+
+def test_ids_are_allocated_in_order_per_kind(case: Any) -> None:
+    opened, signer = case
+    first = entities.add_entity(opened, signer, entities.parse_new_entity("incident", INCIDENT))
+    second = entities.add_entity(opened, signer, entities.parse_new_entity("incident", INCIDENT))
+    facility = entities.add_entity(
+        opened,
+        signer,
+        entities.parse_new_entity("facility", {"name": "Camp Example", "type": "camp"}),
+    )
+    assert (first.id, second.id, facility.id) == ("INC-0001", "INC-0002", "FAC-0001")
+    assert [r.id for r in entities.list_entities(opened, "incident")] == ["INC-0001", "INC-0002"]
+
+
+@pytest.mark.parametrize("kind", ["incident", "facility", "perpetrator"])
+def test_files_with_their_own_id_keep_it(case: Any, kind: str) -> None:
+    opened, signer = case
+    entity = entities.read_new_entity(kind, DATA / f"{kind}.yaml")
+    record = entities.add_entity(opened, signer, entity)
+    assert record.id == entity.id
+    assert record.data == entity.model_dump(mode="json", exclude_none=True)
+    size = opened.log.size()
+    with pytest.raises(InputError, match="exists already"):
+        entities.add_entity(opened, signer, entity)
+    assert opened.log.size() == size
+
+
+def test_a_child_placement_must_name_a_known_facility(case: Any) -> None:
+    opened, signer = case
+    child = entities.read_new_entity("child", DATA / "child.yaml")
+    size = opened.log.size()
+    with pytest.raises(InputError, match=r"placements\[0\]\.facility"):
+        entities.add_entity(opened, signer, child)
+    assert opened.log.size() == size
+    entities.add_entity(
+        opened, signer, entities.read_new_entity("facility", DATA / "facility.yaml")
+    )
+    assert entities.add_entity(opened, signer, child).id == "CH-0001"
+
+
+def test_two_investigators_adding_at_once_never_clash(
+    make_case: Callable[..., CaseHandle],
+) -> None:
+    handle = make_case()
+    made: list[str] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        # Each thread has its own connection, as two investigators' processes would.
+        opened = handle.open()
+        try:
+            for _ in range(5):
+                record = entities.add_entity(
+                    opened, handle.signer, entities.parse_new_entity("incident", INCIDENT)
+                )
+                with lock:
+                    made.append(record.id)
+        finally:
+            opened.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(made) == [f"INC-{n:04d}" for n in range(1, 11)]
+
+
+def test_an_edit_is_a_new_event_and_history_keeps_the_old_values(case: Any) -> None:
+    opened, signer = case
+    record = entities.add_entity(
+        opened, signer, entities.parse_new_entity("incident", {**INCIDENT, "children_count": "12"})
+    )
+    edited = entities.edit_entity(
+        opened,
+        signer,
+        record.id,
+        changes={"children_count": "14", "place.region": "Example Region"},
+        reason="a second transfer list was found",
+    )
+    assert edited.data["children_count"] == 14
+    assert edited.data["place"] == {
+        "name": "Example Town",
+        "country": "UA",
+        "region": "Example Region",
+    }
+    history = entities.entity_history(opened, record.id)
+    assert [h["action"] for h in history] == ["entity.created", "entity.edited"]
+    assert history[0]["entity"]["children_count"] == 12
+    assert history[1]["changes"]["children_count"] == 14
+    assert history[1]["reason"] == "a second transfer list was found"
+    unset = entities.edit_entity(opened, signer, record.id, unset=("place.region",), reason="wrong")
+    assert "region" not in unset.data["place"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "unset", "reason", "message"),
+    [
+        pytest.param({"start": "14/05/2022"}, (), "typo", "start", id="wrong-date-format"),
+        pytest.param({"place.lat": "91"}, (), "typo", "place", id="lat-without-lon"),
+        pytest.param({}, ("title",), "typo", "title", id="required-field-removed"),
+        pytest.param({}, ("end",), "typo", "--unset end", id="unset-a-missing-field"),
+        pytest.param({"title": INCIDENT["title"]}, (), "same", "changes nothing", id="no-change"),
+        pytest.param({"title": "New"}, (), " ", "--reason", id="empty-reason"),
+        pytest.param({"id": "INC-0002"}, (), "renumber", "id", id="id-change"),
+    ],
+)
+def test_bad_edits_are_refused_and_record_nothing(
+    case: Any, changes: dict[str, str], unset: tuple[str, ...], reason: str, message: str
+) -> None:
+    opened, signer = case
+    record = entities.add_entity(opened, signer, entities.parse_new_entity("incident", INCIDENT))
+    size = opened.log.size()
+    with pytest.raises(InputError, match=message):
+        entities.edit_entity(opened, signer, record.id, changes=changes, unset=unset, reason=reason)
+    assert opened.log.size() == size
+
+
+def test_unknown_and_malformed_ids_are_refused(case: Any) -> None:
+    opened, signer = case
+    with pytest.raises(UnknownId, match="INC-0042"):
+        entities.get_entity(opened, "INC-0042")
+    with pytest.raises(InputError, match="not an entity id"):
+        entities.get_entity(opened, "incident-1")
+    with pytest.raises(UnknownId):
+        entities.edit_entity(opened, signer, "FAC-0007", changes={"name": "x"}, reason="r")
+
+
+def test_verify_rebuilds_entities_and_reports_a_changed_row(case: Any) -> None:
+    opened, signer = case
+    record = entities.add_entity(opened, signer, entities.parse_new_entity("incident", INCIDENT))
+    entities.edit_entity(opened, signer, record.id, changes={"end": "2022-06"}, reason="found")
+    assert verify_case(opened, workers=1).ok
+    opened.db.execute("UPDATE entities SET title = 'Something else' WHERE id = ?", [record.id])
+    findings = verify_case(opened, workers=1).findings
+    assert [(f.code, f.subject) for f in findings] == [
+        ("catalog-row-changed", "entities[INC-0001]")
+    ]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    title=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+        min_size=1,
+        max_size=40,
+    ),
+    count=st.integers(min_value=0, max_value=2**53 - 1),
+)
+def test_entities_round_trip_through_the_log(case: Any, title: str, count: int) -> None:
+    opened, signer = case
+    entity = entities.parse_new_entity(
+        "incident", {**INCIDENT, "title": title, "children_count": str(count)}
+    )
+    assert isinstance(entity, Incident)
+    record = entities.add_entity(opened, signer, entity)
+    assert record.title == entity.title
+    assert record.data["children_count"] == count
+    rebuilt = catalog.rebuild(_events(opened))
+    assert catalog.compare(opened.db, rebuilt) == []
+
+
+def _events(opened: Any) -> list[Any]:
+    return [parse_leaf(leaf).event for _s, leaf, _h in opened.log.iter_leaves()]
