@@ -1,0 +1,331 @@
+"""The record commands through typer's CliRunner: entities, testimonies, recipients, links,
+timelines and derived items, each with its bad input (exit 2, the field named, nothing recorded).
+
+Everything is fictional; the case uses the fixed test key of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from evidence.cli import app
+from evidence.loaders import load_testimony
+from tests.conftest import CaseHandle, CliResult
+from tests.evidence.test_testimony import make_testimony, recipient_key, write_testimony
+
+Cli = Callable[..., CliResult]
+DATA = Path(__file__).parent.parent / "evidence" / "data"
+
+
+def _json(result: CliResult) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _ok(result: CliResult) -> CliResult:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _log_size(case: CaseHandle) -> int:
+    opened = case.open()
+    try:
+        return opened.log.size()
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def world(make_case: Callable[..., CaseHandle], cli: Cli, tmp_path: Path) -> Any:
+    """A case with a recipient, an item, an incident, a facility and testimony W-017."""
+    case = make_case()
+    c = ("--case", case.root)
+    _ok(cli("keys", "recipient", "add", "prosecutor-a", *c))
+    note = tmp_path / "note.txt"
+    note.write_text("fictional field note\n", encoding="utf-8")
+    ingested = _json(cli("ingest", note, "--collected-at", "2022-05-20", "--json", *c))
+    sha = ingested["files"][0]["sha256"]
+    _ok(cli("incident", "add", "--from", DATA / "incident.yaml", *c))
+    _ok(cli("facility", "add", "--from", DATA / "facility.yaml", *c))
+    _ok(cli("testimony", "add", write_testimony(tmp_path, make_testimony()), *c))
+    return case, sha, c
+
+
+def test_every_record_command_exists() -> None:
+    group = typer.main.get_command(app)
+    names = set()
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        names.add(name)
+        for sub, subcommand in getattr(command, "commands", {}).items():
+            names.add(f"{name} {sub}")
+            for leaf in getattr(subcommand, "commands", {}):
+                names.add(f"{name} {sub} {leaf}")
+    expected = {"link", "unlink", "timeline", "derive", "keys recipient add", "keys recipient list"}
+    for kind in ("incident", "facility", "perpetrator", "child"):
+        expected |= {f"{kind} {verb}" for verb in ("add", "list", "show", "edit")}
+    expected |= {f"testimony {v}" for v in ("template", "add", "list", "show", "withdraw-consent")}
+    assert expected <= names
+
+
+def test_entities_by_options_and_by_file(make_case: Callable[..., CaseHandle], cli: Cli) -> None:
+    case = make_case()
+    c = ("--case", case.root)
+    added = _json(
+        cli(
+            "incident", "add", "--title", "Transfer (fictional)", "--start", "2022-05",
+            "--place", "Example Town", "--country", "ua", "--lat", "46.6354", "--lon", "32.6169",
+            "--crime", "Art. 8(2)(a)(vii)", "--crime", "art. 7(1)(d)", "--children-count", "12",
+            "--json", *c,
+        )
+    )  # fmt: skip
+    assert added["id"] == "INC-0001"
+    assert added["data"]["place"] == {
+        "name": "Example Town",
+        "country": "UA",
+        "lat": "46.6354",
+        "lon": "32.6169",
+    }
+    assert added["data"]["crimes"] == ["art. 8(2)(a)(vii)", "art. 7(1)(d)"]
+    _ok(cli("facility", "add", "--name", "Camp Example", "--type", "camp", *c))
+    _ok(cli("perpetrator", "add", "--from", DATA / "perpetrator.yaml", *c))
+    child = _json(
+        cli(
+            "child", "add", "--code", "C-042", "--status", "located", "--birth-year", "2012",
+            "--hometown", "Example Town", "--placement", "FAC-0001:2022-06:2022-09-30",
+            "--json", *c,
+        )
+    )  # fmt: skip
+    assert child["id"] == "CH-0001"
+    assert child["data"]["placements"] == [
+        {"facility": "FAC-0001", "start": "2022-06", "end": "2022-09-30"}
+    ]
+    listed = _json(cli("perpetrator", "list", "--json", *c))
+    assert [(p["id"], p["title"]) for p in listed] == [("PER-0001", "Official X")]
+    assert "Camp Example" in _ok(cli("facility", "list", *c)).stdout
+
+
+def test_edit_appends_and_show_history_keeps_old_values(world: Any, cli: Cli) -> None:
+    _case, _sha, c = world
+    _ok(cli("incident", "edit", "INC-0001", "--children-count", "14", "--reason", "new list", *c))
+    _ok(cli("incident", "edit", "INC-0001", "--unset", "description", "--reason", "unsure", *c))
+    shown = _json(cli("incident", "show", "INC-0001", "--history", "--json", *c))
+    assert shown["data"]["children_count"] == 14
+    assert "description" not in shown["data"]
+    history = shown["history"]
+    assert [h["entity"].get("children_count") for h in history] == [12, 14, 14]
+    assert history[1]["reason"] == "new list"
+    text = _ok(cli("incident", "show", "INC-0001", "--history", *c)).stdout
+    assert "new list" in text and "entity.edited" in text
+    assert _json(cli("verify", "--json", *c))["ok"] is True
+
+
+def test_testimony_template_is_a_valid_testimony(cli: Cli, tmp_path: Path) -> None:
+    text = _ok(cli("testimony", "template")).stdout
+    path = tmp_path / "template.yaml"
+    path.write_text(text, encoding="utf-8")
+    loaded = load_testimony(path)
+    assert loaded.witness_code == "W-017"
+    assert loaded.identity is not None and loaded.identity.present_fields()
+
+
+def test_testimony_show_list_reveal_and_withdraw(world: Any, cli: Cli) -> None:
+    case, _sha, c = world
+    shown = _json(cli("testimony", "show", "W-017", "--json", *c))
+    assert shown["testimony"]["statement"]["text"] == "Вигадані показання."
+    assert shown["protected_annex"]["fields"] == [
+        "contact",
+        "current_address",
+        "date_of_birth",
+        "name",
+    ]
+    assert "identity" not in shown
+    text = _ok(cli("testimony", "show", "W-017", *c)).stdout
+    assert "sealed" in text and "Protected-Identity-Marker" not in text
+    size = _log_size(case)
+    revealed = _json(cli("testimony", "show", "W-017", "--reveal", "--json", *c))
+    assert revealed["identity"]["name"] == "Testname Protected-Identity-Marker"
+    assert _log_size(case) == size + 1  # the opening is recorded
+    _ok(
+        cli("testimony", "withdraw-consent", "W-017", "--reason", "asked", "--on", "2023-06-01", *c)
+    )
+    listed = _json(cli("testimony", "list", "--json", *c))
+    assert listed[0]["consent_withdrawn"] is True
+    assert "left out of bundles" in _ok(cli("testimony", "show", "W-017", *c)).stdout
+
+
+def test_recipients_list_and_add_a_public_key(world: Any, cli: Cli, evidence_home: Path) -> None:
+    case, _sha, c = world
+    listed = _json(cli("keys", "recipient", "list", "--json", *c))
+    assert [r["name"] for r in listed] == ["prosecutor-a"]
+    private = evidence_home / "recipients" / "prosecutor-a.key"
+    assert private.is_file() and (private.stat().st_mode & 0o077) == 0
+    assert not any(p.suffix == ".key" for p in case.root.rglob("*"))
+    # Another recipient's public key (text form) can be added; the same one twice cannot.
+    other = evidence_home / "other.pub"
+    other.write_text(recipient_key("prosecutor-b").public.to_text() + "\n", encoding="utf-8")
+    _ok(cli("keys", "recipient", "add", "prosecutor-b", "--public-key", other, *c))
+    again = cli("keys", "recipient", "add", "prosecutor-b", "--public-key", other, *c)
+    assert again.exit_code == 2 and "added already" in again.stderr
+
+
+def test_link_list_timeline_unlink(world: Any, cli: Cli) -> None:
+    _case, sha, c = world
+    _ok(
+        cli(
+            "link",
+            sha[:10],
+            "--incident",
+            "INC-0001",
+            "--facility",
+            "FAC-0001",
+            "--reason",
+            "r",
+            *c,
+        )
+    )
+    _ok(cli("link", "W-017", "--facility", "FAC-0001", "--reason", "the witness names it", *c))
+    listed = _json(cli("list", "--incident", "INC-0001", "--json", *c))
+    assert [i["sha256"] for i in listed] == [sha]
+    line = _json(cli("timeline", "--facility", "FAC-0001", "--json", *c))
+    assert [(e["date"], e["kind"]) for e in line] == [
+        ("2022-05-20", "file"),
+        ("2023-03-01", "testimony"),
+    ]
+    assert "W-017" in _ok(cli("timeline", "--facility", "FAC-0001", *c)).stdout
+    _ok(cli("unlink", sha, "--facility", "FAC-0001", "--reason", "wrong place", *c))
+    assert len(_json(cli("timeline", "--facility", "FAC-0001", "--json", *c))) == 1
+    assert _json(cli("verify", "--json", *c))["ok"] is True
+
+
+def test_derive_shows_both_items(world: Any, cli: Cli, tmp_path: Path) -> None:
+    _case, sha, c = world
+    copy = tmp_path / "translation.txt"
+    copy.write_text("fictional translation\n", encoding="utf-8")
+    derived = _json(
+        cli(
+            "derive", sha[:12], "--kind", "translation", "--file", copy, "--reason", "for court",
+            "--language", "en", "--tool", "Translator D (manual)", "--json", *c,
+        )
+    )  # fmt: skip
+    original = _json(cli("show", sha, "--json", *c))
+    assert original["derivatives"] == [derived["sha256"]]
+    copy_shown = _json(cli("show", derived["sha256"], "--json", *c))
+    assert copy_shown["derived_from"] == sha
+    assert copy_shown["language"] == "en"
+    assert copy_shown["derivation"]["kind"] == "translation"
+
+
+BAD_INPUT = [
+    pytest.param(
+        ["incident", "add", "--start", "2022", "--place", "X"], "title", id="missing-title"
+    ),
+    pytest.param(
+        ["incident", "add", "--title", "T", "--start", "14/05/2022", "--place", "X"],
+        "start",
+        id="wrong-date-format",
+    ),
+    pytest.param(["facility", "add", "--name", "N", "--type", "palace"], "type", id="bad-enum"),
+    pytest.param(["incident", "show", "INC-0042"], "INC-0042", id="unknown-entity"),
+    pytest.param(
+        ["incident", "edit", "INC-0042", "--title", "X", "--reason", "r"],
+        "INC-0042",
+        id="edit-unknown-entity",
+    ),
+    pytest.param(
+        ["incident", "edit", "INC-0001", "--end", "2022-13", "--reason", "r"],
+        "end",
+        id="edit-wrong-date",
+    ),
+    pytest.param(
+        ["incident", "edit", "INC-0001", "--from", "OTHER_ID", "--reason", "r"],
+        "id: the file describes INC-0002",
+        id="edit-from-file-of-another-id",
+    ),
+    pytest.param(
+        ["child", "add", "--code", "C-1", "--status", "missing", "--placement", "FAC-0099"],
+        "placements[0].facility",
+        id="placement-unknown-facility",
+    ),
+    pytest.param(
+        ["child", "add", "--code", "Olena", "--status", "missing"], "code", id="child-name"
+    ),
+    pytest.param(
+        ["link", "SHA", "--incident", "INC-0099", "--reason", "r"],
+        "--incident INC-0099",
+        id="link-unknown-incident",
+    ),
+    pytest.param(
+        ["link", "W-099", "--incident", "INC-0001", "--reason", "r"], "W-099", id="link-unknown-w"
+    ),
+    pytest.param(["link", "SHA", "--reason", "r"], "at least one target", id="link-no-target"),
+    pytest.param(
+        ["unlink", "SHA", "--facility", "FAC-0001", "--reason", "r"], "not linked", id="unlink"
+    ),
+    pytest.param(["testimony", "add", "DUPLICATE"], "witness_code", id="duplicate-witness"),
+    pytest.param(["testimony", "add", "NO_CONSENT"], "consent", id="missing-consent"),
+    pytest.param(["testimony", "add", "BAD_DATE"], "interview_date", id="testimony-bad-date"),
+    pytest.param(["testimony", "show", "W-099"], "W-099", id="unknown-testimony"),
+    pytest.param(
+        ["testimony", "withdraw-consent", "W-017", "--reason", "r", "--on", "1.6.2023"],
+        "--on",
+        id="withdraw-bad-date",
+    ),
+    pytest.param(
+        ["timeline", "--facility", "FAC-0001", "--incident", "INC-0001"],
+        "exactly one",
+        id="timeline-two-entities",
+    ),
+    pytest.param(["timeline", "--child", "CH-0003"], "CH-0003", id="timeline-unknown"),
+    pytest.param(
+        ["derive", "SHA", "--kind", "summary", "--file", "NEW", "--reason", "r"],
+        "--kind",
+        id="derive-bad-kind",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "field"), BAD_INPUT)
+def test_bad_input_is_refused_naming_the_field(
+    world: Any, cli: Cli, tmp_path: Path, args: list[str], field: str
+) -> None:
+    case, sha, c = world
+    new = tmp_path / "new.txt"
+    new.write_text("fictional new file\n", encoding="utf-8")
+    files = {
+        "SHA": sha,
+        "NEW": str(new),
+        "DUPLICATE": str(write_testimony(tmp_path, make_testimony())),
+        "NO_CONSENT": str(write_testimony(tmp_path, make_testimony("W-020", consent=None))),
+        "BAD_DATE": str(
+            write_testimony(tmp_path, make_testimony("W-021", interview_date="01.03.2023"))
+        ),
+    }
+    other = tmp_path / "other.yaml"
+    text = (DATA / "incident.yaml").read_text(encoding="utf-8")
+    other.write_text(text.replace("INC-0001", "INC-0002"), encoding="utf-8")
+    files["OTHER_ID"] = str(other)
+    size = _log_size(case)
+    result = cli(*[files.get(a, a) for a in args], *c)
+    assert result.exit_code == 2, result.output
+    assert field in result.stderr
+    assert result.exception is None
+    assert _log_size(case) == size
+
+
+def test_identity_without_recipient_is_refused_with_a_hint(
+    make_case: Callable[..., CaseHandle], cli: Cli, tmp_path: Path
+) -> None:
+    case = make_case()
+    size = _log_size(case)
+    result = cli(
+        "testimony", "add", write_testimony(tmp_path, make_testimony()), "--case", case.root
+    )
+    assert result.exit_code == 2
+    assert "identity" in result.stderr and "evidence keys recipient add" in result.stderr
+    assert _log_size(case) == size
