@@ -9,6 +9,7 @@ rebuild is exact.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -175,7 +176,7 @@ SCHEMA: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     ),
 }
 
-_INDEXES = {
+_INDEXES: dict[str, list[tuple[str, ...]]] = {
     "sightings": [("path_key",), ("sha256",)],
     "links": [("target",)],
     "entities": [("kind", "number")],
@@ -267,9 +268,32 @@ def _rows(
     if table not in db.table_names():
         return
     names = ", ".join(f'"{c}"' for c in columns)
-    for row in db.execute(f'SELECT {names} FROM "{table}"').fetchall():
+    # Table and column names come from SCHEMA above, never from input.
+    query = f'SELECT {names} FROM "{table}"'  # noqa: S608
+    for row in db.execute(query).fetchall():
         record = dict(zip(columns, row, strict=True))
         yield tuple(record[c] for c in pk), record
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...], verb: str) -> str:
+    if table not in SCHEMA or not set(columns) <= SCHEMA[table][0].keys():
+        raise ValueError(f"no projection column for {table}{columns}")
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    return f'{verb} INTO "{table}" ({names}) VALUES ({marks})'
+
+
+def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any], **_: Any) -> None:
+    """Insert one projection row (plain SQL: this runs once per event on the ingest path)."""
+    columns = tuple(row)
+    db.execute(_insert_sql(table, columns, "INSERT"), [row[c] for c in columns])
+
+
+def _upsert(db: sqlite_utils.Database, table: str, row: dict[str, Any], **_: Any) -> None:
+    """Insert or replace one projection row by its primary key."""
+    columns = tuple(row)
+    db.execute(_insert_sql(table, columns, "INSERT OR REPLACE"), [row[c] for c in columns])
 
 
 def dumps(value: Any) -> str:
@@ -287,7 +311,9 @@ def _int(value: Any) -> int | None:
 @projector("case.created")
 def _case_created(db: sqlite_utils.Database, event: Event) -> None:
     data = event.data
-    db["case_info"].insert(
+    _insert(
+        db,
+        "case_info",
         {
             "case_id": event.subject,
             "title": data.get("title"),
@@ -295,14 +321,16 @@ def _case_created(db: sqlite_utils.Database, event: Event) -> None:
             "ern_prefix": data.get("ern_prefix"),
             "organisation": data.get("organisation", ""),
             "created_seq": event.seq,
-        }
+        },
     )
 
 
 @projector("key.enrolled")
 def _key_enrolled(db: sqlite_utils.Database, event: Event) -> None:
     verifier = str(event.data.get("verifier", ""))
-    db["keys"].upsert(
+    _upsert(
+        db,
+        "keys",
         {
             "key_id": event.subject,
             "name": verifier.split("+", 1)[0],
@@ -362,7 +390,7 @@ def _item_ingested(db: sqlite_utils.Database, event: Event) -> None:
     }
     for field in _ITEM_FIELDS:
         row[field] = data.get(field)
-    db["items"].insert(row)
+    _insert(db, "items", row)
     _sighting(db, event, duplicate=False)
 
 
@@ -375,7 +403,9 @@ def _sighting(db: sqlite_utils.Database, event: Event, *, duplicate: bool) -> No
     data = event.data
     if "path_key" not in data:
         return
-    db["sightings"].insert(
+    _insert(
+        db,
+        "sightings",
         {
             "seq": event.seq,
             "sha256": event.subject,
@@ -387,20 +417,22 @@ def _sighting(db: sqlite_utils.Database, event: Event, *, duplicate: bool) -> No
             "actor": event.actor,
             "time": event.time,
             "duplicate": int(duplicate),
-        }
+        },
     )
 
 
 @projector("symlink.recorded")
 def _symlink(db: sqlite_utils.Database, event: Event) -> None:
-    db["symlinks"].insert(
+    _insert(
+        db,
+        "symlinks",
         {
             "seq": event.seq,
             "path_key": event.data.get("path_key"),
             "path": event.data.get("path"),
             "target": event.data.get("target"),
             "actor": event.actor,
-        }
+        },
     )
 
 
@@ -431,7 +463,9 @@ def _corrected(db: sqlite_utils.Database, event: Event) -> None:
 @projector("export.made")
 def _export_made(db: sqlite_utils.Database, event: Event) -> None:
     data = event.data
-    db["exports"].insert(
+    _insert(
+        db,
+        "exports",
         {
             "bundle_id": event.subject,
             "profile": data.get("profile"),
@@ -440,14 +474,16 @@ def _export_made(db: sqlite_utils.Database, event: Event) -> None:
             "checkpoint_size": _int(data.get("checkpoint_size")),
             "actor": event.actor,
             "seq": event.seq,
-        }
+        },
     )
 
 
 @projector("ern.assigned")
 def _ern_assigned(db: sqlite_utils.Database, event: Event) -> None:
     data = event.data
-    db["erns"].insert(
+    _insert(
+        db,
+        "erns",
         {
             "subject": event.subject,
             "first": data["first"],
@@ -455,7 +491,7 @@ def _ern_assigned(db: sqlite_utils.Database, event: Event) -> None:
             "number_first": _int(data["number_first"]),
             "number_last": _int(data["number_last"]),
             "seq": event.seq,
-        }
+        },
     )
 
 
@@ -466,7 +502,9 @@ def _ern_assigned(db: sqlite_utils.Database, event: Event) -> None:
 def _entity_created(db: sqlite_utils.Database, event: Event) -> None:
     data = event.data
     entity = data["entity"]
-    db.table("entities").insert(
+    _insert(
+        db,
+        "entities",
         {
             "id": event.subject,
             "kind": data["kind"],
@@ -475,7 +513,7 @@ def _entity_created(db: sqlite_utils.Database, event: Event) -> None:
             "data": dumps(entity),
             "created_seq": event.seq,
             "updated_seq": event.seq,
-        }
+        },
     )
 
 
@@ -501,12 +539,14 @@ def _testimony_recorded(db: sqlite_utils.Database, event: Event) -> None:
     data = event.data
     code = data["witness_code"]
     testimony = data["testimony"]
-    db.table("items").insert(_record_item_row(event, data["document"], code))
+    _insert(db, "items", _record_item_row(event, data["document"], code))
     annex = data.get("annex")
     if annex:
-        db.table("items").insert(_record_item_row(event, annex, code))
+        _insert(db, "items", _record_item_row(event, annex, code))
     consent = testimony.get("consent", {})
-    db.table("testimonies").insert(
+    _insert(
+        db,
+        "testimonies",
         {
             "witness_code": code,
             "document": event.subject,
@@ -519,7 +559,7 @@ def _testimony_recorded(db: sqlite_utils.Database, event: Event) -> None:
             "consent_withdrawn": int(consent.get("withdrawn_on") is not None),
             "created_seq": event.seq,
             "updated_seq": event.seq,
-        }
+        },
     )
 
 
@@ -566,7 +606,9 @@ def _consent_withdrawn(db: sqlite_utils.Database, event: Event) -> None:
 
 @projector("link.made")
 def _link_made(db: sqlite_utils.Database, event: Event) -> None:
-    db.table("links").upsert(
+    _upsert(
+        db,
+        "links",
         {
             "subject": event.subject,
             "target": event.data["target"],
@@ -589,11 +631,13 @@ def _link_removed(db: sqlite_utils.Database, event: Event) -> None:
 
 @projector("recipient.added")
 def _recipient_added(db: sqlite_utils.Database, event: Event) -> None:
-    db.table("recipients").insert(
+    _insert(
+        db,
+        "recipients",
         {
             "recipient_id": event.subject,
             "name": event.data["name"],
             "public_key": event.data["public_key"],
             "added_seq": event.seq,
-        }
+        },
     )
