@@ -32,7 +32,7 @@ from chain_of_custody import (
     parse_leaf,
     save_signer,
 )
-from evidence import cli_records, custody, keystore
+from evidence import cli_exports, cli_records, custody, keystore
 from evidence._cli_common import (
     Bar,
     CaseOpt,
@@ -569,6 +569,7 @@ def _print_verify(report: CaseReport) -> None:
 
 
 cli_records.register(app, keys_app)
+cli_exports.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,192 @@
+"""The ``export`` and ``audit`` commands of the ``evidence`` command line (SPEC sections 7, 8).
+
+Thin like the rest of the command line: each command parses its options, calls one library
+function (:func:`exports.bundle.export_bundle`, :func:`exports.audit.audit_bundle`) and renders
+the result. ``audit`` needs no case directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from chain_of_custody import EXIT_PROBLEMS
+from evidence import keystore
+from evidence._cli_common import (
+    Bar,
+    CaseOpt,
+    JsonOpt,
+    KeyOpt,
+    PassOpt,
+    err,
+    open_case_dir,
+    out,
+    print_json,
+    read_file,
+)
+from evidence.errors import InputError
+from evidence.recipients import read_public_key
+from exports.audit import AuditReport, audit_bundle, load_trusted_key
+from exports.bundle import ExportResult, export_bundle
+from exports.model import Profile, Selection
+
+PROFILES: tuple[Profile, ...] = ("otp", "restricted", "public")
+
+
+@contextmanager
+def _steps() -> Iterator[Callable[[str], None]]:
+    """A one-line status on a terminal showing the current export step; nothing otherwise."""
+    if not err.is_terminal:
+        yield lambda _label: None
+        return
+    with err.status("export") as status:
+        yield lambda label: status.update(f"export: {label}")
+
+
+def export_cmd(
+    incident: Annotated[
+        list[str] | None, typer.Option("--incident", help="Incident id (repeatable).")
+    ] = None,
+    facility: Annotated[
+        list[str] | None, typer.Option("--facility", help="Facility id (repeatable).")
+    ] = None,
+    perpetrator: Annotated[
+        list[str] | None,
+        typer.Option("--perpetrator", help="Alleged perpetrator id (repeatable)."),
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Export every item.")] = False,
+    profile: Annotated[
+        str, typer.Option("--profile", help="otp, restricted or public.", show_default=False)
+    ] = "",
+    recipient: Annotated[
+        Path | None,
+        typer.Option(
+            "--recipient",
+            help="Public key file of the recipient of protected annexes (otp profile).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="New directory for the bag.", show_default=False)
+    ] = None,
+    make_zip: Annotated[bool, typer.Option("--zip", help="Also write DIR.zip.")] = False,
+    created: Annotated[
+        str | None,
+        typer.Option(
+            "--created",
+            help="Bundle time (RFC 3339 UTC, e.g. 2026-11-24T03:20:00Z); default: now. The same "
+            "case state, selection, profile and time give a byte-identical bundle.",
+        ),
+    ] = None,
+    case_dir: CaseOpt = Path(),
+    key: KeyOpt = None,
+    passphrase_file: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a submission bundle (BagIt bag, optionally zipped) and record the export."""
+    chosen = next((p for p in PROFILES if p == profile), None)
+    if chosen is None:
+        raise InputError(
+            f"--profile {profile!r} is not known" if profile else "--profile is required",
+            "use --profile otp, restricted or public",
+        )
+    if out_dir is None:
+        raise InputError("--out is required", "give a new directory for the bag with --out DIR")
+    selection = Selection(
+        incidents=tuple(incident or ()),
+        facilities=tuple(facility or ()),
+        perpetrators=tuple(perpetrator or ()),
+        all=everything,
+    )
+    public_key = read_public_key(recipient) if recipient is not None else None
+    zip_path = out_dir.with_name(out_dir.name + ".zip") if make_zip else None
+    with open_case_dir(case_dir) as case:
+        signer = keystore.unlock(case, key, passphrase_file)
+        with _steps() as step:
+            result = export_bundle(
+                case,
+                signer,
+                selection=selection,
+                profile=chosen,
+                out_dir=out_dir,
+                zip_path=zip_path,
+                created=created,
+                recipient=public_key,
+                progress=step,
+            )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    if as_json:
+        print_json(result.as_json())
+    else:
+        _print_export(result)
+
+
+def _print_export(result: ExportResult) -> None:
+    out.print(f"Bundle {result.bundle_id} ({result.profile}) written to {escape(str(result.bag))}")
+    if result.zip_path is not None:
+        out.print(f"Zip: {escape(str(result.zip_path))}")
+    out.print(
+        f"{result.items} item(s), {result.testimonies} testimony(ies), "
+        f"{result.new_erns} new ERN assignment(s); checkpoint size {result.checkpoint_size}; "
+        f"recorded as seq {result.event_seq}"
+    )
+
+
+def audit_cmd(
+    bundle: Annotated[Path, typer.Argument(help="The bundle: a bag directory or its zip.")],
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            help="Verifier key file you trust (`evidence keys export`, note or PEM; repeatable).",
+        ),
+    ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option("--since", help="An earlier signed checkpoint the bundle's log must extend."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a bundle offline: bag, signatures, events, proofs and checkpoint (exit 1 if not)."""
+    trusted = [load_trusted_key(path) for path in trust or []]
+    earlier = read_file(since) if since is not None else None
+    bar = Bar("audit")
+    try:
+        report = audit_bundle(bundle, trusted, since=earlier, progress=bar)
+    finally:
+        bar.close()
+    for warning in report.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _print_audit(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_audit(report: AuditReport) -> None:
+    label = report.bundle_id or report.bundle
+    if report.ok:
+        out.print(
+            f"[green]OK[/]: bundle {escape(label)}: {report.files} files, {report.originals} "
+            f"originals, {report.leaves} events and {report.proofs} proofs verified against "
+            f"the checkpoint of size {report.checkpoint_size}"
+        )
+        return
+    out.print(f"[red]PROBLEMS[/]: bundle {escape(label)}: {len(report.findings)} finding(s)")
+    for finding in report.findings:
+        out.print(
+            f"  {escape(f'[{finding.code}]')} {escape(finding.where())}: {escape(finding.message)}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export`` and ``audit`` to the ``evidence`` program."""
+    app.command("export")(export_cmd)
+    app.command("audit")(audit_cmd)

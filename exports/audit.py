@@ -1,0 +1,905 @@
+"""``evidence audit``: check a submission bundle offline, with nothing but the bundle and keys.
+
+The bundle is untrusted input. It is checked from the outside in, and every problem becomes a
+:class:`~chain_of_custody.Finding` naming the file or ERN:
+
+1. a zip is unpacked into a fresh temporary folder, entry by entry, refusing absolute paths,
+   ``..``, symlinks, duplicate names, too many entries, and sizes or compression ratios of a
+   zip bomb; nothing is ever written outside that folder, and it is removed afterwards. A bag
+   directory is read in place and never followed through a symlink;
+2. the bag: ``bagit.txt``, every payload manifest (each listed file present with its hash, no
+   file unlisted, no path leading out of the bag), ``Payload-Oxum`` and the tag manifest;
+3. the Ed25519 signature of the tag manifest by the exporting key, which must be trusted;
+4. the signed checkpoint, by a trusted key;
+5. each custody event (leaf): its signature by its actor's key;
+6. each proof file: inclusion of its leaf in the bundle's checkpoint;
+7. each original against the event that recorded it (SHA-256 and SHA-512);
+8. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
+   than the bundle's; equal sizes must have equal roots, and a smaller one needs a consistency
+   proof ``data/custody/consistency/<old size>.proof`` in the bundle (format below), without
+   which the audit reports that consistency could not be shown.
+
+Without trusted keys the audit trusts the keys shipped in the bundle and says so in a warning:
+that shows the bundle is intact and self-consistent, not who made it.
+
+Consistency proof file (one per earlier checkpoint size)::
+
+    evidence-locker/consistency@v1
+    old <decimal size>
+    new <decimal size>
+    <base64 hash>            (zero or more, RFC 9162 section 2.1.4 order)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from chain_of_custody import (
+    Checkpoint,
+    CustodyError,
+    Finding,
+    InputError,
+    Leaf,
+    VerificationError,
+    VerifierKey,
+    leaf_hash,
+    open_checkpoint,
+    parse_leaf,
+    parse_note,
+    parse_proof,
+    strict_b64decode,
+    verify_consistency,
+    verify_inclusion,
+    verify_leaf_signature,
+)
+
+CONSISTENCY_HEADER = "evidence-locker/consistency@v1"
+TAG_MANIFEST = "tagmanifest-sha256.txt"
+SIGNATURE_FILE = "tagmanifest-sha256.txt.sig"
+SIGNATURE_B64_FILE = "tagmanifest-sha256.txt.sig.b64"
+REQUIRED_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt")
+_ALGORITHMS = ("sha256", "sha512")
+_HEX = {"sha256": 64, "sha512": 128}
+_CHUNK = 1 << 20
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
+_ORIGINAL = re.compile(r"([A-Z0-9]+(?:-[A-Z0-9]+)*)_.+")
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Bounds on what a zip may unpack to (a zip bomb is refused before it is inflated)."""
+
+    max_entries: int = 200_000
+    max_total_bytes: int = 64 * 1024**3
+    max_ratio: int = 200
+    """Largest uncompressed/compressed ratio of an entry bigger than ``ratio_floor``."""
+    ratio_floor: int = 1024**2
+
+
+class AuditProgress(Protocol):
+    """What the audit reports while it hashes files (the command line draws a bar)."""
+
+    def start(self, files: int, total_bytes: int) -> None:
+        """Called once the files to hash are known."""
+
+    def advance(self, files: int, nbytes: int) -> None:
+        """Called after each file is hashed."""
+
+
+@dataclass
+class AuditReport:
+    """The outcome of an audit: findings (problems) and warnings (limits of what was shown)."""
+
+    bundle: str
+    bundle_id: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    originals: int = 0
+    leaves: int = 0
+    proofs: int = 0
+    checkpoint_size: int | None = None
+    trusted_keys: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found."""
+        return not self.findings
+
+    def add(
+        self,
+        code: str,
+        message: str,
+        *,
+        path: str | None = None,
+        subject: str | None = None,
+        seq: int | None = None,
+    ) -> None:
+        """Record one finding."""
+        self.findings.append(Finding(code, message, seq=seq, subject=subject, path=path))
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable form for ``--json``."""
+        return {
+            "bundle": self.bundle,
+            "bundle_id": self.bundle_id,
+            "ok": self.ok,
+            "files": self.files,
+            "originals": self.originals,
+            "leaves": self.leaves,
+            "proofs": self.proofs,
+            "checkpoint_size": self.checkpoint_size,
+            "trusted_keys": list(self.trusted_keys),
+            "warnings": list(self.warnings),
+            "findings": [
+                {
+                    "code": f.code,
+                    "message": f.message,
+                    "seq": f.seq,
+                    "subject": f.subject,
+                    "path": f.path,
+                }
+                for f in self.findings
+            ],
+        }
+
+
+# --- trusted keys -----------------------------------------------------------------------------
+
+
+def load_trusted_key(path: Path) -> VerifierKey:
+    """Read a verifier key file: the signed-note line (``evidence keys export``) or a PEM.
+
+    A PEM carries no key name, and the name is part of a signed-note key; it is taken from a
+    ``Key-Name: <name>`` line before the PEM block, or else from the file name without suffix.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read the trusted key file {path}: {exc}",
+            "give a file written by `evidence keys export`",
+        ) from None
+    if "-----BEGIN PUBLIC KEY-----" in text:
+        name = Path(path).stem
+        for line in text.splitlines():
+            if line.startswith("Key-Name:"):
+                name = line.split(":", 1)[1].strip()
+        pem = text[text.index("-----BEGIN PUBLIC KEY-----") :]
+        return VerifierKey.from_pem(name, pem.encode("ascii", errors="replace"))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise InputError(
+            f"{path} does not hold one verifier key line",
+            "give the output of `evidence keys export KEY_ID --format note`",
+        )
+    try:
+        return VerifierKey.from_note_text(lines[0])
+    except InputError as exc:
+        raise InputError(f"{path}: {exc.message}", exc.hint) from None
+
+
+# --- consistency proof files -------------------------------------------------------------------
+
+
+def format_consistency_proof(old: int, new: int, hashes: Sequence[bytes]) -> bytes:
+    """The consistency proof file bytes (format in the module docstring)."""
+    lines = [CONSISTENCY_HEADER, f"old {old}", f"new {new}"]
+    lines += [base64.b64encode(h).decode("ascii") for h in hashes]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def parse_consistency_proof(data: bytes) -> tuple[int, int, list[bytes]]:
+    """``(old, new, hashes)`` of a consistency proof file; :class:`InputError` if malformed."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise InputError("consistency proof is not ASCII text") from None
+    if not text.endswith("\n"):
+        raise InputError("consistency proof does not end with a newline")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or lines[0] != CONSISTENCY_HEADER:
+        raise InputError(f"consistency proof does not start with {CONSISTENCY_HEADER!r}")
+    sizes = []
+    for line, label in ((lines[1], "old"), (lines[2], "new")):
+        value = line.removeprefix(f"{label} ")
+        if value == line or not _DECIMAL.fullmatch(value):
+            raise InputError(f"consistency proof line {label!r} is not '{label} <decimal>'")
+        sizes.append(int(value))
+    hashes: list[bytes] = []
+    for number, line in enumerate(lines[3:], 1):
+        decoded = strict_b64decode(line)
+        if decoded is None or len(decoded) != 32:
+            raise InputError(f"consistency proof hash line {number} is not base64 of 32 bytes")
+        hashes.append(decoded)
+    if len(hashes) > 128:
+        raise InputError("consistency proof has more than 128 hashes")
+    return sizes[0], sizes[1], hashes
+
+
+# --- unpacking --------------------------------------------------------------------------------
+
+
+class _Unsafe(Exception):
+    """An unsafe or unusable bundle container; becomes one finding."""
+
+    def __init__(self, code: str, message: str, path: str) -> None:
+        super().__init__(message)
+        self.code, self.message, self.path = code, message, path
+
+
+def _safe_member_path(name: str) -> PurePosixPath:
+    if not name or "\x00" in name or "\\" in name:
+        raise _Unsafe("zip-bad-name", "entry name is empty or holds a NUL or backslash", name)
+    path = PurePosixPath(name)
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", name):
+        raise _Unsafe("zip-absolute-path", "entry has an absolute path", name)
+    if any(part in ("..", "") for part in name.rstrip("/").split("/")) or "." in path.parts:
+        raise _Unsafe("zip-path-traversal", "entry path leads out of the bundle ('..')", name)
+    return path
+
+
+def _unpack_zip(source: Path, target: Path, limits: ZipLimits) -> None:
+    """Extract ``source`` into the empty folder ``target``, checking every entry first."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _Unsafe("zip-unreadable", f"not a readable zip file: {exc}", str(source)) from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.max_entries:
+            raise _Unsafe(
+                "zip-too-many-entries",
+                f"{len(infos)} entries, more than the limit of {limits.max_entries}",
+                str(source),
+            )
+        total, seen = 0, set()
+        for info in infos:
+            path = _safe_member_path(info.filename)
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise _Unsafe(
+                    "zip-special-entry", "entry is a symlink or special file", info.filename
+                )
+            key = path.as_posix().rstrip("/").lower()
+            if key in seen:
+                raise _Unsafe("zip-duplicate-entry", "entry name appears twice", info.filename)
+            seen.add(key)
+            total += info.file_size
+            if total > limits.max_total_bytes:
+                raise _Unsafe(
+                    "zip-too-large",
+                    f"entries declare more than {limits.max_total_bytes} bytes in total",
+                    info.filename,
+                )
+            if info.file_size > limits.ratio_floor and (
+                info.compress_size == 0 or info.file_size / info.compress_size > limits.max_ratio
+            ):
+                raise _Unsafe(
+                    "zip-bomb",
+                    f"entry inflates {info.file_size} bytes from {info.compress_size} "
+                    f"(ratio above {limits.max_ratio})",
+                    info.filename,
+                )
+        for info in infos:
+            path = _safe_member_path(info.filename)
+            dest = target.joinpath(*path.parts)
+            if info.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _extract_one(archive, info, dest)
+
+
+def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(dest, flags, 0o600)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out, archive.open(info) as src:
+            while chunk := src.read(_CHUNK):
+                written += len(chunk)
+                # The declared size was checked against the limits; never inflate beyond it.
+                if written > info.file_size:
+                    raise _Unsafe(
+                        "zip-size-lie",
+                        "entry inflates to more bytes than it declares",
+                        info.filename,
+                    )
+                out.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise _Unsafe("zip-corrupt-entry", f"entry cannot be read: {exc}", info.filename) from None
+
+
+def _find_bag_root(folder: Path) -> Path:
+    if (folder / "bagit.txt").is_file():
+        return folder
+    children = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
+    others = [p for p in folder.iterdir() if p not in children]
+    if len(children) == 1 and not others and (children[0] / "bagit.txt").is_file():
+        return children[0]
+    raise _Unsafe("bag-not-found", "no bagit.txt at the top or in a single top folder", folder.name)
+
+
+@contextmanager
+def _opened(bundle: Path, limits: ZipLimits) -> Iterator[Path]:
+    if bundle.is_dir() and not bundle.is_symlink():
+        yield _find_bag_root(bundle)
+        return
+    if not bundle.is_file():
+        raise InputError(
+            f"{bundle} is neither a bag directory nor a zip file",
+            "give the bundle directory or its .zip",
+        )
+    scratch = Path(tempfile.mkdtemp(prefix="evidence-audit-"))
+    try:
+        unpacked = scratch / "bundle"
+        unpacked.mkdir()
+        _unpack_zip(bundle, unpacked, limits)
+        yield _find_bag_root(unpacked)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- the bag ----------------------------------------------------------------------------------
+
+
+def _walk_files(root: Path, report: AuditReport) -> dict[str, Path]:
+    """Every regular file under ``root`` by bag-relative path; symlinks become findings."""
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        for name in sorted([*dirnames, *filenames]):
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                report.add("bag-symlink", "the bag holds a symlink; it is not followed", path=rel)
+                if name in dirnames:
+                    dirnames.remove(name)
+            elif stat.S_ISREG(mode):
+                found[rel] = path
+            elif not stat.S_ISDIR(mode):
+                report.add("bag-special-file", "the bag holds a special file", path=rel)
+    return found
+
+
+def _decode_manifest_path(raw: str) -> str:
+    return raw.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
+
+
+def _read_manifest(
+    root: Path, name: str, algorithm: str, report: AuditReport, *, payload: bool
+) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    path = root / name
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        report.add("manifest-missing", f"{name} is missing", path=name)
+        return entries
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add("manifest-unreadable", f"{name} cannot be read: {exc}", path=name)
+        return entries
+    for number, line in enumerate(text.splitlines(), 1):
+        digest, sep, rel = line.partition(" ")
+        rel = _decode_manifest_path(rel.lstrip(" *"))
+        where = f"{name} line {number}"
+        if not sep or len(digest) != _HEX[algorithm] or digest.strip("0123456789abcdef"):
+            report.add("manifest-malformed", f"{where} is not '<{algorithm}>  <path>'", path=name)
+            continue
+        pure = PurePosixPath(rel)
+        if (
+            not rel
+            or "\\" in rel
+            or pure.is_absolute()
+            or any(part in ("..", ".", "") for part in rel.split("/"))
+            or (payload and pure.parts[0] != "data")
+            or (not payload and len(pure.parts) != 1)
+        ):
+            report.add(
+                "manifest-path-outside",
+                f"{where} names {rel!r}, a path outside the "
+                f"{'payload (data/)' if payload else 'bag top folder'}",
+                path=name,
+            )
+            continue
+        if rel in entries:
+            report.add("manifest-duplicate", f"{where} lists {rel} a second time", path=name)
+            continue
+        entries[rel] = digest
+    return entries
+
+
+def _hash_file(path: Path) -> tuple[str, str, int]:
+    sha256, sha512, size = hashlib.sha256(), hashlib.sha512(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha256.update(chunk)
+            sha512.update(chunk)
+            size += len(chunk)
+    return sha256.hexdigest(), sha512.hexdigest(), size
+
+
+def _bag_info(root: Path, report: AuditReport) -> dict[str, str]:
+    info: dict[str, str] = {}
+    try:
+        text = (root / "bag-info.txt").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        report.add("bag-info-missing", "bag-info.txt is missing", path="bag-info.txt")
+        return info
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(
+            "bag-info-unreadable", f"bag-info.txt cannot be read: {exc}", path="bag-info.txt"
+        )
+        return info
+    for line in text.splitlines():
+        label, sep, value = line.partition(":")
+        if sep and label and not label[0].isspace():
+            info.setdefault(label.strip(), value.strip())
+    return info
+
+
+def _check_bag(
+    root: Path, report: AuditReport, progress: AuditProgress | None
+) -> tuple[dict[str, tuple[str, str, int]], dict[str, str]]:
+    """Check the bag layer; return the payload files' hashes and the bag-info fields."""
+    files = _walk_files(root, report)
+    try:
+        bagit = (root / "bagit.txt").read_text(encoding="utf-8")
+        if "BagIt-Version: 1.0" not in bagit.splitlines():
+            report.add(
+                "bagit-version", "bagit.txt does not declare BagIt-Version: 1.0", path="bagit.txt"
+            )
+    except (OSError, UnicodeDecodeError):
+        report.add("bagit-missing", "bagit.txt is missing or unreadable", path="bagit.txt")
+
+    payload_files = {rel: p for rel, p in files.items() if rel.startswith("data/")}
+    manifests = {
+        alg: _read_manifest(root, f"manifest-{alg}.txt", alg, report, payload=True)
+        for alg in _ALGORITHMS
+    }
+    if progress is not None:
+        progress.start(len(payload_files), sum(p.stat().st_size for p in payload_files.values()))
+    hashed: dict[str, tuple[str, str, int]] = {}
+    for rel, path in sorted(payload_files.items()):
+        hashed[rel] = _hash_file(path)
+        if progress is not None:
+            progress.advance(1, hashed[rel][2])
+    report.files = len(hashed)
+    for index, alg in enumerate(_ALGORITHMS):
+        listed = manifests[alg]
+        for rel, digest in sorted(listed.items()):
+            if rel not in hashed:
+                report.add(
+                    "file-missing", f"{rel} is listed in manifest-{alg}.txt but missing", path=rel
+                )
+            elif hashed[rel][index] != digest:
+                report.add(
+                    "file-hash-mismatch",
+                    f"{rel}: {alg} is {hashed[rel][index]}, manifest-{alg}.txt says {digest}",
+                    path=rel,
+                )
+        for rel in sorted(set(hashed) - set(listed)):
+            report.add("file-unlisted", f"{rel} is not listed in manifest-{alg}.txt", path=rel)
+
+    info = _bag_info(root, report)
+    report.bundle_id = info.get("External-Identifier", "")
+    oxum = info.get("Payload-Oxum", "")
+    octets = sum(h[2] for h in hashed.values())
+    if oxum != f"{octets}.{len(hashed)}":
+        report.add(
+            "payload-oxum",
+            f"Payload-Oxum says {oxum or '(none)'}, the payload has {octets} bytes in "
+            f"{len(hashed)} files",
+            path="bag-info.txt",
+        )
+
+    tags = _read_manifest(root, TAG_MANIFEST, "sha256", report, payload=False)
+    for name in REQUIRED_TAG_FILES:
+        if name not in tags:
+            report.add(
+                "tagmanifest-incomplete", f"{TAG_MANIFEST} does not list {name}", path=TAG_MANIFEST
+            )
+    for name, digest in sorted(tags.items()):
+        path = root / name
+        if name not in files:
+            report.add(
+                "tag-file-missing", f"{name} is listed in {TAG_MANIFEST} but missing", path=name
+            )
+        elif _hash_file(path)[0] != digest:
+            report.add("tag-file-hash-mismatch", f"{name} does not match {TAG_MANIFEST}", path=name)
+    top = {rel for rel in files if "/" not in rel}
+    extra = top - set(tags) - {TAG_MANIFEST, SIGNATURE_FILE, SIGNATURE_B64_FILE}
+    for name in sorted(extra):
+        report.add("tag-file-unlisted", f"{name} is not listed in {TAG_MANIFEST}", path=name)
+    return hashed, info
+
+
+# --- custody ----------------------------------------------------------------------------------
+
+
+def _bundle_keys(root: Path, report: AuditReport) -> dict[str, VerifierKey]:
+    keys: dict[str, VerifierKey] = {}
+    folder = root / "data" / "custody" / "keys"
+    if not folder.is_dir():
+        report.add("keys-missing", "data/custody/keys/ is missing", path="data/custody/keys")
+        return keys
+    for path in sorted(folder.glob("*.pub")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            continue
+        try:
+            key = VerifierKey.from_note_text(path.read_text(encoding="utf-8"))
+        except (InputError, OSError, UnicodeDecodeError) as exc:
+            report.add("key-malformed", f"{rel} is not a verifier key: {exc}", path=rel)
+            continue
+        keys[key.key_id] = key
+        pem = path.with_suffix(".pem")
+        if pem.is_file() and not pem.is_symlink():
+            try:
+                same = VerifierKey.from_pem(key.name, pem.read_bytes()) == key
+            except InputError:
+                same = False
+            if not same:
+                report.add(
+                    "key-pem-mismatch",
+                    f"{pem.name} does not hold the same public key as {path.name}",
+                    path=pem.relative_to(root).as_posix(),
+                )
+    return keys
+
+
+def _check_signature(
+    root: Path, info_key_id: str, trusted: Sequence[VerifierKey], report: AuditReport
+) -> None:
+    try:
+        manifest = (root / TAG_MANIFEST).read_bytes()
+        signature = (root / SIGNATURE_FILE).read_bytes()
+    except OSError:
+        report.add(
+            "signature-missing",
+            f"{SIGNATURE_FILE} or {TAG_MANIFEST} is missing",
+            path=SIGNATURE_FILE,
+        )
+        return
+    b64 = root / SIGNATURE_B64_FILE
+    if (
+        b64.is_file()
+        and strict_b64decode(b64.read_bytes().strip().decode("ascii", "replace")) != signature
+    ):
+        report.add(
+            "signature-copies-differ",
+            f"{SIGNATURE_B64_FILE} is not the same signature as {SIGNATURE_FILE}",
+            path=SIGNATURE_B64_FILE,
+        )
+    key = next((k for k in trusted if k.key_id == info_key_id), None)
+    if key is None:
+        report.add(
+            "signer-untrusted",
+            f"the tag manifest is signed by {info_key_id or '(no Signing-Key-Id)'}, which is not "
+            "a trusted key",
+            path=SIGNATURE_FILE,
+        )
+        return
+    if not key.verify(signature, manifest):
+        report.add(
+            "tagmanifest-bad-signature",
+            f"the signature of {TAG_MANIFEST} by {key.key_id} does not verify",
+            path=SIGNATURE_FILE,
+        )
+
+
+def _open_bundle_checkpoint(
+    root: Path, trusted: Sequence[VerifierKey], info: dict[str, str], report: AuditReport
+) -> tuple[bytes, Checkpoint] | None:
+    rel = "data/custody/checkpoint.txt"
+    try:
+        note = (root / rel).read_bytes()
+        checkpoint = Checkpoint.from_text(parse_note(note).text)
+    except OSError:
+        report.add("checkpoint-missing", "the bundle has no checkpoint", path=rel)
+        return None
+    except InputError as exc:
+        report.add("checkpoint-malformed", f"the checkpoint is malformed: {exc.message}", path=rel)
+        return None
+    try:
+        open_checkpoint(note, trusted)
+    except VerificationError as exc:
+        for finding in exc.findings:
+            report.add(f"checkpoint-{finding.code}", f"checkpoint: {finding.message}", path=rel)
+    stated = info.get("Custody-Checkpoint")
+    actual = f"{checkpoint.origin} {checkpoint.size} {checkpoint.root.hex()}"
+    if stated is not None and stated != actual:
+        report.add(
+            "checkpoint-bag-info-mismatch",
+            f"bag-info.txt names checkpoint {stated!r}, the file holds {actual!r}",
+            path="bag-info.txt",
+        )
+    report.checkpoint_size = checkpoint.size
+    return note, checkpoint
+
+
+def _check_leaves(
+    root: Path, keys: dict[str, VerifierKey], checkpoint: Checkpoint | None, report: AuditReport
+) -> dict[int, bytes]:
+    leaves: dict[int, bytes] = {}
+    folder = root / "data" / "custody" / "events"
+    for path in sorted(folder.glob("*.leaf")) if folder.is_dir() else []:
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            continue
+        raw = path.read_bytes()
+        try:
+            leaf = parse_leaf(raw)
+        except InputError as exc:
+            report.add("leaf-malformed", f"{rel}: {exc.message}", path=rel)
+            continue
+        seq = leaf.event.seq
+        report.leaves += 1
+        if not path.stem.isdigit() or int(path.stem) != seq:
+            report.add("leaf-misnamed", f"{rel} holds event seq {seq}", path=rel, seq=seq)
+        if checkpoint is not None and seq >= checkpoint.size:
+            report.add(
+                "leaf-beyond-checkpoint",
+                f"event {seq} is not covered by the checkpoint of size {checkpoint.size}",
+                path=rel,
+                seq=seq,
+            )
+        key = keys.get(leaf.event.actor)
+        if key is None:
+            report.add(
+                "leaf-unknown-actor",
+                f"event {seq} is signed by {leaf.event.actor}, whose key is not in the "
+                "bundle or trusted",
+                path=rel,
+                seq=seq,
+            )
+        else:
+            try:
+                verify_leaf_signature(leaf, key)
+            except VerificationError as exc:
+                for finding in exc.findings:
+                    report.add(f"leaf-{finding.code}", finding.message, path=rel, seq=seq)
+        leaves[seq] = raw
+    return leaves
+
+
+def _event_hashes(leaf: Leaf) -> tuple[str, str]:
+    """The sha256 and sha512 an ingest or testimony event records for its object."""
+    data = leaf.event.data
+    document = data.get("document")
+    if isinstance(document, dict) and document.get("sha256") == leaf.event.subject:
+        return str(document.get("sha256")), str(document.get("sha512", ""))
+    return leaf.event.subject, str(data.get("sha512", ""))
+
+
+def _check_proofs_and_originals(
+    root: Path,
+    bundle: tuple[bytes, Checkpoint] | None,
+    leaves: dict[int, bytes],
+    hashed: dict[str, tuple[str, str, int]],
+    report: AuditReport,
+) -> None:
+    proofs: dict[str, Leaf] = {}
+    folder = root / "data" / "custody" / "proofs"
+    for path in sorted(folder.glob("*.proof")) if folder.is_dir() else []:
+        rel = path.relative_to(root).as_posix()
+        ern = path.stem
+        if path.is_symlink():
+            continue
+        try:
+            proof = parse_proof(path.read_bytes())
+            leaf = parse_leaf(proof.leaf)
+        except InputError as exc:
+            report.add("proof-malformed", f"{rel}: {exc.message}", path=rel, subject=ern)
+            continue
+        report.proofs += 1
+        proofs[ern] = leaf
+        seq = leaf.event.seq
+        if proof.index != seq:
+            report.add(
+                "proof-index-mismatch",
+                f"proof of {ern} gives index {proof.index} for event {seq}",
+                path=rel,
+                subject=ern,
+                seq=seq,
+            )
+        if seq in leaves and leaves[seq] != proof.leaf:
+            report.add(
+                "proof-leaf-differs",
+                f"the leaf in the proof of {ern} differs from data/custody/events",
+                path=rel,
+                subject=ern,
+                seq=seq,
+            )
+        elif seq not in leaves:
+            report.add(
+                "leaf-missing",
+                f"event {seq} of {ern} is not in data/custody/events",
+                path=rel,
+                subject=ern,
+                seq=seq,
+            )
+        if bundle is None:
+            continue
+        note, checkpoint = bundle
+        if proof.checkpoint != note:
+            report.add(
+                "proof-checkpoint-differs",
+                f"the proof of {ern} leads to another checkpoint than the bundle's",
+                path=rel,
+                subject=ern,
+            )
+        try:
+            verify_inclusion(
+                leaf_hash(proof.leaf), proof.index, checkpoint.size, proof.path, checkpoint.root
+            )
+        except VerificationError as exc:
+            for finding in exc.findings:
+                report.add(
+                    "proof-inclusion", f"{ern}: {finding.message}", path=rel, subject=ern, seq=seq
+                )
+
+    originals = {
+        rel: h
+        for rel, h in hashed.items()
+        if rel.startswith("data/originals/") and rel.count("/") == 2
+    }
+    with_original: set[str] = set()
+    for rel, (sha256, sha512, _size) in sorted(originals.items()):
+        match = _ORIGINAL.fullmatch(rel.rsplit("/", 1)[1])
+        ern = match.group(1) if match else ""
+        report.originals += 1
+        recorded = proofs.get(ern)
+        if recorded is None:
+            report.add(
+                "original-unproven",
+                f"{rel} has no proof file data/custody/proofs/{ern or '?'}.proof",
+                path=rel,
+                subject=ern or None,
+            )
+            continue
+        with_original.add(ern)
+        want256, want512 = _event_hashes(recorded)
+        if sha256 != want256 or sha512 != want512:
+            report.add(
+                "original-leaf-mismatch",
+                f"{ern}: the file's sha256 {sha256} does not match the event that recorded it "
+                f"(seq {recorded.event.seq}: {want256})"
+                if sha256 != want256
+                else f"{ern}: the file's sha512 does not match event {recorded.event.seq}",
+                path=rel,
+                subject=ern,
+                seq=recorded.event.seq,
+            )
+    for ern in sorted(set(proofs) - with_original):
+        report.add(
+            "original-missing", f"{ern} has a proof but no file in data/originals/", subject=ern
+        )
+
+
+def _check_since(
+    root: Path,
+    since: bytes,
+    trusted: Sequence[VerifierKey],
+    bundle: tuple[bytes, Checkpoint] | None,
+    report: AuditReport,
+) -> None:
+    try:
+        old = open_checkpoint(since, trusted)
+    except CustodyError as exc:
+        report.add("since-untrusted", f"the earlier checkpoint: {exc.message}", subject="--since")
+        return
+    if bundle is None:
+        return
+    _note, new = bundle
+    if old.origin != new.origin:
+        report.add(
+            "since-other-log",
+            f"the earlier checkpoint is of log {old.origin!r}, the bundle's of {new.origin!r}",
+            subject="--since",
+        )
+        return
+    if old.size > new.size:
+        report.add(
+            "since-rollback",
+            f"the earlier checkpoint has {old.size} events, more than "
+            f"the bundle's {new.size}: the log was rolled back",
+            subject="--since",
+        )
+        return
+    if old.size == new.size:
+        if old.root != new.root:
+            report.add(
+                "since-fork",
+                f"two different roots for log size {old.size}: the log was forked",
+                subject="--since",
+            )
+        return
+    rel = f"data/custody/consistency/{old.size}.proof"
+    path = root / rel
+    if not path.is_file() or path.is_symlink():
+        report.add(
+            "since-unproven",
+            f"the bundle carries no consistency proof from size {old.size} to {new.size} "
+            f"({rel}); check the log itself with `evidence log consistency`",
+            subject="--since",
+        )
+        return
+    try:
+        first, second, hashes = parse_consistency_proof(path.read_bytes())
+    except InputError as exc:
+        report.add("since-proof-malformed", f"{rel}: {exc.message}", path=rel)
+        return
+    if (first, second) != (old.size, new.size):
+        report.add("since-proof-malformed", f"{rel} is for sizes {first} to {second}", path=rel)
+        return
+    try:
+        verify_consistency(old.size, new.size, hashes, old.root, new.root)
+    except VerificationError as exc:
+        for finding in exc.findings:
+            report.add("since-inconsistent", finding.message, path=rel)
+
+
+def audit_bundle(
+    bundle: Path,
+    trusted: Sequence[VerifierKey],
+    *,
+    since: bytes | None = None,
+    progress: AuditProgress | None = None,
+    limits: ZipLimits | None = None,
+) -> AuditReport:
+    """Audit a bag directory or zip; see the module docstring for what is checked.
+
+    Raises :class:`InputError` only when ``bundle`` is neither a directory nor a file;
+    everything wrong inside the bundle is a finding in the report.
+    """
+    bundle = Path(bundle)
+    report = AuditReport(bundle=str(bundle))
+    try:
+        with _opened(bundle, limits or ZipLimits()) as root:
+            _audit_bag(root, trusted, since, progress, report)
+    except _Unsafe as exc:
+        report.add(exc.code, f"refused: {exc.message}", path=exc.path)
+    return report
+
+
+def _audit_bag(
+    root: Path,
+    trusted: Sequence[VerifierKey],
+    since: bytes | None,
+    progress: AuditProgress | None,
+    report: AuditReport,
+) -> None:
+    hashed, info = _check_bag(root, report, progress)
+    shipped = _bundle_keys(root, report)
+    if trusted:
+        trust = list(trusted)
+    else:
+        trust = list(shipped.values())
+        report.warnings.append(
+            "no --trust key given: trusting the bundle's own keys. This shows that the bundle "
+            "is intact and self-consistent, not who made it; give --trust KEYFILE with a key "
+            "you obtained from the exporting organisation"
+        )
+    report.trusted_keys = tuple(k.key_id for k in trust)
+    _check_signature(root, info.get("Signing-Key-Id", ""), trust, report)
+    opened = _open_bundle_checkpoint(root, trust, info, report)
+    actors = dict(shipped) | {k.key_id: k for k in trust}
+    leaves = _check_leaves(root, actors, opened[1] if opened else None, report)
+    _check_proofs_and_originals(root, opened, leaves, hashed, report)
+    if since is not None:
+        _check_since(root, since, trust, opened, report)

@@ -1,0 +1,554 @@
+"""``evidence export``: select, number, prove and write a submission bundle (SPEC section 7).
+
+The steps, in order:
+
+1. choose the items and testimonies (``exports.selection``);
+2. give ERNs to those that have none yet (``exports.ern``: ``ern.assigned`` events, appended
+   only when needed, so a second export of the same state appends nothing);
+3. sign (or reuse) the checkpoint of the log at its current size: everything in the bundle is
+   read at that size and proven against that checkpoint;
+4. build the frozen :class:`~exports.model.BundleContent` and hand it to the writers
+   (``exports.bag``);
+5. record ``export.made`` and sign the checkpoint that includes it.
+
+Determinism: the bundle id is a digest of the case id, selection, profile, ``created`` time,
+recipient and the checkpoint, and nothing in the bundle reads the log beyond the checkpoint.
+So the same case state, selection, profile and ``--created`` give a byte-identical bag (and
+zip, for the same bag directory name). The ``export.made`` event comes after and is not in the
+bundle it records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain_of_custody import (
+    Checkpoint,
+    EventDraft,
+    ProofFile,
+    Signer,
+    VerifierKey,
+    canonical_json,
+    format_proof,
+    parse_leaf,
+    parse_note,
+)
+from evidence.custody import summarise
+from evidence.errors import EnvironmentProblem, InputError
+from evidence.protected import RecipientPublicKey
+from evidence.workspace import Case, format_time, utc_now
+from exports.bag import write_bag, write_zip
+from exports.ern import ErnRequest, assign_erns
+from exports.model import (
+    BundleContent,
+    BundleInfo,
+    BundleItem,
+    BundleTestimony,
+    CustodyEntry,
+    Group,
+    GroupFacility,
+    GroupIncident,
+    GroupPerpetrator,
+    LinkedEntity,
+    LogLeaf,
+    Profile,
+    Selection,
+    Statement,
+    Translation,
+    VerifierKeyText,
+    parse_time,
+    safe_file_name,
+)
+from exports.selection import (
+    EntityRef,
+    GroupNode,
+    SelectedItem,
+    SelectedTestimony,
+    SelectionResult,
+    select,
+)
+
+EXPORT_MADE = "export.made"
+PDF = "application/pdf"
+
+Progress = Callable[[str], None]
+"""Called with a short description of each step as it starts (for a progress display)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and recorded."""
+
+    bundle_id: str
+    bag: Path
+    zip_path: Path | None
+    profile: Profile
+    items: int
+    testimonies: int
+    new_erns: int
+    checkpoint_size: int
+    event_seq: int
+    stamped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable summary for ``--json``."""
+        return {
+            "bundle_id": self.bundle_id,
+            "bag": str(self.bag),
+            "zip": str(self.zip_path) if self.zip_path else None,
+            "profile": self.profile,
+            "items": self.items,
+            "testimonies": self.testimonies,
+            "new_erns": self.new_erns,
+            "checkpoint_size": self.checkpoint_size,
+            "event_seq": self.event_seq,
+            "stamped": list(self.stamped),
+            "warnings": list(self.warnings),
+        }
+
+
+def export_bundle(
+    case: Case,
+    signer: Signer,
+    *,
+    selection: Selection,
+    profile: Profile,
+    out_dir: Path,
+    zip_path: Path | None = None,
+    created: str | None = None,
+    recipient: RecipientPublicKey | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write the bundle of ``selection`` with ``profile`` to ``out_dir`` (and ``zip_path``).
+
+    ``created`` is the bundle's time (RFC 3339 UTC, e.g. ``2026-11-24T03:20:00Z``); it
+    defaults to now. Raises :class:`InputError` for a bad selection, an existing output or a
+    recipient the protected annexes are not sealed to.
+    """
+    step = progress or (lambda _label: None)
+    out_dir, zip_path = Path(out_dir), Path(zip_path) if zip_path else None
+    for target in (out_dir, zip_path):
+        if target is not None and (target.exists() or target.is_symlink()):
+            raise InputError(
+                f"{target} already exists",
+                "choose a new --out; a bundle is never written over another file or directory",
+            )
+    for target in (out_dir, zip_path):
+        if target is not None:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EnvironmentProblem(
+                    f"cannot create {target.parent}: {exc.strerror}",
+                    "choose an --out in a writable place",
+                ) from None
+    if created is None:
+        created = format_time(utc_now())
+    _check_created(created)
+
+    step("selecting")
+    chosen = select(case, selection, profile, recipient=recipient)
+    step("assigning ERNs")
+    before = case.log.size()
+    ranges = assign_erns(case, signer, _ern_requests(chosen))
+    new_erns = case.log.size() - before
+    step("signing the checkpoint")
+    note = case.checkpoint(signer)
+    checkpoint = Checkpoint.from_text(parse_note(note).text)
+
+    step("collecting custody records")
+    erns = {subject: span.erns for subject, span in ranges.items()}
+    content = build_content(
+        case,
+        chosen,
+        erns=erns,
+        checkpoint_note=note,
+        checkpoint=checkpoint,
+        exporter=signer.verifier,
+        created=created,
+        recipient=recipient,
+    )
+    step("writing the bag")
+    written = write_bag(content, out_dir, sign_tagmanifest=signer.sign, signer_key_id=signer.key_id)
+    if zip_path is not None:
+        step("writing the zip")
+        write_zip(written.path, zip_path, created=created)
+
+    step("recording the export")
+    data: dict[str, Any] = {
+        "bundle_id": content.info.bundle_id,
+        "profile": profile,
+        "selection": selection.model_dump(mode="json"),
+        "items": list(chosen.subjects),
+        "checkpoint_size": str(checkpoint.size),
+        "created": created,
+    }
+    if recipient is not None and any(t.annex for t in chosen.testimonies):
+        data["recipient"] = recipient.recipient_id
+    [appended] = case.record(
+        [EventDraft(action=EXPORT_MADE, subject=content.info.bundle_id, data=data)], signer
+    )
+    case.checkpoint(signer)
+    return ExportResult(
+        bundle_id=content.info.bundle_id,
+        bag=written.path,
+        zip_path=zip_path,
+        profile=profile,
+        items=len(chosen.items),
+        testimonies=len(chosen.testimonies),
+        new_erns=new_erns,
+        checkpoint_size=checkpoint.size,
+        event_seq=appended.event.seq,
+        stamped=written.stamped,
+        warnings=(*chosen.warnings, *written.warnings),
+    )
+
+
+def _check_created(created: str) -> None:
+    try:
+        parse_time(created)
+    except ValueError:
+        raise InputError(
+            f"--created {created!r} is not an RFC 3339 UTC time",
+            "write it like 2026-11-24T03:20:00Z",
+        ) from None
+
+
+def _pages(item: SelectedItem) -> int | None:
+    """The page count of a PDF whose metadata was read without error, else ``None``."""
+    if item.row.get("mime") != PDF:
+        return None
+    metadata = _json(item.row.get("metadata"))
+    pages = metadata.get("pages")
+    if isinstance(pages, int) and pages >= 1 and "error" not in metadata:
+        return pages
+    return None
+
+
+def _ern_requests(chosen: SelectionResult) -> list[ErnRequest]:
+    requests = [ErnRequest(item.sha256, _pages(item) or 1) for item in chosen.items]
+    requests += [ErnRequest(t.document) for t in chosen.testimonies]
+    return requests
+
+
+def bundle_id_for(
+    case_id: str,
+    selection: Selection,
+    profile: Profile,
+    created: str,
+    checkpoint_note: bytes,
+    recipient: RecipientPublicKey | None,
+) -> str:
+    """The bundle id: the case id and a digest of what determines the bundle's content."""
+    basis = canonical_json(
+        {
+            "case": case_id,
+            "selection": selection.model_dump(mode="json"),
+            "profile": profile,
+            "created": created,
+            "checkpoint": parse_note(checkpoint_note).text_str,
+            "recipient": recipient.recipient_id if recipient else "",
+        }
+    )
+    return f"{case_id}-B{hashlib.sha256(basis).hexdigest()[:16].upper()}"
+
+
+def build_content(
+    case: Case,
+    chosen: SelectionResult,
+    *,
+    erns: dict[str, tuple[str, ...]],
+    checkpoint_note: bytes,
+    checkpoint: Checkpoint,
+    exporter: VerifierKey,
+    created: str,
+    recipient: RecipientPublicKey | None,
+) -> BundleContent:
+    """The frozen bundle model of a selection, read from the log at the checkpoint's size."""
+    size = checkpoint.size
+    first_ern = {subject: values[0] for subject, values in erns.items()}
+    leaves: dict[int, bytes] = {}
+
+    def history(subjects: Sequence[str]) -> tuple[CustodyEntry, ...]:
+        entries = []
+        marks = ",".join("?" for _ in subjects)
+        rows = case.db.execute(
+            f"SELECT seq FROM log WHERE subject IN ({marks}) AND seq < ? ORDER BY seq",  # noqa: S608
+            [*subjects, size],
+        ).fetchall()
+        for (seq,) in rows:
+            raw = leaves.setdefault(int(seq), case.log.leaf(int(seq)))
+            event = parse_leaf(raw).event
+            entries.append(
+                CustodyEntry(
+                    seq=event.seq,
+                    time=event.time,
+                    action=event.action,
+                    actor=event.actor,
+                    summary=summarise(event.action, event.data),
+                )
+            )
+        return tuple(entries)
+
+    def proof(seq: int) -> str:
+        raw = leaves.setdefault(seq, case.log.leaf(seq))
+        path = tuple(case.log.inclusion_proof(seq, size))
+        return format_proof(ProofFile(raw, seq, path, checkpoint_note)).decode("utf-8")
+
+    derived_in_bundle: dict[str, list[str]] = {}
+    for item in chosen.items:
+        origin = item.row.get("derived_from")
+        if origin in first_ern:
+            derived_in_bundle.setdefault(str(origin), []).append(item.sha256)
+
+    items = []
+    for item in chosen.items:
+        row = item.row
+        metadata = _json(row.get("metadata"))
+        pages = _pages(item)
+        origin = row.get("derived_from")
+        related = [first_ern[origin]] if origin in first_ern else []
+        related += [first_ern[d] for d in derived_in_bundle.get(item.sha256, [])]
+        name = str(row.get("name") or item.sha256[:16])
+        item_erns = erns[item.sha256]
+        if pages is not None and len(item_erns) != pages:
+            pages = None  # the range was given when the page count was not known
+        items.append(
+            BundleItem(
+                item_id=item.sha256,
+                erns=item_erns,
+                title=str(row.get("title") or name),
+                date=_text(row.get("collected_at")) or None,
+                mime=str(row.get("mime") or "application/octet-stream"),
+                kind=_kind(str(row.get("mime") or "")),
+                source=_text(row.get("source")),
+                collector=_text(row.get("collected_by")),
+                language=_text(row.get("language")),
+                confidentiality=_text(row.get("confidentiality")) or "confidential",
+                sha256=item.sha256,
+                sha512=str(row["sha512"]),
+                size=int(row["size"]),
+                pages=pages,
+                duration=_text(metadata.get("duration")) or None,
+                description=_text(row.get("description")),
+                original_path=case.objects.path_for(item.sha256),
+                bag_name=safe_file_name(item_erns[0], name),
+                stamped=pages is not None,
+                linked=_linked(item.links),
+                related_erns=tuple(dict.fromkeys(related)),
+                derived_from=first_ern.get(str(origin)) if origin else None,
+                custody=history([item.sha256]),
+                leaf_seq=item.seq,
+                proof_text=proof(item.seq),
+            )
+        )
+
+    testimonies = [
+        _testimony(
+            case,
+            t,
+            first_ern[t.document],
+            history([t.document, t.witness_code]),
+            proof(t.seq),
+        )
+        for t in chosen.testimonies
+    ]
+
+    keys = _verifier_keys(case)
+    key_ids = [k.key_id for k in keys]
+    marks = ",".join("?" for _ in key_ids)
+    for (seq,) in case.db.execute(
+        f"SELECT seq FROM log WHERE subject IN ({marks}) AND action LIKE 'key.%' AND seq < ?",  # noqa: S608
+        [*key_ids, size],
+    ).fetchall():
+        leaves.setdefault(int(seq), case.log.leaf(int(seq)))
+
+    testimony_subjects = {t.document for t in chosen.testimonies}
+    config = case.config
+    info = BundleInfo(
+        bundle_id=bundle_id_for(
+            config.case_id, chosen.selection, chosen.profile, created, checkpoint_note, recipient
+        ),
+        case_id=config.case_id,
+        case_title=config.title,
+        organisation=config.organisation or "(organisation not set in the case)",
+        profile=chosen.profile,
+        created=created,
+        selection=chosen.selection,
+        checkpoint_origin=checkpoint.origin,
+        checkpoint_size=checkpoint.size,
+        checkpoint_root=checkpoint.root.hex(),
+        exporter_key_id=exporter.key_id,
+    )
+    return BundleContent(
+        info=info,
+        items=tuple(items),
+        testimonies=tuple(testimonies),
+        groups=tuple(_group(node, first_ern, testimony_subjects) for node in chosen.groups),
+        custody_events=tuple(LogLeaf(seq=s, leaf=leaves[s]) for s in sorted(leaves)),
+        verifier_keys=tuple(keys),
+        checkpoint_note=checkpoint_note,
+    )
+
+
+def _verifier_keys(case: Case) -> list[VerifierKeyText]:
+    """Every key ever enrolled: revoked ones too, since they signed earlier events."""
+    found = []
+    for (text,) in case.db.execute("SELECT verifier FROM keys ORDER BY enrolled_seq").fetchall():
+        key = VerifierKey.from_note_text(str(text))
+        found.append(
+            VerifierKeyText(
+                key_id=key.key_id, note_text=key.to_note_text(), pem=key.to_pem().decode("ascii")
+            )
+        )
+    return found
+
+
+def _testimony(
+    case: Case,
+    chosen: SelectedTestimony,
+    ern: str,
+    custody: tuple[CustodyEntry, ...],
+    proof_text: str,
+) -> BundleTestimony:
+    data, row = chosen.data, chosen.document_row
+    statement = data.get("statement") or {}
+    consent = data.get("consent") or {}
+    name = str(row.get("name") or f"statement-{chosen.witness_code}.json")
+    return BundleTestimony(
+        witness_code=chosen.witness_code,
+        ern=ern,
+        category=_text(data.get("category")) or "unknown",
+        interview_date=_text(data.get("interview_date")) or None,
+        languages=tuple(str(lang) for lang in data.get("languages") or ()),
+        statement=Statement(
+            language=_text(statement.get("language")) or "und",
+            text=_text(statement.get("text")),
+        ),
+        translations=tuple(
+            Translation(
+                language=_text(t.get("language")) or "und",
+                text=_text(t.get("text")),
+                translator=_text(t.get("translator")),
+            )
+            for t in data.get("translations") or ()
+            if isinstance(t, dict)
+        ),
+        consent=_consent_text(consent),
+        confidentiality=_text(row.get("confidentiality")) or "confidential",
+        linked=_linked(chosen.links),
+        custody=custody,
+        mime=str(row.get("mime") or "application/json"),
+        document_path=case.objects.path_for(chosen.document),
+        bag_name=safe_file_name(ern, name),
+        sha256=chosen.document,
+        sha512=str(row["sha512"]),
+        size=int(row["size"]),
+        leaf_seq=chosen.seq,
+        proof_text=proof_text,
+        protected_annex=chosen.annex,
+    )
+
+
+def _consent_text(consent: dict[str, Any]) -> str:
+    parts = []
+    if consent.get("icc_proceedings") is True:
+        parts.append("use in ICC proceedings")
+    shared = consent.get("share_with") or []
+    if shared:
+        parts.append("sharing with " + ", ".join(str(s) for s in shared))
+    if consent.get("anonymised_publication") is True:
+        parts.append("anonymised publication")
+    if consent.get("given_on"):
+        parts.append(f"given {consent['given_on']}")
+    return "; ".join(parts)
+
+
+def _linked(links: Sequence[EntityRef]) -> tuple[LinkedEntity, ...]:
+    return tuple(
+        LinkedEntity(kind=ref.kind, id=ref.id, title=ref.title)
+        for ref in links
+        if ref.kind in ("incident", "facility", "perpetrator", "child")
+    )
+
+
+def _group(node: GroupNode, first_ern: dict[str, str], testimonies: set[str]) -> Group:
+    """The model group of a selection group, with ERNs in place of subjects."""
+    entity, data = node.entity, node.entity.data
+    common: dict[str, Any] = {
+        "id": entity.id,
+        "title": entity.title,
+        "description": _text(data.get("description")),
+        "item_erns": tuple(first_ern[s] for s in node.subjects if s not in testimonies),
+        "testimony_erns": tuple(first_ern[s] for s in node.subjects if s in testimonies),
+    }
+    facilities: list[GroupFacility] = []
+    perpetrators: list[GroupPerpetrator] = []
+    for child in node.children:
+        group = _group(child, first_ern, testimonies)
+        if isinstance(group, GroupFacility):
+            facilities.append(group)
+        elif isinstance(group, GroupPerpetrator):
+            perpetrators.append(group)
+    if entity.kind == "incident":
+        return GroupIncident(
+            **common,
+            start_date=_text(data.get("start")),
+            end_date=_text(data.get("end")),
+            place=_place(data.get("place")),
+            crimes=tuple(str(c) for c in data.get("crimes") or ()),
+            facilities=tuple(facilities),
+            perpetrators=tuple(perpetrators),
+        )
+    if entity.kind == "facility":
+        used = " – ".join(_text(data.get(k)) for k in ("used_from", "used_to") if data.get(k))
+        return GroupFacility(
+            **common,
+            facility_type=_text(data.get("type")),
+            place=_place(data.get("place")),
+            dates=used,
+            perpetrators=tuple(perpetrators),
+        )
+    return GroupPerpetrator(
+        **common,
+        role=_text(data.get("role")),
+        affiliation=_text(data.get("affiliation")),
+        liability="; ".join(str(x) for x in data.get("liability") or ()),
+    )
+
+
+def _place(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    return ", ".join(_text(value.get(k)) for k in ("name", "region", "country") if value.get(k))
+
+
+def _kind(mime: str) -> str:
+    if mime == PDF:
+        return "Document"
+    for prefix, label in (
+        ("image/", "Photograph"),
+        ("video/", "Video recording"),
+        ("audio/", "Audio recording"),
+        ("text/", "Text"),
+    ):
+        if mime.startswith(prefix):
+            return label
+    return "File"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if not value:
+        return {}
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return loaded if isinstance(loaded, dict) else {}

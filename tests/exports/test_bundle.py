@@ -1,0 +1,192 @@
+"""export_bundle: a valid bag, stable ERNs, byte-identical rebuilds, no protected plaintext."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import bagit
+import pytest
+
+from chain_of_custody import parse_leaf
+from evidence.errors import InputError
+from evidence.workspace import Case
+from exports.audit import audit_bundle
+from exports.bundle import ExportResult, export_bundle
+from exports.model import Profile, Selection
+from tests.exports.casebuilder import (
+    CREATED,
+    SECRETS,
+    BuiltCase,
+    bag_files,
+    build_case,
+    copy_case,
+    investigator_signer,
+    pdf_stream_bytes,
+    recipient_key,
+)
+from tests.exports.pdftext import page_texts
+
+INCIDENT = Selection(incidents=("INC-0001",))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltCase:
+    return build_case(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def case(built: BuiltCase, tmp_path: Path) -> Iterator[Case]:
+    opened = copy_case(built, tmp_path / "case").open()
+    yield opened
+    opened.close()
+
+
+def _export(
+    case: Case, out: Path, profile: Profile = "restricted", *, zip_file: bool = False, **kw: object
+) -> ExportResult:
+    return export_bundle(
+        case,
+        investigator_signer(),
+        selection=kw.pop("selection", INCIDENT),  # type: ignore[arg-type]
+        profile=profile,
+        out_dir=out / "bundle",
+        zip_path=out / "bundle.zip" if zip_file else None,
+        created=CREATED,
+        recipient=recipient_key().public if profile == "otp" else None,
+    )
+
+
+def test_bag_is_valid_and_holds_originals_byte_for_byte(
+    built: BuiltCase, case: Case, tmp_path: Path
+) -> None:
+    result = _export(case, tmp_path / "out", "otp")
+    bag = bagit.Bag(str(result.bag))
+    bag.validate()  # raises on any problem
+    originals = sorted((result.bag / "data" / "originals").iterdir())
+    assert len(originals) == 4  # three items and the testimony document, each once
+    for path in originals:
+        sha = next(s for s in (*built.items.values(), built.witness_document)
+                   if case.objects.path_for(s).read_bytes() == path.read_bytes())  # fmt: skip
+        assert sha
+    names = [p.name for p in originals]
+    assert "UATEST-000001_transfer_list.pdf" in names  # three pages: 000001..000003
+    assert (result.bag / "data" / "stamped" / "UATEST-000001_transfer_list.pdf").is_file()
+    assert (result.bag / "data" / "protected" / "UATEST-000006.sealed").is_file()
+    assert result.stamped == ("UATEST-000001",)
+    assert audit_bundle(result.bag, [investigator_signer().verifier]).ok
+
+
+def test_erns_are_stable_and_assigned_once(case: Case, tmp_path: Path) -> None:
+    first = _export(case, tmp_path / "one", "otp")
+    second = _export(case, tmp_path / "two", "restricted")
+    assert first.new_erns == 4  # three items and the testimony, one event each
+    assert second.new_erns == 0
+    items_one = json.loads((first.bag / "data/metadata/items.json").read_bytes())
+    items_two = json.loads((second.bag / "data/metadata/items.json").read_bytes())
+    erns_one = {i["sha256"]: i["erns"] for i in items_one["items"]}
+    erns_two = {i["sha256"]: i["erns"] for i in items_two["items"]}
+    assert erns_two.items() <= erns_one.items()
+    assert sorted(len(e) for e in erns_one.values()) == [1, 1, 3]
+    rows = case.db.execute("SELECT subject, first, last FROM erns ORDER BY number_first").fetchall()
+    assert rows[0][1:] == ("UATEST-000001", "UATEST-000003")
+
+
+def test_export_is_recorded_after_the_bundle(case: Case, tmp_path: Path) -> None:
+    result = _export(case, tmp_path / "out")
+    leaf = parse_leaf(case.log.leaf(result.event_seq)).event
+    assert leaf.action == "export.made"
+    assert leaf.subject == result.bundle_id
+    assert leaf.data["profile"] == "restricted"
+    assert leaf.data["checkpoint_size"] == str(result.checkpoint_size)
+    assert result.event_seq >= result.checkpoint_size  # not inside the bundle it records
+    row = case.db.execute("SELECT profile FROM exports WHERE bundle_id = ?", [result.bundle_id])
+    assert row.fetchone() == ("restricted",)
+    assert case.log.latest_checkpoint() is not None
+    assert case.log.size() == result.event_seq + 1
+
+
+def test_same_state_gives_byte_identical_bag_and_zip(built: BuiltCase, tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        case = copy_case(built, tmp_path / f"case-{name}").open()
+        try:
+            outputs.append(_export(case, tmp_path / f"out-{name}", "otp", zip_file=True))
+        finally:
+            case.close()
+    one, two = outputs
+    assert one.bundle_id == two.bundle_id
+    assert bag_files(one.bag) == bag_files(two.bag)
+    assert one.zip_path is not None and two.zip_path is not None
+    assert one.zip_path.read_bytes() == two.zip_path.read_bytes()
+
+
+def test_another_created_time_gives_another_bundle_id(case: Case, tmp_path: Path) -> None:
+    one = _export(case, tmp_path / "one")
+    two = export_bundle(
+        case,
+        investigator_signer(),
+        selection=INCIDENT,
+        profile="restricted",
+        out_dir=tmp_path / "two",
+        created="2026-11-25T00:00:00Z",
+    )
+    assert one.bundle_id != two.bundle_id
+
+
+@pytest.mark.parametrize("profile", ["restricted", "public", "otp"])
+def test_no_protected_plaintext_in_any_bundle(case: Case, tmp_path: Path, profile: Profile) -> None:
+    selection = Selection(all=True) if profile == "public" else INCIDENT
+    result = _export(case, tmp_path / "out", profile, zip_file=True, selection=selection)
+    assert result.zip_path is not None
+    haystacks = [*bag_files(result.bag).values(), result.zip_path.read_bytes()]
+    index_pdf = result.bag / "data" / "index.pdf"
+    haystacks.append(pdf_stream_bytes(index_pdf))
+    haystacks.append("\n".join(page_texts(index_pdf)).encode())
+    for secret in SECRETS:
+        for encoding in ("utf-8", "utf-16-be", "utf-16-le"):
+            needle = secret.encode(encoding)
+            assert not any(needle in data for data in haystacks), (secret, encoding)
+        # Also a distinctive part of each value, in case of wrapping or escaping.
+        assert not any(secret.split()[-1].encode() in data for data in haystacks)
+    if profile != "public":
+        # The search does find what a bundle does carry: the witness code, in files and PDF.
+        assert any(b"W-017" in data for data in haystacks)
+        assert "W-017" in "".join(page_texts(index_pdf))
+    sealed = list((result.bag / "data").rglob("*.sealed"))
+    assert bool(sealed) is (profile == "otp")
+
+
+def test_public_bundle_holds_only_public_items(case: Case, tmp_path: Path) -> None:
+    result = _export(case, tmp_path / "out", "public", selection=Selection(all=True))
+    document = json.loads((result.bag / "data/metadata/items.json").read_bytes())
+    assert {i["confidentiality"] for i in document["items"]} == {"public"}
+    assert document["testimonies"] == []
+    assert any("W-017 left out" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("existing", ["bundle", "bundle.zip"])
+def test_existing_output_is_refused_before_anything_is_recorded(
+    case: Case, tmp_path: Path, existing: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / existing).write_text("keep me", encoding="utf-8")
+    size = case.log.size()
+    with pytest.raises(InputError, match="already exists"):
+        _export(case, out, zip_file=True)
+    assert case.log.size() == size
+    assert (out / existing).read_text(encoding="utf-8") == "keep me"
+
+
+def test_bad_created_time_is_refused(case: Case, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--created"):
+        export_bundle(
+            case,
+            investigator_signer(),
+            selection=INCIDENT,
+            profile="restricted",
+            out_dir=tmp_path / "b",
+            created="yesterday",
+        )
