@@ -398,7 +398,16 @@ def show_cmd(
     if as_json:
         print_json(details)
         return
-    skip = {"sightings", "custody", "links", "proof", "derivatives", "metadata", "name_b64"}
+    skip = {
+        "sightings",
+        "custody",
+        "links",
+        "proof",
+        "derivatives",
+        "derived_from",
+        "metadata",
+        "name_b64",
+    }
     for field, value in details.items():
         if field not in skip and value not in (None, "", [], {}):
             out.print(f"[bold]{field}[/]: {escape(str(value))}")
@@ -412,6 +421,12 @@ def show_cmd(
             f"  seq {entry['seq']}  {entry['time']}  {entry['action']}  {entry['actor']}  "
             f"{escape(entry['summary'])}"
         )
+    if details.get("derived_from"):
+        out.print(f"[bold]derived from[/]: {details['derived_from']}")
+    if details["derivatives"]:
+        out.print("[bold]derived copies[/]:")
+        for sha in details["derivatives"]:
+            out.print(f"  {sha}")
     if details["links"]:
         out.print("[bold]links[/]:")
         for link in details["links"]:
