@@ -16,7 +16,7 @@ shown through :func:`display_name`, which escapes what cannot be shown safely.
 
 # Paths are handled as the raw bytes the file system gives (os functions on bytes): pathlib
 # would decode them, and names that are not UTF-8 must be kept exactly.
-# ruff: noqa: PTH115, PTH116, PTH118
+# ruff: noqa: PTH115, PTH118
 
 from __future__ import annotations
 
