@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import functools
 import hashlib
+import hmac
 import os
 import secrets
 import stat
@@ -45,6 +46,9 @@ __all__ = [
 ED25519_SIGNATURE_TYPE = b"\x01"
 _MAX_NAME_LENGTH = 64
 _KEY_NAME_HEADER = "Key-Name: "
+# PKCS#8 encryption (PBES2, AES-CBC) has no integrity check: a damaged ciphertext can decrypt to
+# another valid Ed25519 key. The public key beside it lets load_signer tell.
+_PUBLIC_KEY_HEADER = "Public-Key: "
 
 
 def check_key_name(name: str) -> str:
@@ -252,7 +256,11 @@ def save_signer(signer: Signer, path: Path | str, passphrase: bytes) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    content = f"{_KEY_NAME_HEADER}{signer.name}\n".encode() + pem
+    content = (
+        f"{_KEY_NAME_HEADER}{signer.name}\n"
+        f"{_PUBLIC_KEY_HEADER}{signer.verifier.to_note_text()}\n".encode()
+        + pem
+    )
     directory = path.parent
     tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
@@ -315,7 +323,7 @@ def load_signer(path: Path | str, passphrase: bytes) -> Signer:
         content = path.read_bytes()
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    name, pem = _split_key_file(path, content)
+    name, public_line, pem = _split_key_file(path, content)
     if not isinstance(passphrase, bytes) or not passphrase:
         raise PassphraseError(
             f"no passphrase given for key file {path}",
@@ -341,14 +349,26 @@ def load_signer(path: Path | str, passphrase: bytes) -> Signer:
             hint="only Ed25519 keys are supported; create one with 'evidence keys generate'",
         )
     try:
-        return Signer(name, private)
+        signer = Signer(name, private)
     except InputError as exc:
         raise KeyFileError(f"key file {path}: {exc.message}", hint=exc.hint) from exc
+    if public_line is None or not hmac.compare_digest(
+        public_line.encode(), signer.verifier.to_note_text().encode()
+    ):
+        raise KeyFileError(
+            f"key file {path} is damaged: the decrypted key does not match its Public-Key line",
+            hint="restore the key file from a backup; do not sign with it",
+        )
+    return signer
 
 
-def _split_key_file(path: Path, content: bytes) -> tuple[str, bytes]:
-    """Split a key file into the key name and the encrypted PEM block, checking its shape."""
+def _split_key_file(path: Path, content: bytes) -> tuple[str, str | None, bytes]:
+    """Split a key file into name, public key line and encrypted PEM block, checking its shape."""
     header, sep, pem = content.partition(b"\n")
+    public_line: str | None = None
+    if pem.startswith(_PUBLIC_KEY_HEADER.encode()):
+        line, _, pem = pem.partition(b"\n")
+        public_line = line[len(_PUBLIC_KEY_HEADER) :].decode("ascii", "replace").strip()
     try:
         header_text = header.decode("utf-8")
     except UnicodeDecodeError:
@@ -385,7 +405,7 @@ def _split_key_file(path: Path, content: bytes) -> tuple[str, bytes]:
             f"key file {path} has a damaged PEM block",
             hint="restore the key file from a backup",
         )
-    return name, pem
+    return name, public_line, pem
 
 
 def _is_der_sequence(der: bytes) -> bool:

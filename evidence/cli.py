@@ -328,6 +328,8 @@ def ingest_cmd(
         print_json(report.as_json())
     else:
         _print_ingest(report)
+    for refusal in report.refused:
+        err.print(f"refused: {escape(refusal.path)}: {escape(refusal.reason)}")
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
@@ -343,8 +345,6 @@ def _print_ingest(report: IngestReport) -> None:
     table.add_row("symlinks recorded", str(len(report.symlinks)))
     table.add_row("refused", str(len(report.refused)))
     out.print(table)
-    for refusal in report.refused:
-        err.print(f"refused: {escape(refusal.path)}: {escape(refusal.reason)}")
 
 
 @app.command("list")

@@ -75,20 +75,41 @@ def verify_case(
     progress: VerifyProgress | None = None,
 ) -> CaseReport:
     """Check the case end to end and report every finding."""
-    log_report: LogReport = verify_log(case.log, workers=workers, extra_checkpoints=since)
-    report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
+    conn = case.db.conn
+    # One read transaction: the log, its checkpoints and the catalog are checked as one
+    # snapshot (a WAL reader sees the database as of its first read), so that processes
+    # appending meanwhile cannot make them look inconsistent with each other.
+    snapshot = not conn.in_transaction
+    if snapshot:
+        conn.execute("BEGIN")
+    try:
+        log_report: LogReport = verify_log(case.log, workers=workers, extra_checkpoints=since)
+        report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
 
-    expected = catalog.rebuild(_events(case))
-    report.findings.extend(catalog.compare(case.db, expected))
+        expected = catalog.rebuild(_events(case))
+        report.findings.extend(catalog.compare(case.db, expected))
 
-    named: dict[str, str] = {
-        row[0]: row[1] for row in expected.execute("SELECT sha256, sha512 FROM items").fetchall()
-    }
-    expected.conn.close()
+        named: dict[str, str] = {
+            row[0]: row[1]
+            for row in expected.execute("SELECT sha256, sha512 FROM items").fetchall()
+        }
+        expected.conn.close()
+    finally:
+        if snapshot:
+            conn.execute("ROLLBACK")
     try:
         stored = set(case.objects.iter_objects())
     except OSError as exc:
         raise CustodyError(f"cannot read the content store: {exc}") from None
+    if snapshot and stored - named.keys():
+        # Objects logged by another process after the snapshot was taken are not unexpected.
+        stored_later = stored - named.keys()
+        logged_since = {
+            row[0]
+            for row in conn.execute("SELECT sha256 FROM items").fetchall()
+            if row[0] in stored_later
+        }
+        stored -= logged_since
     for sha in sorted(named.keys() - stored):
         report.findings.append(
             Finding(

@@ -144,7 +144,8 @@ def test_save_and_load_round_trip(tmp_path: Path, investigator_a: Signer) -> Non
     save_signer(investigator_a, path, PASSPHRASE)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     content = path.read_bytes()
-    assert content.startswith(b"Key-Name: investigator-a\n-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert content.startswith(b"Key-Name: investigator-a\nPublic-Key: investigator-a+")
+    assert b"\n-----BEGIN ENCRYPTED PRIVATE KEY-----\n" in content
     assert PASSPHRASE not in content
     loaded = load_signer(path, PASSPHRASE)
     assert loaded.verifier == investigator_a.verifier
@@ -269,4 +270,11 @@ def test_bad_name_in_key_file(key_file: Path) -> None:
     content = key_file.read_bytes().replace(b"Key-Name: investigator-a", b"Key-Name: a+b", 1)
     key_file.write_bytes(content)
     with pytest.raises(KeyFileError):
+        load_signer(key_file, PASSPHRASE)
+
+
+def test_key_file_without_public_key_line_is_refused(key_file: Path) -> None:
+    lines = key_file.read_bytes().split(b"\n")
+    key_file.write_bytes(b"\n".join(line for line in lines if not line.startswith(b"Public-Key:")))
+    with pytest.raises(KeyFileError, match="Public-Key"):
         load_signer(key_file, PASSPHRASE)
