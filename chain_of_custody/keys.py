@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import functools
 import hashlib
 import hmac
-import os
-import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from chain_of_custody.canonical import strict_b64decode
 from chain_of_custody.errors import InputError, KeyFileError, PassphraseError
+from chain_of_custody.secretfile import read_secret_file, write_secret_file
 
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
@@ -261,39 +258,7 @@ def save_signer(signer: Signer, path: Path | str, passphrase: bytes) -> None:
         f"{_PUBLIC_KEY_HEADER}{signer.verifier.to_note_text()}\n".encode()
         + pem
     )
-    directory = path.parent
-    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot create key file in {directory}: {exc.strerror}",
-            hint="check that the directory exists and is writable",
-        ) from exc
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # the umask can only remove bits, but be explicit
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # link() refuses an existing target, unlike rename(), so a key file that appeared
-        # meanwhile is not replaced.
-        os.link(tmp, path)
-    except FileExistsError as exc:
-        raise KeyFileError(
-            f"key file {path} already exists and will not be overwritten",
-            hint="choose another file name, or move the old key away first",
-        ) from exc
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot write key file {path}: {exc.strerror}",
-            hint="check the directory's permissions and free space",
-        ) from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_directory(directory)
+    write_secret_file(path, content)
 
 
 def load_signer(path: Path | str, passphrase: bytes) -> Signer:
@@ -303,26 +268,7 @@ def load_signer(path: Path | str, passphrase: bytes) -> Signer:
     other than Ed25519.
     """
     path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError as exc:
-        raise KeyFileError(
-            f"key file {path} does not exist",
-            hint="check the path, or create a key with 'evidence keys generate'",
-        ) from exc
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise KeyFileError(f"key file {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise KeyFileError(
-            f"key file {path} can be read by other users (mode {stat.S_IMODE(info.st_mode):04o})",
-            hint=f"run 'chmod 600 {path}' and consider the key exposed if others had access",
-        )
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+    content = read_secret_file(path)
     name, public_line, pem = _split_key_file(path, content)
     if not isinstance(passphrase, bytes) or not passphrase:
         raise PassphraseError(
@@ -420,17 +366,3 @@ def _is_der_sequence(der: bytes) -> bool:
         return False
     length = int.from_bytes(der[2 : 2 + count], "big")
     return len(der) == 2 + count + length
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a new directory entry durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -44,12 +44,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import errno
 import json
-import os
 import secrets
-import stat
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +67,7 @@ from chain_of_custody.errors import (
     PassphraseError,
     VerificationError,
 )
+from chain_of_custody.secretfile import read_secret_file, write_secret_file
 
 __all__ = [
     "COMMITMENT_DOMAIN",
@@ -116,7 +113,7 @@ _PAD_BLOCK = 256
 _LENGTH_PREFIX = struct.Struct(">I")
 _MAX_PLAINTEXT = 2**31
 _SALT_LEN = 32
-_MAX_KEY_FILE = 64 * 1024
+_PUBLIC_HEADER = "Public-Key: "
 _NAME_HEADER = "Recipient-Name: "
 _ANNEX_VERSION = 1
 
@@ -287,81 +284,22 @@ def save_recipient(key: RecipientKey, path: Path, passphrase: bytes) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    data = f"{_NAME_HEADER}{key.name}\n".encode() + pem
-    _write_new_private_file(path, data)
-
-
-def _write_new_private_file(path: Path, data: bytes) -> None:
-    directory = path.parent
-    if path.exists() or path.is_symlink():
-        raise KeyFileError(
-            f"key file {path} already exists",
-            hint="choose another file name; an existing key is never overwritten",
-        )
-    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot create key file in {directory}: {exc.strerror}",
-            hint="check that the directory exists and is writable",
-        ) from exc
-    try:
-        try:
-            # The umask may only narrow 0600, but set it explicitly so it does not depend on it.
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _publish_without_replacing(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_directory(directory)
-
-
-def _publish_without_replacing(tmp: Path, path: Path) -> None:
-    # A hard link fails if the target exists, so a key written by someone else between our check
-    # and now is never replaced (rename would silently replace it).
-    try:
-        os.link(tmp, path)
-    except FileExistsError as exc:
-        raise KeyFileError(
-            f"key file {path} already exists",
-            hint="choose another file name; an existing key is never overwritten",
-        ) from exc
-    except OSError as exc:
-        if exc.errno not in {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}:
-            raise KeyFileError(
-                f"cannot write key file {path}: {exc.strerror}",
-                hint="check that the directory is writable",
-            ) from exc
-        # Filesystems without hard links: fall back to a checked rename.
-        if path.exists():
-            raise KeyFileError(
-                f"key file {path} already exists",
-                hint="choose another file name; an existing key is never overwritten",
-            ) from exc
-        tmp.rename(path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # The public key beside the ciphertext lets load_recipient detect a damaged file: PKCS#8
+    # encryption has no integrity check and could decrypt to another valid key.
+    data = f"{_NAME_HEADER}{key.name}\n{_PUBLIC_HEADER}{key.public.to_text()}\n".encode() + pem
+    write_secret_file(path, data)
 
 
 def load_recipient(path: Path, passphrase: bytes) -> RecipientKey:
     """Read a key file written by :func:`save_recipient`, refusing files open to others."""
     path = Path(path)
-    data = _read_private_file(path)
+    data = read_secret_file(path)
     first, sep, pem = data.partition(b"\n")
     header = first.decode("utf-8", errors="replace").rstrip("\r")
+    public_line = ""
+    if pem.startswith(_PUBLIC_HEADER.encode()):
+        line, _, pem = pem.partition(b"\n")
+        public_line = line[len(_PUBLIC_HEADER) :].decode("ascii", errors="replace").strip()
     if not sep or not header.startswith(_NAME_HEADER):
         raise KeyFileError(
             f"key file {path} does not start with a '{_NAME_HEADER.strip()}' line",
@@ -403,40 +341,13 @@ def load_recipient(path: Path, passphrase: bytes) -> RecipientKey:
             f"key file {path} does not hold an X25519 recipient key",
             hint="recipient keys are X25519; signing keys are a different kind of file",
         )
-    return RecipientKey(name, private)
-
-
-def _read_private_file(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError as exc:
+    key = RecipientKey(name, private)
+    if not constant_time.bytes_eq(public_line.encode(), key.public.to_text().encode()):
         raise KeyFileError(
-            f"key file {path} does not exist", hint="check the path to the key file"
-        ) from exc
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot open key file {path}: {exc.strerror}",
-            hint="check the file's owner and permissions",
-        ) from exc
-    try:
-        # Check the opened file, not the path, so a swap between check and read cannot slip by.
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"key file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise KeyFileError(
-                f"key file {path} is readable or writable by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o})",
-                hint=f"run: chmod 600 {path}",
-            )
-        if info.st_size > _MAX_KEY_FILE:
-            raise KeyFileError(f"key file {path} is too large to be a key file")
-        chunks = []
-        while chunk := os.read(fd, _MAX_KEY_FILE + 1):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+            f"key file {path} is damaged: the decrypted key does not match its Public-Key line",
+            hint="restore the key file from its backup",
+        )
+    return key
 
 
 def _wrap_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:

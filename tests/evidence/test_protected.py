@@ -169,7 +169,8 @@ def test_key_file_round_trip_with_mode_0600(tmp_path: Path) -> None:
     save_recipient(key, path, PASSPHRASE)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = path.read_bytes()
-    assert text.startswith(b"Recipient-Name: otp-unit-9\n-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert text.startswith(b"Recipient-Name: otp-unit-9\nPublic-Key: otp-unit-9+")
+    assert b"\n-----BEGIN ENCRYPTED PRIVATE KEY-----\n" in text
     assert PASSPHRASE not in text
     loaded = load_recipient(path, PASSPHRASE)
     assert loaded.name == "otp-unit-9"
@@ -597,3 +598,14 @@ def test_protect_reveal_round_trip(fields: dict[str, str]) -> None:
     assert isinstance(sealed, SealedAnnex)
     revealed = reveal(sealed.envelope, OTP_3, aad=AAD, commitment_digest=sealed.commitment_digest)
     assert revealed == fields
+
+
+def test_key_file_whose_key_does_not_match_its_public_line_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "otp.key"
+    save_recipient(generate_recipient("otp-unit-9"), path, PASSPHRASE)
+    other = generate_recipient("otp-unit-9").public.to_text().encode()
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = b"Public-Key: " + other
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(KeyFileError, match="damaged"):
+        load_recipient(path, PASSPHRASE)
