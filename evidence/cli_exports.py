@@ -3,6 +3,9 @@
 Thin like the rest of the command line: each command parses its options, calls one library
 function (:func:`exports.bundle.export_bundle`, :func:`exports.audit.audit_bundle`) and renders
 the result. ``audit`` needs no case directory.
+
+The ``exports`` package is imported inside the commands: it loads Jinja2, pikepdf and (for the
+PDF index) WeasyPrint, which ``evidence --help`` and every other command do not need.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -31,9 +34,11 @@ from evidence._cli_common import (
 )
 from evidence.errors import InputError
 from evidence.recipients import read_public_key
-from exports.audit import AuditReport, audit_bundle, load_trusted_key
-from exports.bundle import ExportResult, export_bundle
-from exports.model import Profile, Selection
+
+if TYPE_CHECKING:
+    from exports.audit import AuditReport
+    from exports.bundle import ExportResult
+    from exports.model import Profile
 
 PROFILES: tuple[Profile, ...] = ("otp", "restricted", "public")
 
@@ -88,6 +93,9 @@ def export_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a submission bundle (BagIt bag, optionally zipped) and record the export."""
+    from exports.bundle import export_bundle  # noqa: PLC0415 - see the module docstring
+    from exports.model import Selection  # noqa: PLC0415
+
     chosen = next((p for p in PROFILES if p == profile), None)
     if chosen is None:
         raise InputError(
@@ -153,6 +161,8 @@ def audit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle offline: bag, signatures, events, proofs and checkpoint (exit 1 if not)."""
+    from exports.audit import audit_bundle, load_trusted_key  # noqa: PLC0415 - see the docstring
+
     trusted = [load_trusted_key(path) for path in trust or []]
     earlier = read_file(since) if since is not None else None
     bar = Bar("audit")
@@ -178,6 +188,11 @@ def _print_audit(report: AuditReport) -> None:
             f"originals, {report.leaves} events and {report.proofs} proofs verified against "
             f"the checkpoint of size {report.checkpoint_size}"
         )
+        if report.since_size is not None:
+            out.print(
+                f"The log extends the earlier checkpoint of size {report.since_size} "
+                "(consistency proof verified)."
+            )
         return
     out.print(f"[red]PROBLEMS[/]: bundle {escape(label)}: {len(report.findings)} finding(s)")
     for finding in report.findings:

@@ -14,25 +14,20 @@ The bundle is untrusted input. It is checked from the outside in, and every prob
 5. each custody event (leaf): its signature by its actor's key;
 6. each proof file: inclusion of its leaf in the bundle's checkpoint;
 7. each original against the event that recorded it (SHA-256 and SHA-512);
-8. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
-   than the bundle's; equal sizes must have equal roots, and a smaller one needs a consistency
-   proof ``data/custody/consistency/<old size>.proof`` in the bundle (format below), without
-   which the audit reports that consistency could not be shown.
+8. each consistency proof file ``data/custody/consistency/<old size>.proof``
+   (:mod:`exports.consistency`): well formed, named for its old size, leading to the
+   checkpoint's size (it can only be checked against roots with ``since``);
+9. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
+   than the bundle's; equal sizes must have equal roots, and a smaller one needs the bundle's
+   consistency proof from its size, without which the audit reports that consistency could not
+   be shown.
 
 Without trusted keys the audit trusts the keys shipped in the bundle and says so in a warning:
 that shows the bundle is intact and self-consistent, not who made it.
-
-Consistency proof file (one per earlier checkpoint size)::
-
-    evidence-locker/consistency@v1
-    old <decimal size>
-    new <decimal size>
-    <base64 hash>            (zero or more, RFC 9162 section 2.1.4 order)
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -64,8 +59,21 @@ from chain_of_custody import (
     verify_inclusion,
     verify_leaf_signature,
 )
+from exports.consistency import format_consistency_proof, parse_consistency_proof
 
-CONSISTENCY_HEADER = "evidence-locker/consistency@v1"
+# The proof file functions live in exports.consistency; they are re-exported here because the
+# audit is where an auditor looks for them.
+__all__ = [
+    "CONSISTENCY_FOLDER",
+    "AuditProgress",
+    "AuditReport",
+    "ZipLimits",
+    "audit_bundle",
+    "format_consistency_proof",
+    "load_trusted_key",
+    "parse_consistency_proof",
+]
+
 TAG_MANIFEST = "tagmanifest-sha256.txt"
 SIGNATURE_FILE = "tagmanifest-sha256.txt.sig"
 SIGNATURE_B64_FILE = "tagmanifest-sha256.txt.sig.b64"
@@ -73,7 +81,6 @@ REQUIRED_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manif
 _ALGORITHMS = ("sha256", "sha512")
 _HEX = {"sha256": 64, "sha512": 128}
 _CHUNK = 1 << 20
-_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _ORIGINAL = re.compile(r"([A-Z0-9]+(?:-[A-Z0-9]+)*)_.+")
 
 
@@ -110,7 +117,10 @@ class AuditReport:
     originals: int = 0
     leaves: int = 0
     proofs: int = 0
+    consistency_proofs: int = 0
     checkpoint_size: int | None = None
+    since_size: int | None = None
+    """The size of the earlier checkpoint shown to be extended by the bundle's, if any."""
     trusted_keys: tuple[str, ...] = ()
 
     @property
@@ -140,7 +150,9 @@ class AuditReport:
             "originals": self.originals,
             "leaves": self.leaves,
             "proofs": self.proofs,
+            "consistency_proofs": self.consistency_proofs,
             "checkpoint_size": self.checkpoint_size,
+            "since_size": self.since_size,
             "trusted_keys": list(self.trusted_keys),
             "warnings": list(self.warnings),
             "findings": [
@@ -189,44 +201,6 @@ def load_trusted_key(path: Path) -> VerifierKey:
         return VerifierKey.from_note_text(lines[0])
     except InputError as exc:
         raise InputError(f"{path}: {exc.message}", exc.hint) from None
-
-
-# --- consistency proof files -------------------------------------------------------------------
-
-
-def format_consistency_proof(old: int, new: int, hashes: Sequence[bytes]) -> bytes:
-    """The consistency proof file bytes (format in the module docstring)."""
-    lines = [CONSISTENCY_HEADER, f"old {old}", f"new {new}"]
-    lines += [base64.b64encode(h).decode("ascii") for h in hashes]
-    return ("\n".join(lines) + "\n").encode("ascii")
-
-
-def parse_consistency_proof(data: bytes) -> tuple[int, int, list[bytes]]:
-    """``(old, new, hashes)`` of a consistency proof file; :class:`InputError` if malformed."""
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise InputError("consistency proof is not ASCII text") from None
-    if not text.endswith("\n"):
-        raise InputError("consistency proof does not end with a newline")
-    lines = text[:-1].split("\n")
-    if len(lines) < 3 or lines[0] != CONSISTENCY_HEADER:
-        raise InputError(f"consistency proof does not start with {CONSISTENCY_HEADER!r}")
-    sizes = []
-    for line, label in ((lines[1], "old"), (lines[2], "new")):
-        value = line.removeprefix(f"{label} ")
-        if value == line or not _DECIMAL.fullmatch(value):
-            raise InputError(f"consistency proof line {label!r} is not '{label} <decimal>'")
-        sizes.append(int(value))
-    hashes: list[bytes] = []
-    for number, line in enumerate(lines[3:], 1):
-        decoded = strict_b64decode(line)
-        if decoded is None or len(decoded) != 32:
-            raise InputError(f"consistency proof hash line {number} is not base64 of 32 bytes")
-        hashes.append(decoded)
-    if len(hashes) > 128:
-        raise InputError("consistency proof has more than 128 hashes")
-    return sizes[0], sizes[1], hashes
 
 
 # --- unpacking --------------------------------------------------------------------------------
@@ -791,13 +765,61 @@ def _check_proofs_and_originals(
         )
 
 
+CONSISTENCY_FOLDER = "data/custody/consistency"
+
+
+def _check_consistency_files(
+    root: Path, bundle: tuple[bytes, Checkpoint] | None, report: AuditReport
+) -> dict[int, list[bytes]]:
+    """Parse every consistency proof the bundle carries: ``{old size: hashes}``.
+
+    Without an earlier checkpoint there is no old root to check a proof against, so this only
+    makes sure each file is well formed, named for its old size and leads to the bundle's size.
+    """
+    proofs: dict[int, list[bytes]] = {}
+    folder = root / CONSISTENCY_FOLDER
+    for path in sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []:
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not path.is_file():
+            continue  # reported by the bag walk
+        if path.suffix != ".proof":
+            report.add("consistency-misnamed", f"{rel} is not named <old size>.proof", path=rel)
+            continue
+        try:
+            old, new, hashes = parse_consistency_proof(path.read_bytes())
+        except InputError as exc:
+            report.add("consistency-malformed", f"{rel}: {exc.message}", path=rel)
+            continue
+        if path.name != f"{old}.proof":
+            report.add("consistency-misnamed", f"{rel} holds a proof from size {old}", path=rel)
+            continue
+        if bundle is not None and new != bundle[1].size:
+            report.add(
+                "consistency-wrong-size",
+                f"{rel} leads to size {new}, not to the checkpoint's size {bundle[1].size}",
+                path=rel,
+            )
+            continue
+        if not 1 <= old < new:
+            report.add("consistency-malformed", f"{rel} goes from size {old} to {new}", path=rel)
+            continue
+        proofs[old] = hashes
+        report.consistency_proofs += 1
+    return proofs
+
+
 def _check_since(
-    root: Path,
     since: bytes,
     trusted: Sequence[VerifierKey],
     bundle: tuple[bytes, Checkpoint] | None,
+    proofs: dict[int, list[bytes]],
     report: AuditReport,
 ) -> None:
+    """Check that the bundle's checkpoint extends the earlier checkpoint ``since``.
+
+    The earlier checkpoint is untrusted input like the bundle: its signature must be by a
+    trusted key before its size or root mean anything.
+    """
     try:
         old = open_checkpoint(since, trusted)
     except CustodyError as exc:
@@ -829,29 +851,29 @@ def _check_since(
                 subject="--since",
             )
         return
-    rel = f"data/custody/consistency/{old.size}.proof"
-    path = root / rel
-    if not path.is_file() or path.is_symlink():
+    rel = f"{CONSISTENCY_FOLDER}/{old.size}.proof"
+    hashes = proofs.get(old.size)
+    if hashes is None:
         report.add(
             "since-unproven",
-            f"the bundle carries no consistency proof from size {old.size} to {new.size} "
-            f"({rel}); check the log itself with `evidence log consistency`",
+            f"the bundle carries no usable consistency proof from size {old.size} to "
+            f"{new.size} ({rel}); check the log itself with `evidence log consistency`",
             subject="--since",
         )
-        return
-    try:
-        first, second, hashes = parse_consistency_proof(path.read_bytes())
-    except InputError as exc:
-        report.add("since-proof-malformed", f"{rel}: {exc.message}", path=rel)
-        return
-    if (first, second) != (old.size, new.size):
-        report.add("since-proof-malformed", f"{rel} is for sizes {first} to {second}", path=rel)
         return
     try:
         verify_consistency(old.size, new.size, hashes, old.root, new.root)
     except VerificationError as exc:
         for finding in exc.findings:
-            report.add("since-inconsistent", finding.message, path=rel)
+            report.add(
+                "since-inconsistent",
+                f"the earlier checkpoint (size {old.size}) is not extended by the bundle's "
+                f"(size {new.size}): {finding.message}",
+                path=rel,
+                subject="--since",
+            )
+    else:
+        report.since_size = old.size
 
 
 def audit_bundle(
@@ -901,5 +923,6 @@ def _audit_bag(
     actors = dict(shipped) | {k.key_id: k for k in trust}
     leaves = _check_leaves(root, actors, opened[1] if opened else None, report)
     _check_proofs_and_originals(root, opened, leaves, hashed, report)
+    consistency = _check_consistency_files(root, opened, report)
     if since is not None:
-        _check_since(root, since, trust, opened, report)
+        _check_since(since, trust, opened, consistency, report)

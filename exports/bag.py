@@ -10,6 +10,7 @@ Layout (SPEC section 7)::
     data/protected/<ERN>.sealed           otp bundles only: annexes encrypted to the recipient
     data/metadata/items.json  items.csv  case.jsonld
     data/custody/events/<seq>.leaf  checkpoint.txt  proofs/<ERN>.proof
+    data/custody/consistency/<old size>.proof   from earlier log sizes to the checkpoint's
     data/custody/keys/<name>_<key hash>.pub|.pem  VERIFY.md
 
 The signature files are tag files left out of the tag manifest on purpose: they sign it.
@@ -40,6 +41,7 @@ from chain_of_custody.errors import (
     VerificationError,
 )
 from exports.casejson import case_jsonld
+from exports.consistency import format_consistency_proof
 from exports.ecourt import items_csv, items_json
 from exports.model import (
     CUSTODY_DIR,
@@ -49,6 +51,7 @@ from exports.model import (
     BundleItem,
     BundleTestimony,
     annex_href,
+    consistency_href,
     key_href,
     leaf_href,
     original_href,
@@ -280,6 +283,13 @@ def _write_contents(
     builder.write_payload(f"{CUSTODY_DIR}/checkpoint.txt", content.checkpoint_note)
     for record in content.records():
         builder.write_payload(proof_href(record), record.proof_text.encode())
+    for consistency in content.consistency_proofs:
+        builder.write_payload(
+            consistency_href(consistency),
+            format_consistency_proof(
+                consistency.old_size, consistency.new_size, consistency.hashes
+            ),
+        )
     for key in content.verifier_keys:
         builder.write_payload(key_href(key, "pub"), (key.note_text.strip() + "\n").encode())
         builder.write_payload(key_href(key, "pem"), key.pem.encode())

@@ -7,7 +7,8 @@ The steps, in order:
    only when needed, so a second export of the same state appends nothing);
 3. sign (or reuse) the checkpoint of the log at its current size: everything in the bundle is
    read at that size and proven against that checkpoint;
-4. build the frozen :class:`~exports.model.BundleContent` and hand it to the writers
+4. build the frozen :class:`~exports.model.BundleContent`, with consistency proofs from the
+   log sizes that readers of earlier bundles may hold, and hand it to the writers
    (``exports.bag``);
 5. record ``export.made`` and sign the checkpoint that includes it.
 
@@ -49,6 +50,7 @@ from exports.model import (
     BundleInfo,
     BundleItem,
     BundleTestimony,
+    ConsistencyProofFile,
     CustodyEntry,
     Group,
     GroupFacility,
@@ -394,6 +396,30 @@ def build_content(
         custody_events=tuple(LogLeaf(seq=s, leaf=leaves[s]) for s in sorted(leaves)),
         verifier_keys=tuple(keys),
         checkpoint_note=checkpoint_note,
+        consistency_proofs=_consistency_proofs(case, size),
+    )
+
+
+def _consistency_proofs(case: Case, size: int) -> tuple[ConsistencyProofFile, ...]:
+    """Proofs to ``size`` from the earlier checkpoints that someone outside may hold.
+
+    Those are, for each earlier export, the checkpoint in its bundle and the one signed right
+    after its ``export.made`` event. Both sizes come from events before ``size``, so the same
+    log state gives the same proofs. A checkpoint of any other size is checked against the log
+    itself (``evidence log consistency``).
+    """
+    sizes: set[int] = set()
+    for checkpoint_size, seq in case.db.execute(
+        "SELECT checkpoint_size, seq FROM exports WHERE seq < ?", [size]
+    ).fetchall():
+        for earlier in (checkpoint_size, int(seq) + 1):
+            if earlier is not None and 1 <= int(earlier) < size:
+                sizes.add(int(earlier))
+    return tuple(
+        ConsistencyProofFile(
+            old_size=old, new_size=size, hashes=tuple(case.log.consistency_proof(old, size))
+        )
+        for old in sorted(sizes)
     )
 
 

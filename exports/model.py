@@ -405,8 +405,40 @@ class GroupIncident(_Group):
 Group = GroupIncident | GroupFacility | GroupPerpetrator
 
 
+class ConsistencyProofFile(_Frozen):
+    """A consistency proof from an earlier log size to the bundle's checkpoint size.
+
+    It lets whoever holds an earlier checkpoint of ``old_size`` (an earlier bundle's, say) check
+    that the bundle's log extends it; the roots come from the two signed checkpoints, never
+    from here. Written as ``data/custody/consistency/<old_size>.proof``.
+    """
+
+    old_size: int = Field(ge=1)
+    new_size: int = Field(ge=2)
+    hashes: tuple[bytes, ...] = Field(max_length=128)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConsistencyProofFile:
+        if self.old_size >= self.new_size:
+            raise ValueError(
+                f"a consistency proof goes from a smaller size to a larger one, not "
+                f"{self.old_size} to {self.new_size}"
+            )
+        if any(len(h) != 32 for h in self.hashes):
+            raise ValueError("each consistency proof hash is 32 bytes (SHA-256)")
+        return self
+
+    @property
+    def href(self) -> str:
+        """Path of the proof file relative to ``data/`` (for the index page's link)."""
+        return consistency_href(self)
+
+
 class BundleContent(_Frozen):
-    """Everything one bundle holds; the writers produce its files from this alone."""
+    """Everything one bundle holds; the writers produce its files from this alone.
+
+    ``consistency_proofs`` go from earlier log sizes (smallest first) to the checkpoint's size.
+    """
 
     info: BundleInfo
     items: tuple[BundleItem, ...] = ()
@@ -415,6 +447,7 @@ class BundleContent(_Frozen):
     custody_events: tuple[LogLeaf, ...] = Field(min_length=1)
     verifier_keys: tuple[VerifierKeyText, ...] = Field(min_length=1)
     checkpoint_note: bytes = Field(min_length=1)
+    consistency_proofs: tuple[ConsistencyProofFile, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleContent:
@@ -452,6 +485,15 @@ class BundleContent(_Frozen):
                         raise ValueError(
                             f"group {group.id} lists {ern}, which is not in the bundle"
                         )
+        old_sizes = [proof.old_size for proof in self.consistency_proofs]
+        if old_sizes != sorted(set(old_sizes)):
+            raise ValueError("consistency_proofs must be ordered by old_size, each size once")
+        for proof in self.consistency_proofs:
+            if proof.new_size != self.info.checkpoint_size:
+                raise ValueError(
+                    f"the consistency proof from size {proof.old_size} leads to size "
+                    f"{proof.new_size}, not to the checkpoint size {self.info.checkpoint_size}"
+                )
         if self.info.exporter_key_id not in {key.key_id for key in self.verifier_keys}:
             raise ValueError(
                 f"the exporter key {self.info.exporter_key_id} is not among the verifier keys"
@@ -519,6 +561,11 @@ def leaf_href(seq: int) -> str:
 def annex_href(testimony: BundleTestimony) -> str:
     """Path of a sealed protected annex relative to ``data/``."""
     return f"{PROTECTED_DIR}/{testimony.ern}.sealed"
+
+
+def consistency_href(proof: ConsistencyProofFile) -> str:
+    """Path of a consistency proof file relative to ``data/``."""
+    return f"{CUSTODY_DIR}/consistency/{proof.old_size}.proof"
 
 
 def key_href(key: VerifierKeyText, suffix: Literal["pub", "pem"]) -> str:
