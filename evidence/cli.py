@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from typer.core import TyperGroup
 
 from chain_of_custody import (
     EXIT_ENVIRONMENT,
+    EXIT_OK,
     EXIT_PROBLEMS,
     EXIT_USAGE,
     CustodyError,
@@ -69,6 +71,11 @@ class _Group(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except BrokenPipeError:
+            # The reader of stdout went away (`evidence log show | head`): not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(EXIT_OK) from None
         except KeyboardInterrupt:
             err.print("interrupted: nothing half-written is left; run the command again")
             raise typer.Exit(130) from None

@@ -129,7 +129,8 @@ def custody_history(case: Case, subject: str) -> list[dict[str, Any]]:
 def summarise(action: str, data: dict[str, Any]) -> str:
     """One line about an event for custody histories (no protected data is ever in events)."""
     if action in ("item.ingested", "item.sighted"):
-        return f"from {data.get('path', '?')}"
+        # The name only: the full path (kept in the event) can show a person's folders.
+        return f"as {data.get('name', '?')}"
     if action == "item.derived":
         derivation = data.get("derivation") or {}
         return f"{derivation.get('kind', 'derivative')} of {data.get('derived_from', '?')[:12]}"

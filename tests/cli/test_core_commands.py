@@ -615,7 +615,7 @@ def test_key_file_readable_by_others_exits_3(ingested: Ingested, cli: Cli) -> No
     case.key_path.chmod(0o644)
     result = cli("log", "checkpoint", "--sign", "--case", case.root)
     assert result.exit_code == 3
-    assert "can be read by other users" in result.stderr
+    assert "readable or writable by group or others" in result.stderr
     assert "chmod 600" in result.stderr
 
 

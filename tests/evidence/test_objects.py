@@ -311,12 +311,17 @@ def test_object_name_never_shows_a_partial_file(tmp_path: Path) -> None:
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.is_set():
+        # One more look after the put returns, so the watcher sees the object at least once.
+        while True:
+            done = stop.is_set()
             try:
                 info = final.stat()
             except FileNotFoundError:
-                continue
-            seen.append((info.st_size, stat.S_IMODE(info.st_mode)))
+                pass
+            else:
+                seen.append((info.st_size, stat.S_IMODE(info.st_mode)))
+            if done:
+                return
 
     watcher = threading.Thread(target=watch)
     watcher.start()
