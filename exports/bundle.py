@@ -326,7 +326,7 @@ def build_content(
                 item_id=item.sha256,
                 erns=item_erns,
                 title=str(row.get("title") or name),
-                date=_text(row.get("collected_at")) or None,
+                date=_document_date(metadata, row),
                 mime=str(row.get("mime") or "application/octet-stream"),
                 kind=_kind(str(row.get("mime") or "")),
                 source=_text(row.get("source")),
@@ -553,6 +553,16 @@ def _place(value: Any) -> str:
     if not isinstance(value, dict):
         return ""
     return ", ".join(_text(value.get(k)) for k in ("name", "region", "country") if value.get(k))
+
+
+def _document_date(metadata: dict[str, Any], row: dict[str, Any]) -> str | None:
+    """The item's own date where its content gives one (camera time, PDF creation date),
+    else the date it was collected: e-Court lists documents by their date, not ours."""
+    for key in ("datetime_original", "creation_date"):
+        value = _text(metadata.get(key))
+        if value:
+            return value
+    return _text(row.get("collected_at")) or None
 
 
 def _kind(mime: str) -> str:
