@@ -377,8 +377,9 @@ def write_bag(
             f"cannot write the bundle: {parent} is not a directory",
             hint="create the parent directory first",
         )
+    _remove_stale_partials(parent, out_dir.name)
     try:
-        partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+        partial = Path(tempfile.mkdtemp(prefix=_partial_prefix(out_dir.name), dir=parent))
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot create a working directory in {parent}: {exc.strerror}",
@@ -395,6 +396,38 @@ def write_bag(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return WrittenBag(path=out_dir, stamped=written.stamped, warnings=written.warnings)
+
+
+def _partial_prefix(name: str) -> str:
+    # The pid tells a crashed run's leftovers from a live export's work in progress.
+    return f".{name}.partial-{os.getpid()}-"
+
+
+def _remove_stale_partials(parent: Path, name: str) -> None:
+    """Remove what killed exports of ``name`` left behind (never a live process's work)."""
+    prefix = f".{name}.partial-"
+    try:
+        entries = [p for p in parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _zip_time(created: str) -> tuple[int, int, int, int, int, int]:
@@ -427,7 +460,8 @@ def write_zip(bag_dir: Path, zip_path: Path, *, created: str) -> Path:
     files.sort(key=lambda entry: entry[0].encode())
     date_time = _zip_time(created)
 
-    fd, temp_name = tempfile.mkstemp(prefix=f".{zip_path.name}.partial-", dir=zip_path.parent)
+    _remove_stale_partials(zip_path.parent, zip_path.name)
+    fd, temp_name = tempfile.mkstemp(prefix=_partial_prefix(zip_path.name), dir=zip_path.parent)
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
