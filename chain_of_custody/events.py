@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from chain_of_custody.canonical import canonical_json
+from chain_of_custody.canonical import canonical_json, canonical_json_if_plain
 from chain_of_custody.errors import Finding, InputError, VerificationError
 from chain_of_custody.keys import Signer, VerifierKey
 from chain_of_custody.merkle import leaf_hash
@@ -51,7 +51,8 @@ def format_event_time(moment: datetime) -> str:
     """An aware datetime as the event time form ``2026-11-24T03:20:00.123456Z`` (UTC)."""
     if moment.tzinfo is None:
         raise InputError("event time must carry a time zone", hint="use datetime.now(UTC)")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat writes what strftime("%Y-%m-%dT%H:%M:%S.%fZ") does, several times faster.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_event_time(text: str) -> datetime:
@@ -138,6 +139,9 @@ class Event(BaseModel):
         return parse_event_time(self.time)
 
 
+_EVENT_FIELDS = tuple(Event.model_fields)
+
+
 def make_leaf(event: Event, signer: Signer) -> bytes:
     """The leaf bytes of ``event``: its canonical JSON and a newline, signed by ``signer``.
 
@@ -148,7 +152,11 @@ def make_leaf(event: Event, signer: Signer) -> bytes:
             f"event seq {event.seq} names actor {event.actor!r} but is signed by {signer.key_id!r}",
             hint="sign an event with the key named as its actor",
         )
-    return sign_note(canonical_json(event) + b"\n", [signer])
+    # The fields as they are, without a model dump (a deep copy of ``data``): for plain JSON
+    # values the dump is that same mapping. Anything else takes the model's own path.
+    fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    text = canonical_json_if_plain(fields) or canonical_json(event)
+    return sign_note(text + b"\n", [signer])
 
 
 @dataclass(frozen=True)

@@ -470,13 +470,16 @@ def verify_log(
     extra_checkpoints: Sequence[bytes] = (),
     progress: Callable[[int], None] | None = None,
     chunk_size: int = _CHUNK,
+    on_event: Callable[[Event], None] | None = None,
 ) -> LogReport:
     """Check every event and checkpoint of ``store``; return a report of all findings.
 
     ``extra_checkpoints`` are signed checkpoints obtained earlier (from a bundle, a colleague,
     a witness): one of the same size with another root shows a fork, one larger than the log a
     rollback, one the log does not extend a rewritten history. ``progress`` is called with the
-    number of events checked so far.
+    number of events checked so far. ``on_event`` is given every readable event, in log order,
+    once it has been checked (so that a caller can build what the log implies without parsing
+    the leaves again); what was found about it is in the report.
     """
     # Checkpoints are read before the size: appends running meanwhile can only make the log
     # larger than what the checkpoints show, never smaller.
@@ -497,6 +500,13 @@ def verify_log(
     walk = _Walk(store.case_id, timedelta(seconds=tolerance_seconds))
     edge = _RightEdge()
     checked = 0
+    # Every key the log's enrolments name, authorised or not, so that workers can check
+    # signatures from the first chunk on. Only the walk decides which key may sign what: it
+    # accepts a worker's check only if made with the key it holds for the actor.
+    candidates = _enrolled_candidates(store, size)
+
+    def keys_for_chunk() -> dict[str, VerifierKey]:
+        return candidates | walk.known_keys()
 
     def settle(rows: list[_Row], results: list[_Examined]) -> None:
         nonlocal checked
@@ -505,6 +515,8 @@ def verify_log(
             edge.append(examined.leaf_hash)
             if edge.size in wanted:
                 roots[edge.size] = edge.root()
+            if on_event is not None and examined.event is not None:
+                on_event(examined.event)
         checked += len(rows)
         if progress is not None:
             progress(checked)
@@ -512,14 +524,14 @@ def verify_log(
     leaves = store.iter_leaves(0, size, batch=chunk_size)
     if workers <= 1:
         while chunk := list(islice(leaves, chunk_size)):
-            settle(chunk, _examine_chunk(chunk, walk.known_keys()))
+            settle(chunk, _examine_chunk(chunk, keys_for_chunk()))
     else:
         # At most 2 * workers chunks are in flight, so memory stays bounded however long the
         # log is; results are settled strictly in log order.
         pending: deque[tuple[list[_Row], Future[list[_Examined]]]] = deque()
         with ProcessPoolExecutor(max_workers=workers) as pool:
             while chunk := list(islice(leaves, chunk_size)):
-                pending.append((chunk, pool.submit(_examine_chunk, chunk, walk.known_keys())))
+                pending.append((chunk, pool.submit(_examine_chunk, chunk, keys_for_chunk())))
                 while len(pending) >= 2 * workers:
                     rows, future = pending.popleft()
                     settle(rows, future.result())
@@ -531,6 +543,25 @@ def verify_log(
     findings.extend(_check_stored_checkpoints(store, stored, size, roots, walk.keyring))
     findings.extend(_check_extra_checkpoints(store, extras, size, roots, walk.keyring))
     return LogReport(size=size, findings=findings, checkpoints_checked=len(stored) + len(extras))
+
+
+def _enrolled_candidates(store: LogStore, size: int) -> dict[str, VerifierKey]:
+    """The keys named by the log's enrolment events (by the stored action column, which is
+    not trusted: a wrong or missing candidate only means a check is made again in order)."""
+    found: dict[str, VerifierKey] = {}
+    rows = store.conn.execute(
+        "SELECT leaf FROM log WHERE action = ? AND seq < ? ORDER BY seq", (KEY_ENROLLED, size)
+    ).fetchall()
+    for (raw,) in rows:
+        try:
+            event = parse_leaf(bytes(raw)).event
+            key = VerifierKey.from_note_text(str(event.data.get("verifier", "")))
+        except InputError:
+            continue
+        if key.key_id == event.subject:
+            # The first enrolment of an id wins, as in the walk; a later one is refused there.
+            found.setdefault(key.key_id, key)
+    return found
 
 
 def _check_stored_checkpoints(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,7 @@ __all__ = [
     "SourceError",
     "SymlinkRecord",
     "detect_mime",
+    "detect_mime_of_content",
     "display_name",
     "scan_inputs",
     "source_error",
@@ -262,12 +264,49 @@ def detect_mime(path: Path) -> str:
             return UNKNOWN_MIME
         # The descriptor form reads from the file we checked, so a FIFO swapped in after the
         # check cannot make libmagic block.
-        mime = magic.from_descriptor(fd, mime=True)
+        mime = _magic().from_descriptor(fd)
     except (magic.MagicException, OSError, ValueError):
         return UNKNOWN_MIME
     finally:
         os.close(fd)
     return mime if isinstance(mime, str) and mime else UNKNOWN_MIME
+
+
+def detect_mime_of_content(content: bytes, path: Path) -> str:
+    """The MIME type of the regular file at ``path``, which holds exactly ``content``.
+
+    Gives what :func:`detect_mime` gives, usually without opening or reading the file again
+    (an ingest has just read it whole). libmagic reads ELF and OLE2 (CDF) files through the
+    descriptor beyond what it is given (an ELF's dynamic section tells a PIE from a shared
+    library), so those are classified from the file itself.
+    """
+    if content.startswith(_DESCRIPTOR_MAGIC):
+        return detect_mime(path)
+    try:
+        mime = _magic().from_buffer(content)
+    except (magic.MagicException, ValueError):
+        return UNKNOWN_MIME
+    return mime if isinstance(mime, str) and mime else UNKNOWN_MIME
+
+
+# ELF, and the OLE2 compound file of .doc, .xls, .msi and Outlook messages.
+_DESCRIPTOR_MAGIC = (b"\x7fELF", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
+_MAGIC = threading.local()
+
+
+def _magic() -> magic.Magic:
+    """This thread's libmagic handle.
+
+    A handle serialises its calls with a lock (libmagic handles are not thread-safe), so one
+    shared handle would let only one ingest thread classify at a time; each thread gets its
+    own, set up as python-magic sets up its shared one.
+    """
+    handle: magic.Magic | None = getattr(_MAGIC, "handle", None)
+    if handle is None:
+        handle = _MAGIC.handle = magic.Magic(mime=True)
+    return handle
 
 
 def _roots(raw_inputs: Sequence[bytes]) -> tuple[bytes, ...]:

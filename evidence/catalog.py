@@ -220,14 +220,29 @@ def project(db: sqlite_utils.Database, event: Event) -> None:
         func(db, event)
 
 
+class Rebuild:
+    """The catalog a log produces, built in memory one event at a time, in log order."""
+
+    def __init__(self) -> None:
+        self.db = sqlite_utils.Database(memory=True)
+        ensure_schema(self.db)
+
+    def add(self, event: Event) -> None:
+        """Apply the next event of the log."""
+        project(self.db, event)
+
+    def finish(self) -> sqlite_utils.Database:
+        """The rebuilt catalog, committed."""
+        self.db.conn.commit()
+        return self.db
+
+
 def rebuild(events: Iterable[Event]) -> sqlite_utils.Database:
     """Build the catalog a log produces, in memory."""
-    db = sqlite_utils.Database(memory=True)
-    ensure_schema(db)
-    with db.conn:
-        for event in events:
-            project(db, event)
-    return db
+    built = Rebuild()
+    for event in events:
+        built.add(event)
+    return built.finish()
 
 
 def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> list[Finding]:
@@ -236,6 +251,8 @@ def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> l
     for table, (columns, pk) in SCHEMA.items():
         have = dict(_rows(actual, table, columns, pk))
         want = dict(_rows(expected, table, columns, pk))
+        if have == want:
+            continue
         for key in sorted(have.keys() | want.keys()):
             label = f"{table}[{', '.join(str(k) for k in key)}]"
             if key not in want:
@@ -251,7 +268,11 @@ def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> l
                     Finding("catalog-row-missing", f"catalog row {label} is missing", subject=label)
                 )
             elif have[key] != want[key]:
-                changed = [c for c in columns if have[key][c] != want[key][c]]
+                changed = [
+                    c
+                    for c, mine, theirs in zip(columns, have[key], want[key], strict=True)
+                    if mine != theirs
+                ]
                 findings.append(
                     Finding(
                         "catalog-row-changed",
@@ -264,15 +285,16 @@ def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> l
 
 def _rows(
     db: sqlite_utils.Database, table: str, columns: dict[str, str], pk: tuple[str, ...]
-) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """``(primary key, row)`` of every row of ``table``, the row's values in SCHEMA order."""
     if table not in db.table_names():
         return
     names = ", ".join(f'"{c}"' for c in columns)
+    positions = [list(columns).index(c) for c in pk]
     # Table and column names come from SCHEMA above, never from input.
     query = f'SELECT {names} FROM "{table}"'  # noqa: S608
     for row in db.execute(query).fetchall():
-        record = dict(zip(columns, row, strict=True))
-        yield tuple(record[c] for c in pk), record
+        yield tuple(row[i] for i in positions), tuple(row)
 
 
 @functools.lru_cache(maxsize=256)

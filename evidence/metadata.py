@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mutagen
-import pikepdf
-from PIL import ExifTags, Image, UnidentifiedImageError
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["JsonValue", "extract_metadata"]
 
@@ -89,7 +88,13 @@ def _extractor_for(mime: str) -> Callable[[Path], dict[str, JsonValue]] | None:
 # --- images -----------------------------------------------------------------------------------
 
 
+# The parsers are imported when a file of their kind is met: together they take about a tenth
+# of a second to import, at every start of a command, and most files need none of them.
+
+
 def _image_metadata(path: Path) -> dict[str, JsonValue]:
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - see above
+
     try:
         # Image.open reads the header only; pixels are never decoded.
         with Image.open(path) as image:
@@ -112,6 +117,8 @@ def _image_metadata(path: Path) -> dict[str, JsonValue]:
 
 
 def _exif_metadata(exif: Image.Exif) -> dict[str, JsonValue]:
+    from PIL import ExifTags  # noqa: PLC0415 - imported with Image
+
     result: dict[str, JsonValue] = {}
     if not exif:
         return result
@@ -146,6 +153,8 @@ def _exif_metadata(exif: Image.Exif) -> dict[str, JsonValue]:
 
 
 def _gps(gps_ifd: Mapping[int, Any]) -> dict[str, JsonValue] | None:
+    from PIL import ExifTags  # noqa: PLC0415 - imported with Image
+
     if not gps_ifd:
         return None
     latitude = _coordinate(
@@ -196,6 +205,8 @@ def _decimal_text(value: Decimal) -> str:
 
 
 def _pdf_metadata(path: Path) -> dict[str, JsonValue]:
+    import pikepdf  # noqa: PLC0415 - see _image_metadata
+
     try:
         with pikepdf.open(path) as pdf:
             result: dict[str, JsonValue] = {
@@ -238,6 +249,8 @@ def _pdf_date(raw: str) -> str:
 
 
 def _media_metadata(path: Path) -> dict[str, JsonValue]:
+    import mutagen  # noqa: PLC0415 - see _image_metadata
+
     try:
         media = mutagen.File(path)
     except (mutagen.MutagenError, OSError, ValueError) as exc:

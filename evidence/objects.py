@@ -19,6 +19,7 @@ import ctypes
 import errno
 import functools
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -26,7 +27,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain_of_custody.errors import EnvironmentProblem, Finding, InputError, VerificationError
@@ -51,6 +52,8 @@ class StoredObject:
 
     ``staged`` is set for a deferred write (``put_file(..., defer=True)``): the bytes are in
     that temporary file, read-only, until :meth:`ObjectStore.flush` gives them their name.
+    ``content`` holds the whole content when ``put_file(..., keep_content=True)`` read it in
+    one chunk (files up to 1 MiB), so that it can be classified without reading it again.
     """
 
     sha256: str
@@ -58,6 +61,8 @@ class StoredObject:
     size: int
     created: bool
     staged: Path | None = None
+    # Never shown: the content of an original may name a protected person.
+    content: bytes = field(default=b"", repr=False, compare=False)
 
 
 class _StoreWriteError(Exception):
@@ -70,8 +75,9 @@ class _StoreWriteError(Exception):
 
 @functools.cache
 def _sha512_worker() -> ThreadPoolExecutor:
-    # One worker keeps the SHA-512 updates in submission order.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha512")
+    # One worker for each of the two files an ingest stores at a time (evidence/ingest.py);
+    # _pump keeps the updates of one digest in order.
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="sha512")
 
 
 @functools.cache
@@ -151,16 +157,13 @@ def _pump(
 ) -> None:
     """Read chunks until end of input, hashing each and passing it to ``sink``."""
     buffers = _thread_buffers()
-    pending: list[Future[None] | None] = [None] * _BUFFERS
+    previous: Future[None] | None = None
     worker = _sha512_worker()
     slot = 0
     try:
         while True:
-            done = pending[slot]
-            if done is not None:
-                # The buffer is reused only once the worker has finished hashing it.
-                done.result()
-                pending[slot] = None
+            # The chunk read now goes into the buffer of the chunk before the previous one,
+            # whose SHA-512 update finished before the previous one was handed over (below).
             buffer = buffers[slot]
             count = read_into(buffer)
             if not count:
@@ -170,16 +173,19 @@ def _pump(
                 # A small file in one chunk: a thread hand-off would cost more than it saves.
                 digests.sha512.update(chunk)
             else:
-                pending[slot] = worker.submit(digests.sha512.update, chunk)
+                # Updates of one digest must run in order; the pool has a worker per ingest
+                # thread, so the previous chunk's update must end before this one starts.
+                if previous is not None:
+                    previous.result()
+                previous = worker.submit(digests.sha512.update, chunk)
             digests.sha256.update(chunk)
             digests.size += count
             if sink is not None:
                 sink(chunk)
             slot = (slot + 1) % _BUFFERS
     finally:
-        for future in pending:
-            if future is not None:
-                future.result()
+        if previous is not None:
+            previous.result()
 
 
 # fdatasync skips the metadata flush; platforms without it (macOS) fall back to fsync.
@@ -206,6 +212,32 @@ def _syncfs(path: Path) -> None:
         os.close(fd)
 
 
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(temp: Path, final: Path) -> bool | str | None:
+    """Rename ``temp`` to ``final`` unless ``final`` exists (Linux ``renameat2``).
+
+    True when renamed, False when ``final`` exists (``temp`` is left), None when a directory
+    is missing, and ``"unsupported"`` where the system or file system cannot do it. One call
+    does what a link and an unlink do, and like the link it never replaces an existing name:
+    two processes storing the same content at once cannot overwrite each other's object.
+    """
+    if _RENAMEAT2 is None:
+        return "unsupported"
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(final), _RENAME_NOREPLACE):
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            return False
+        if code == errno.ENOENT:
+            return None
+        if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+            return "unsupported"
+        raise OSError(code, os.strerror(code), os.fspath(final))
+    return True
+
+
 def _load_libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -215,6 +247,28 @@ def _load_libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _load_libc()
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    function = getattr(libc, "renameat2", None)
+    if function is None:
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+_RENAMEAT2 = _load_renameat2()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -228,12 +282,21 @@ def _fsync_dir(path: Path) -> None:
 class ObjectStore:
     """Content-addressed, write-once storage of originals under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, owner_pid: int | None = None) -> None:
+        """The store under ``root``.
+
+        ``owner_pid`` is the process whose pid names the temporary files: a worker process
+        that stages copies for its parent passes the parent's, so that the copies count as
+        the parent's until it has flushed them (see :meth:`remove_stale_temp`).
+        """
         self.root = Path(root)
+        self.owner_pid = owner_pid
         self.objects_dir = self.root / "sha256"
         self.tmp_dir = self.root / "tmp"
         self._lock = threading.Lock()
         self._staged: list[tuple[Path, str]] = []
+        self._tmp_ready = False
+        self._dirs: set[Path] = set()
 
     def path_for(self, sha256: str) -> Path:
         """Where the object with this SHA-256 (64 lowercase hex digits) lives."""
@@ -248,13 +311,16 @@ class ObjectStore:
         """Whether an object with this SHA-256 is stored."""
         return os.path.lexists(self.path_for(sha256))
 
-    def put_file(self, path: Path, *, defer: bool = False) -> StoredObject:
+    def put_file(
+        self, path: Path, *, defer: bool = False, keep_content: bool = False
+    ) -> StoredObject:
         """Store the regular file at ``path`` (never following a final symbolic link).
 
         With ``defer``, the copy is left staged (not yet fsynced, not yet named) and
         :meth:`flush` makes every staged copy durable and names it, with two file-system syncs
         for the whole batch instead of two fsyncs per file; the caller must flush before it
-        records anything that names the object.
+        records anything that names the object. With ``keep_content``, a file read whole in one
+        chunk comes back with its bytes in :attr:`StoredObject.content`.
 
         Raises :class:`~evidence.acquire.SourceError` when the source cannot be read as a
         regular file or changes while it is read (the caller refuses that input and goes on),
@@ -270,18 +336,27 @@ class ObjectStore:
             before = os.fstat(source)
             if not stat.S_ISREG(before.st_mode):
                 raise SourceError(raw, Reason.UNSUPPORTED_TYPE)
-            if hasattr(os, "posix_fadvise"):
+            expected = before.st_size
+            if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
                 # Reads ahead more aggressively on a cold cache; a hint only, failures are moot.
                 with contextlib.suppress(OSError):
                     os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            consumed = 0
 
             def read_into(buffer: memoryview) -> int:
+                nonlocal consumed
+                if 0 < expected <= consumed:
+                    # All the bytes fstat announced are read: no read for the end of the file.
+                    # A file that grew meanwhile is refused by the second fstat below.
+                    return 0
                 try:
-                    return os.readv(source, [buffer])
+                    count = os.readv(source, [buffer])
                 except OSError as exc:
                     raise source_error(raw, exc) from exc
+                consumed += count
+                return count
 
-            stored = self._store(read_into, defer=defer)
+            stored = self._store(read_into, defer=defer, keep_content=keep_content)
             after = os.fstat(source)
         finally:
             os.close(source)
@@ -370,11 +445,39 @@ class ObjectStore:
             removed += 1
         return removed
 
+    def hand_over(self, obj: StoredObject) -> None:
+        """Stop tracking the staged copy of ``obj`` here: another store flushes it.
+
+        A worker (thread or process) stages copies on its own store and hands each over; the
+        store that records the events takes them with :meth:`adopt`.
+        """
+        if obj.staged is not None:
+            with self._lock:
+                self._staged.remove((obj.staged, obj.sha256))
+
+    def adopt(self, obj: StoredObject) -> None:
+        """Take the staged copy of ``obj``, made by another store on this root: :meth:`flush`
+        will make it durable and name it."""
+        if obj.staged is not None:
+            with self._lock:
+                self._staged.append((obj.staged, obj.sha256))
+
+    def discard(self, obj: StoredObject) -> None:
+        """Drop the staged copy of ``obj`` (an input refused after it was read); never touches
+        a named object."""
+        if obj.staged is None:
+            return
+        with self._lock, contextlib.suppress(ValueError):
+            self._staged.remove((obj.staged, obj.sha256))
+        with contextlib.suppress(OSError):
+            obj.staged.unlink()
+
     def flush(self) -> None:
         """Make every staged copy durable, then give each its object name, durably.
 
-        Data first (one sync of the file system), then the names (links), then a second sync for
-        the directory entries: an object name never points at bytes that a crash could lose.
+        Data first (one sync of the file system), then the names (links, and the two-hex
+        directories they need), then a second sync for those directory entries: an object name
+        never points at bytes that a crash could lose.
         """
         with self._lock:
             staged, self._staged = self._staged, []
@@ -384,29 +487,40 @@ class ObjectStore:
             _syncfs(self.root)
             for temp, sha256 in staged:
                 try:
-                    self._publish(temp, sha256, sync_dir=False)
-                finally:
+                    published = self._publish(temp, sha256, sync_dir=False)
+                except BaseException:
+                    temp.unlink(missing_ok=True)
+                    raise
+                if not published:
+                    # The object existed already; a successful publish used the file up.
                     temp.unlink(missing_ok=True)
             _syncfs(self.root)
         except OSError as exc:
             raise self._store_problem(exc) from exc
 
     def _store(
-        self, read_into: Callable[[memoryview], int], *, defer: bool = False
+        self,
+        read_into: Callable[[memoryview], int],
+        *,
+        defer: bool = False,
+        keep_content: bool = False,
     ) -> StoredObject:
         """Copy the input to a temporary file while hashing it, then publish it by name."""
-        temp = self._new_temp_path()
+        temp, fd = self._open_temp()
         keep_temp = False
-        try:
-            fd = os.open(temp, _TEMP_FLAGS, 0o600)
-        except OSError as exc:
-            raise self._store_problem(exc) from exc
         try:
             digests = _Digests()
             writer = _FlushBehind(fd)
+            first: list[bytes] = []
+
+            def sink(chunk: memoryview) -> None:
+                if keep_content and not first:
+                    first.append(bytes(chunk))
+                writer.write(chunk)
+
             try:
                 try:
-                    _pump(read_into, digests, writer.write)
+                    _pump(read_into, digests, sink)
                 except BaseException:
                     # Never close the descriptor under a background fdatasync.
                     writer.abandon()
@@ -415,7 +529,7 @@ class ObjectStore:
                     writer.settle()
                 else:
                     writer.finish()
-                # Read-only before it gets its name: the object is never visible writable.
+                # Created read-only, but the umask may have taken read bits away.
                 os.fchmod(fd, _READ_ONLY)
             except OSError as exc:
                 raise self._store_problem(exc) from exc
@@ -424,19 +538,27 @@ class ObjectStore:
             finally:
                 os.close(fd)
             sha256, sha512 = digests.hex()
+            # The first chunk is the whole content only if nothing followed it.
+            content = first[0] if first and len(first[0]) == digests.size else b""
             if defer:
                 final = self.path_for(sha256)
                 if os.path.lexists(final):
-                    return StoredObject(sha256, sha512, digests.size, created=False)
+                    return StoredObject(
+                        sha256, sha512, digests.size, created=False, content=content
+                    )
                 with self._lock:
                     self._staged.append((temp, sha256))
                 keep_temp = True  # flush owns the staged file from now on
-                return StoredObject(sha256, sha512, digests.size, created=True, staged=temp)
+                return StoredObject(
+                    sha256, sha512, digests.size, created=True, staged=temp, content=content
+                )
             try:
                 created = self._publish(temp, sha256)
             except OSError as exc:
                 raise self._store_problem(exc) from exc
-            return StoredObject(sha256=sha256, sha512=sha512, size=digests.size, created=created)
+            return StoredObject(
+                sha256=sha256, sha512=sha512, size=digests.size, created=created, content=content
+            )
         finally:
             # Gone already when published by link or rename; left when the object existed.
             if not keep_temp:
@@ -445,13 +567,35 @@ class ObjectStore:
     def _publish(self, temp: Path, sha256: str, *, sync_dir: bool = True) -> bool:
         """Give the temporary file its object name unless that name exists; True if it did."""
         final = self.path_for(sha256)
+        self._make_dir(final.parent, sync=sync_dir)
+        moved = _rename_noreplace(temp, final)
+        if moved is None:
+            # The directory was removed since it was made (a restore, a cleanup): again.
+            self._dirs.discard(final.parent)
+            self._make_dir(final.parent, sync=sync_dir)
+            moved = _rename_noreplace(temp, final)
+        if moved is False:
+            return False
+        if moved is True:
+            if sync_dir:
+                _fsync_dir(final.parent)
+            return True
+        return self._publish_by_link(temp, final, sync_dir=sync_dir)
+
+    def _publish_by_link(self, temp: Path, final: Path, *, sync_dir: bool) -> bool:
+        """:meth:`_publish` where the system cannot rename without replacing."""
         if os.path.lexists(final):
             return False
-        self._make_dir(final.parent)
         try:
             # A hard link never replaces an existing name, so two processes storing the same
             # content at once cannot overwrite each other's object (rename would).
-            os.link(temp, final)
+            try:
+                os.link(temp, final)
+            except FileNotFoundError:
+                # The directory was removed since it was made (a restore, a cleanup): again.
+                self._dirs.discard(final.parent)
+                self._make_dir(final.parent, sync=sync_dir)
+                os.link(temp, final)
         except FileExistsError:
             return False
         except OSError as exc:
@@ -466,26 +610,58 @@ class ObjectStore:
             _fsync_dir(final.parent)
         return True
 
-    def _make_dir(self, directory: Path) -> None:
-        """Create the two-hex directory (and ``sha256/``) durably if they are missing."""
+    def _make_dir(self, directory: Path, *, sync: bool = True) -> None:
+        """Create the two-hex directory (and ``sha256/``) if they are missing.
+
+        With ``sync`` they are made durable at once; without it the caller syncs the file
+        system afterwards (:meth:`flush`), before anything names an object inside them.
+        """
+        if directory in self._dirs:
+            return
         if directory.is_dir():
+            self._dirs.add(directory)
             return
         for path in (self.objects_dir, directory):
             try:
                 path.mkdir()
             except FileExistsError:
                 continue
-            # The new directory entry must reach the disk before the object inside it does.
-            _fsync_dir(path)
-            _fsync_dir(path.parent)
+            if sync:
+                # The new directory entry must reach the disk before the object inside it does.
+                _fsync_dir(path)
+                _fsync_dir(path.parent)
+        self._dirs.add(directory)
+
+    def _open_temp(self) -> tuple[Path, int]:
+        """Create a new temporary file for writing; return its path and descriptor.
+
+        It is created read-only (the mode applies to later opens, not to this descriptor), so
+        that an object is never visible writable, not even for a moment.
+        """
+        for attempt in range(3):
+            temp = self._new_temp_path()
+            try:
+                return temp, os.open(temp, _TEMP_FLAGS, _READ_ONLY)
+            except (FileExistsError, FileNotFoundError) as exc:
+                # A name taken by another process, or the folder removed meanwhile: again.
+                self._tmp_ready = False
+                if attempt == 2:
+                    raise self._store_problem(exc) from exc
+            except OSError as exc:
+                raise self._store_problem(exc) from exc
+        raise AssertionError("unreachable")
 
     def _new_temp_path(self) -> Path:
-        try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self._store_problem(exc) from exc
-        # The pid lets remove_stale_temp tell a live writer's file from a crashed run's.
-        return self.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}{_TEMP_SUFFIX}"
+        if not self._tmp_ready:
+            try:
+                self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._store_problem(exc) from exc
+            self._tmp_ready = True
+        # The pid lets remove_stale_temp tell a live writer's file from a crashed run's; a
+        # random part per process and a counter keep names apart without a system call each.
+        pid = self.owner_pid or os.getpid()
+        return self.tmp_dir / f"{pid}-{_temp_token()}{_TEMP_SUFFIX}"
 
     def _store_problem(self, exc: OSError) -> EnvironmentProblem:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -509,6 +685,29 @@ class ObjectStore:
             ),
             hint="restore the case directory from a backup; originals are never re-created",
         )
+
+
+_TEMP_NAMES = itertools.count()
+_TEMP_PREFIX: list[str] = []
+
+
+def _temp_token() -> str:
+    """A part of a temporary file name unique within this process (and, by chance, beyond)."""
+    if not _TEMP_PREFIX:
+        _TEMP_PREFIX.append(secrets.token_hex(4))
+    return f"{_TEMP_PREFIX[0]}{next(_TEMP_NAMES):08x}"
+
+
+def _after_fork_in_child() -> None:
+    # A forked worker shares neither the parent's threads nor, to be safe, its name prefix:
+    # the thread pools are made again when first used and a new random prefix is drawn.
+    _sha512_worker.cache_clear()
+    _flush_worker.cache_clear()
+    _TEMP_PREFIX.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _process_alive(pid: int) -> bool:

@@ -9,13 +9,13 @@ compared with the log in both directions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from chain_of_custody import Event, Finding, LogReport, parse_leaf, verify_log
+from chain_of_custody import Finding, LogReport, verify_log
 from evidence import catalog
 from evidence.errors import CustodyError
 from evidence.workspace import Case
@@ -83,10 +83,15 @@ def verify_case(
     if snapshot:
         conn.execute("BEGIN")
     try:
-        log_report: LogReport = verify_log(case.log, workers=workers, extra_checkpoints=since)
+        # The catalog is rebuilt from the events as the log check reads them: each leaf is
+        # parsed once. Unreadable leaves give no event; the log check reports them by seq.
+        rebuild = catalog.Rebuild()
+        log_report: LogReport = verify_log(
+            case.log, workers=workers, extra_checkpoints=since, on_event=rebuild.add
+        )
         report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
 
-        expected = catalog.rebuild(_events(case))
+        expected = rebuild.finish()
         report.findings.extend(catalog.compare(case.db, expected))
 
         named: dict[str, str] = {
@@ -170,11 +175,3 @@ def _size(path: str) -> int:
         return Path(path).stat().st_size
     except OSError:
         return 0
-
-
-def _events(case: Case) -> Iterator[Event]:
-    for _seq, leaf, _hash in case.log.iter_leaves():
-        try:
-            yield parse_leaf(leaf).event
-        except CustodyError:
-            continue  # the log verifier reports the unreadable leaf by its seq

@@ -1,0 +1,167 @@
+"""Ingest by worker processes and by threads: the same records, the same guarantees."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain_of_custody.keys import signer_from_seed
+from evidence import ingest as ingest_module
+from evidence.acquire import detect_mime, detect_mime_of_content
+from evidence.ingest import IngestReport, ingest
+from evidence.models import ItemOptions
+from evidence.objects import ObjectStore
+from evidence.verify import verify_case
+from evidence.workspace import Case, init_case
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample-data" / "files"
+SIGNER = signer_from_seed("investigator-a", bytes(range(32)))
+COLUMNS = "sha256, sha512, size, mime, name, path, metadata"
+
+
+def _corpus(folder: Path, count: int) -> list[Path]:
+    """Random small files, one duplicate pair, and every sample file (known types)."""
+    rng = random.Random(20261124)
+    paths = []
+    for number in range(count):
+        path = folder / f"batch-{number // 25:02d}" / f"file-{number:04d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(rng.randint(1, 3000)))
+        paths.append(path)
+    twin = folder / "twin.bin"
+    twin.write_bytes(paths[0].read_bytes())
+    for sample in sorted(SAMPLES.iterdir()):
+        shutil.copy(sample, folder / sample.name)
+    return paths
+
+
+def _ingest(tmp_path: Path, name: str, corpus: Path) -> tuple[Case, IngestReport]:
+    case = init_case(tmp_path / name, case_id="UA-TEST-0001", title="Workers", signer=SIGNER)
+    report = ingest(case, SIGNER, [corpus], options=ItemOptions(), recursive=True)
+    return case, report
+
+
+def _items(case: Case) -> list[tuple[Any, ...]]:
+    rows = case.db.execute(f"SELECT {COLUMNS} FROM items ORDER BY sha256").fetchall()  # noqa: S608
+    return [tuple(row) for row in rows]
+
+
+def _staging_left(case: Case) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(case.objects.tmp_dir))
+
+
+def test_processes_and_threads_record_the_same_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    _corpus(corpus, 90)
+    files = sum(1 for p in corpus.rglob("*") if p.is_file())
+    assert files >= ingest_module.PROCESS_MIN_FILES  # the first run uses worker processes
+
+    by_processes, report = _ingest(tmp_path, "processes", corpus)
+    assert report.ok, report.refused
+    assert report.count("ingested") == files - 1
+    assert report.count("duplicate") == 1
+    monkeypatch.setattr(ingest_module, "PROCESS_MIN_FILES", 10**9)
+    by_threads, _ = _ingest(tmp_path, "threads", corpus)
+
+    assert _items(by_processes) == _items(by_threads)
+    for case in (by_processes, by_threads):
+        assert verify_case(case).ok
+        assert _staging_left(case) == []
+        for sha in case.objects.iter_objects():
+            mode = os.stat(case.objects.path_for(sha)).st_mode
+            assert stat.S_IMODE(mode) & 0o222 == 0
+
+
+def test_every_input_is_named_by_its_content(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    paths = _corpus(corpus, 70)
+    case, report = _ingest(tmp_path, "case", corpus)
+    by_path = {f.path: f for f in report.files}
+    for path in paths:
+        data = path.read_bytes()
+        recorded = by_path[str(path)]
+        assert recorded.sha256 == hashlib.sha256(data).hexdigest()
+        assert case.objects.path_for(recorded.sha256).read_bytes() == data
+    assert [f.seq for f in report.files if f.seq is not None] == sorted(
+        f.seq for f in report.files if f.seq is not None
+    )
+
+
+@pytest.mark.parametrize("workers", ["processes", "threads"])
+def test_file_emptied_after_the_scan_is_refused_and_leaves_no_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    _corpus(corpus, 70)
+    victim = corpus / "batch-00" / "file-0003.bin"
+    original = ObjectStore.put_file
+
+    def emptying(self: ObjectStore, path: Path, **kwargs: Any) -> Any:
+        if Path(path) == victim:
+            victim.write_bytes(b"")
+        return original(self, path, **kwargs)
+
+    monkeypatch.setattr(ObjectStore, "put_file", emptying)
+    if workers == "threads":
+        monkeypatch.setattr(ingest_module, "PROCESS_MIN_FILES", 10**9)
+    case, report = _ingest(tmp_path, "case", corpus)
+    assert [(r.path, r.code) for r in report.refused] == [(str(victim), "empty-file")]
+    empty = hashlib.sha256(b"").hexdigest()
+    assert not case.objects.has(empty)
+    assert verify_case(case).ok
+    assert _staging_left(case) == []
+
+
+SAMPLE_FILES = sorted(p.name for p in SAMPLES.iterdir())
+
+
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_mime_from_content_matches_mime_from_file(name: str) -> None:
+    path = SAMPLES / name
+    assert detect_mime_of_content(path.read_bytes(), path) == detect_mime(path)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda p: Path(shutil.which("ls") or "/bin/ls"), id="elf-executable"),
+        pytest.param(lambda p: _written(p / "text.txt", b"plain words\n" * 40), id="text"),
+        pytest.param(lambda p: _written(p / "bytes.bin", bytes(range(256)) * 4), id="binary"),
+    ],
+)
+def test_mime_from_content_matches_for_other_kinds(
+    tmp_path: Path, make: Callable[[Path], Path]
+) -> None:
+    path = make(tmp_path)
+    assert detect_mime_of_content(path.read_bytes(), path) == detect_mime(path)
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_publish_never_replaces_an_existing_object(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    source = _written(tmp_path / "a.bin", b"original bytes")
+    first = store.put_file(source, defer=True)
+    store.flush()
+    named = store.path_for(first.sha256)
+    inode = named.stat().st_ino
+    again = ObjectStore(tmp_path / "objects").put_file(source, defer=True)
+    assert again.created is False
+    store.flush()
+    assert named.stat().st_ino == inode
+    assert named.read_bytes() == b"original bytes"
+    assert list(store.tmp_dir.iterdir()) == []
