@@ -16,3 +16,7 @@ def main() -> None:
     from evidence.cli import main as cli_main  # noqa: PLC0415 - after the guard above
 
     cli_main()
+
+
+if __name__ == "__main__":
+    main()

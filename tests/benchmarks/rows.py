@@ -230,10 +230,10 @@ class Context:
             def finish(run: Run) -> None:
                 if run.ok:
                     if self.small_bag is not None:
-                        force_rmtree(self.small_bag)
+                        self.toolkit.set_aside(self.small_bag)
                     self.small_bag = copy
                 else:
-                    force_rmtree(copy)
+                    self.toolkit.set_aside(copy)
 
             return Prepared(reference.bagit_make_argv(tool, copy), finish=finish)
 
@@ -700,7 +700,7 @@ def export_row(ctx: Context) -> RowResult:
                 missing = {"index.html", "index.pdf"} - found
                 if missing:
                     notes.append("bundle lacks " + ", ".join(sorted(missing)))
-            force_rmtree(out)
+            tk.set_aside(out)
 
         return Prepared(argv, case.env, finish=finish)
 
