@@ -289,6 +289,14 @@ class LogStore:
             )
         return size
 
+    def stored_nodes(self, level: int, first: int, last: int) -> dict[int, bytes]:
+        """The stored interior hashes of one level with index in ``[first, last]``, by index."""
+        rows = self.conn.execute(
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx BETWEEN ? AND ?",
+            (level, first, last),
+        ).fetchall()
+        return {int(idx): bytes(value) for idx, value in rows}
+
     def root(self, size: int | None = None) -> bytes:
         """The Merkle root of the first ``size`` events (default: the whole log)."""
         return self.view.root(self._size_or_current(size, "tree size"))

@@ -235,16 +235,23 @@ class _RightEdge:
     def __init__(self) -> None:
         self.size = 0
         self._stack: list[bytes] = []
+        # Every complete subtree closed so far and not yet compared with the stored nodes:
+        # (level, index, hash), as the log store keeps them.
+        self.closed: list[tuple[int, int, bytes]] = []
 
     def append(self, hashed: bytes) -> None:
         self._stack.append(hashed)
         self.size += 1
+        self.closed.append((0, self.size - 1, hashed))
         carry = self.size
+        level = 0
         # Each trailing one bit of the new size closes a complete subtree: merge its halves.
         while carry & 1 == 0:
             right = self._stack.pop()
             self._stack[-1] = node_hash(self._stack[-1], right)
             carry >>= 1
+            level += 1
+            self.closed.append((level, (self.size >> level) - 1, self._stack[-1]))
 
     def root(self) -> bytes:
         if not self._stack:
@@ -253,6 +260,56 @@ class _RightEdge:
         for left in reversed(self._stack[:-1]):
             result = node_hash(left, result)
         return result
+
+
+class _NodeCheck:
+    """Compares every stored interior hash with the one the log's events give.
+
+    The store hands out proofs from these nodes; one changed behind the toolkit's back would
+    make it hand out proofs that fail, so it is reported by its level, index and first seq.
+    """
+
+    LIMIT = 50
+
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
+        self.bad: list[Finding] = []
+        self.count = 0
+
+    def compare(self, closed: Sequence[tuple[int, int, bytes]]) -> None:
+        by_level: dict[int, dict[int, bytes]] = {}
+        for level, index, hashed in closed:
+            by_level.setdefault(level, {})[index] = hashed
+        for level, expected in by_level.items():
+            stored = self.store.stored_nodes(level, min(expected), max(expected))
+            for index, hashed in expected.items():
+                if not hmac.compare_digest(stored.get(index, b""), hashed):
+                    self._report(level, index, missing=index not in stored)
+
+    def _report(self, level: int, index: int, *, missing: bool) -> None:
+        self.count += 1
+        if self.count > self.LIMIT:
+            return
+        what = "is missing" if missing else "differs from the hash of the log's events"
+        self.bad.append(
+            Finding(
+                "node-missing" if missing else "node-mismatch",
+                f"stored Merkle node (level {level}, index {index}) {what}",
+                seq=index << level,
+                subject=f"node {level}/{index}",
+            )
+        )
+
+    def findings(self) -> list[Finding]:
+        found = list(self.bad)
+        if self.count > self.LIMIT:
+            found.append(
+                Finding(
+                    "node-mismatch",
+                    f"{self.count - self.LIMIT} more stored Merkle nodes differ or are missing",
+                )
+            )
+        return found
 
 
 _Row = tuple[int, bytes, bytes]
@@ -499,6 +556,7 @@ def verify_log(
 
     walk = _Walk(store.case_id, timedelta(seconds=tolerance_seconds))
     edge = _RightEdge()
+    nodes = _NodeCheck(store)
     checked = 0
     # Every key the log's enrolments name, authorised or not, so that workers can check
     # signatures from the first chunk on. Only the walk decides which key may sign what: it
@@ -518,6 +576,8 @@ def verify_log(
             if on_event is not None and examined.event is not None:
                 on_event(examined.event)
         checked += len(rows)
+        nodes.compare(edge.closed)
+        edge.closed.clear()
         if progress is not None:
             progress(checked)
 
@@ -540,6 +600,7 @@ def verify_log(
                 settle(rows, future.result())
 
     findings = walk.findings
+    findings.extend(nodes.findings())
     findings.extend(_check_stored_checkpoints(store, stored, size, roots, walk.keyring))
     findings.extend(_check_extra_checkpoints(store, extras, size, roots, walk.keyring))
     return LogReport(size=size, findings=findings, checkpoints_checked=len(stored) + len(extras))

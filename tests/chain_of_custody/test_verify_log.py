@@ -417,13 +417,29 @@ def test_tampered_merkle_nodes(store: LogStore) -> None:
     drop_triggers(store)
     # Node (1, 2) covers leaves 4 and 5: part of the root of size 6 and of the 2 -> 6 proof.
     store.conn.execute("UPDATE log_nodes SET hash = ? WHERE level = 1 AND idx = 2", (bytes(32),))
-    assert codes(verify_log(store)) == [("nodes-mismatch", 5), ("checkpoint-inconsistent", 5)]
+    assert codes(verify_log(store)) == [
+        ("node-mismatch", 4),
+        ("nodes-mismatch", 5),
+        ("checkpoint-inconsistent", 5),
+    ]
 
 
 def test_missing_merkle_nodes(store: LogStore) -> None:
     drop_triggers(store)
     store.conn.execute("DELETE FROM log_nodes WHERE level = 1")
-    assert [c for c, _ in codes(verify_log(store))] == ["nodes-damaged"]
+    assert [c for c, _ in codes(verify_log(store))] == ["node-missing"] * 3 + ["nodes-damaged"]
+
+
+def test_tampered_node_off_the_checked_paths(store: LogStore) -> None:
+    # Leaf node (0, 3) is inside (1, 1): no root or consistency proof of the stored checkpoints
+    # reads it, but an inclusion proof of event 2 would, so it must still be found.
+    drop_triggers(store)
+    store.conn.execute("UPDATE log_nodes SET hash = ? WHERE level = 0 AND idx = 3", (bytes(32),))
+    assert codes(verify_log(store)) == [("node-mismatch", 3)]
+
+
+def test_clean_log_has_no_node_findings(store: LogStore) -> None:
+    assert codes(verify_log(store)) == []
 
 
 # --- earlier checkpoints given from outside -----------------------------------------------------
