@@ -33,7 +33,7 @@ from pathlib import Path
 from chain_of_custody.errors import EnvironmentProblem, Finding, InputError, VerificationError
 from evidence.acquire import Reason, SourceError, display_name, source_error
 
-__all__ = ["ObjectStore", "StoredObject"]
+__all__ = ["ObjectStore", "StoredObject", "process_alive"]
 
 CHUNK_SIZE = 1 << 20
 # Two buffers let the main thread fill one while the worker still hashes the other.
@@ -436,7 +436,7 @@ class ObjectStore:
             if not name.endswith(_TEMP_SUFFIX):
                 continue
             pid_text = name.split("-", 1)[0]
-            if pid_text.isdigit() and _process_alive(int(pid_text)):
+            if pid_text.isdigit() and process_alive(int(pid_text)):
                 continue
             try:
                 (self.tmp_dir / name).unlink()
@@ -710,7 +710,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (this process counts): leftovers of a live writer are kept."""
     if pid == os.getpid():
         # Another thread of this process may be writing it right now.
         return True

@@ -40,6 +40,7 @@ from chain_of_custody.errors import (
     InputError,
     VerificationError,
 )
+from evidence.objects import process_alive
 from exports.casejson import case_jsonld
 from exports.consistency import format_consistency_proof
 from exports.ecourt import items_csv, items_json
@@ -412,22 +413,12 @@ def _remove_stale_partials(parent: Path, name: str) -> None:
         return
     for entry in entries:
         pid_text = entry.name[len(prefix) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+        if not pid_text.isdigit() or process_alive(int(pid_text)):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _zip_time(created: str) -> tuple[int, int, int, int, int, int]:
