@@ -25,14 +25,14 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from chain_of_custody import EventDraft, Signer
 from evidence.acquire import (
@@ -51,6 +51,7 @@ from evidence.errors import EnvironmentProblem
 from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore, StoredObject
+from evidence.progress import Progress
 from evidence.workspace import Case, Recorder
 
 BATCH_EVENTS = 1000
@@ -68,16 +69,6 @@ _EMPTY_REASON = "empty file (0 bytes); there is nothing to preserve"
 _FORK: BaseContext | None = (
     multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
 )
-
-
-class IngestProgress(Protocol):
-    """What ingest reports while it works (the command line draws a bar from it)."""
-
-    def start(self, files: int, total_bytes: int) -> None:
-        """Called once the inputs are scanned."""
-
-    def advance(self, files: int, nbytes: int) -> None:
-        """Called after each file is stored or skipped."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +154,7 @@ def ingest(
     options: ItemOptions,
     recursive: bool = False,
     follow_symlinks: bool = False,
-    progress: IngestProgress | None = None,
+    progress: Progress | None = None,
     derivation: dict[str, Any] | None = None,
 ) -> IngestReport:
     """Ingest ``paths`` into ``case``; see the module docstring for the guarantees."""
@@ -514,6 +505,3 @@ def _option_data(options: ItemOptions) -> dict[str, Any]:
     data = options.model_dump(mode="json", exclude_none=True)
     data["tags"] = sorted(data.get("tags", []))
     return data
-
-
-ProgressFactory = Callable[[], IngestProgress]

@@ -13,24 +13,15 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from chain_of_custody import Finding, LogReport, verify_log
 from evidence import catalog
 from evidence.errors import CustodyError
+from evidence.progress import Progress
 from evidence.workspace import Case
 
 READ_SIZE = 1 << 20
-
-
-class VerifyProgress(Protocol):
-    """What verify reports while it rehashes objects."""
-
-    def start(self, files: int, total_bytes: int) -> None:
-        """Called before rehashing."""
-
-    def advance(self, files: int, nbytes: int) -> None:
-        """Called after each object."""
 
 
 @dataclass
@@ -72,7 +63,7 @@ def verify_case(
     *,
     workers: int = 2,
     since: Sequence[bytes] = (),
-    progress: VerifyProgress | None = None,
+    progress: Progress | None = None,
 ) -> CaseReport:
     """Check the case end to end and report every finding."""
     conn = case.db.conn

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 from chain_of_custody import (
     Checkpoint,
@@ -59,13 +59,13 @@ from chain_of_custody import (
     verify_inclusion,
     verify_leaf_signature,
 )
+from evidence.progress import Progress
 from exports.consistency import format_consistency_proof, parse_consistency_proof
 
 # The proof file functions live in exports.consistency; they are re-exported here because the
 # audit is where an auditor looks for them.
 __all__ = [
     "CONSISTENCY_FOLDER",
-    "AuditProgress",
     "AuditReport",
     "ZipLimits",
     "audit_bundle",
@@ -93,16 +93,6 @@ class ZipLimits:
     max_ratio: int = 200
     """Largest uncompressed/compressed ratio of an entry bigger than ``ratio_floor``."""
     ratio_floor: int = 1024**2
-
-
-class AuditProgress(Protocol):
-    """What the audit reports while it hashes files (the command line draws a bar)."""
-
-    def start(self, files: int, total_bytes: int) -> None:
-        """Called once the files to hash are known."""
-
-    def advance(self, files: int, nbytes: int) -> None:
-        """Called after each file is hashed."""
 
 
 @dataclass
@@ -427,7 +417,7 @@ def _bag_info(root: Path, report: AuditReport) -> dict[str, str]:
 
 
 def _check_bag(
-    root: Path, report: AuditReport, progress: AuditProgress | None
+    root: Path, report: AuditReport, progress: Progress | None
 ) -> tuple[dict[str, tuple[str, str, int]], dict[str, str]]:
     """Check the bag layer; return the payload files' hashes and the bag-info fields."""
     files = _walk_files(root, report)
@@ -881,7 +871,7 @@ def audit_bundle(
     trusted: Sequence[VerifierKey],
     *,
     since: bytes | None = None,
-    progress: AuditProgress | None = None,
+    progress: Progress | None = None,
     limits: ZipLimits | None = None,
 ) -> AuditReport:
     """Audit a bag directory or zip; see the module docstring for what is checked.
@@ -903,7 +893,7 @@ def _audit_bag(
     root: Path,
     trusted: Sequence[VerifierKey],
     since: bytes | None,
-    progress: AuditProgress | None,
+    progress: Progress | None,
     report: AuditReport,
 ) -> None:
     hashed, info = _check_bag(root, report, progress)
