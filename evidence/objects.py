@@ -7,9 +7,10 @@ an existing object is never replaced or modified. An interrupted run leaves at m
 file, which :meth:`ObjectStore.remove_stale_temp` clears.
 
 Each file is read once, in 1 MiB chunks into reused buffers; SHA-256, SHA-512 and the copy are
-fed from the same buffer. Hashing runs in a pipeline: SHA-512 (the slowest step) in a worker
-thread while the main thread reads the next chunk, hashes SHA-256 and writes; ``hashlib``
-releases the GIL for large updates, so the two cores work at once.
+fed from the same buffer (a file of at most 1 MiB staged for a batch is read with one call).
+Hashing runs in a pipeline: SHA-512 (the slowest step) in a worker thread while the main thread
+reads the next chunk, hashes SHA-256 and writes; ``hashlib`` releases the GIL for large updates,
+so the two cores work at once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLO
 _TEMP_SUFFIX = ".part"
 _READ_ONLY = 0o444
 _FLUSH_EVERY = 16 * CHUNK_SIZE
+# Files up to this size are read whole with one read, hashed and staged in a few calls.
+SMALL_FILE = CHUNK_SIZE
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,25 @@ def _pump(
             previous.result()
 
 
+def _read_whole(source: int, raw: bytes, expected: int) -> bytes:
+    """Read the ``expected`` bytes of an open source file (fewer if it shrank meanwhile)."""
+    try:
+        data = os.read(source, expected)
+        if len(data) < expected:
+            parts = [data]
+            got = len(data)
+            while got < expected:
+                more = os.read(source, expected - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+    except OSError as exc:
+        raise source_error(raw, exc) from exc
+    return data
+
+
 # fdatasync skips the metadata flush; platforms without it (macOS) fall back to fsync.
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
@@ -305,6 +327,10 @@ class ObjectStore:
                 f"object name {sha256!r} is not a SHA-256 digest",
                 hint="give the 64 lowercase hexadecimal digits of the item's sha256",
             )
+        return self._object_path(sha256)
+
+    def _object_path(self, sha256: str) -> Path:
+        # For digests this module computed itself: no check of the form.
         return self.objects_dir / sha256[:2] / sha256[2:]
 
     def has(self, sha256: str) -> bool:
@@ -336,27 +362,10 @@ class ObjectStore:
             before = os.fstat(source)
             if not stat.S_ISREG(before.st_mode):
                 raise SourceError(raw, Reason.UNSUPPORTED_TYPE)
-            expected = before.st_size
-            if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
-                # Reads ahead more aggressively on a cold cache; a hint only, failures are moot.
-                with contextlib.suppress(OSError):
-                    os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            consumed = 0
-
-            def read_into(buffer: memoryview) -> int:
-                nonlocal consumed
-                if 0 < expected <= consumed:
-                    # All the bytes fstat announced are read: no read for the end of the file.
-                    # A file that grew meanwhile is refused by the second fstat below.
-                    return 0
-                try:
-                    count = os.readv(source, [buffer])
-                except OSError as exc:
-                    raise source_error(raw, exc) from exc
-                consumed += count
-                return count
-
-            stored = self._store(read_into, defer=defer, keep_content=keep_content)
+            if defer and 0 < before.st_size <= SMALL_FILE:
+                stored = self._store_small(_read_whole(source, raw, before.st_size), keep_content)
+            else:
+                stored = self._store_stream(source, raw, before.st_size, defer, keep_content)
             after = os.fstat(source)
         finally:
             os.close(source)
@@ -368,6 +377,57 @@ class ObjectStore:
             # process may already rely on it); unreferenced, it is harmless.
             raise SourceError(raw, Reason.CHANGED_WHILE_READING)
         return stored
+
+    def _store_stream(
+        self, source: int, raw: bytes, expected: int, defer: bool, keep_content: bool
+    ) -> StoredObject:
+        """Copy an open source file in chunks (:meth:`_store`); ``expected`` is its size."""
+        if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
+            # Reads ahead more aggressively on a cold cache; a hint only, failures are moot.
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        consumed = 0
+
+        def read_into(buffer: memoryview) -> int:
+            nonlocal consumed
+            if 0 < expected <= consumed:
+                # All the bytes fstat announced are read: no read for the end of the file.
+                # A file that grew meanwhile is refused by the caller's second fstat.
+                return 0
+            try:
+                count = os.readv(source, [buffer])
+            except OSError as exc:
+                raise source_error(raw, exc) from exc
+            consumed += count
+            return count
+
+        return self._store(read_into, defer=defer, keep_content=keep_content)
+
+    def _store_small(self, data: bytes, keep_content: bool) -> StoredObject:
+        """Stage a small file read whole: what :meth:`_store` does with ``defer``, minus the
+        chunk pipeline, and with no copy at all when the object is already stored."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        sha512 = hashlib.sha512(data).hexdigest()
+        content = data if keep_content else b""
+        if os.path.lexists(self._object_path(sha256)):
+            return StoredObject(sha256, sha512, len(data), created=False, content=content)
+        temp, fd = self._open_temp()
+        try:
+            try:
+                _write_all(fd, memoryview(data))
+                os.fchmod(fd, _READ_ONLY)
+            finally:
+                os.close(fd)
+        except BaseException as exc:
+            temp.unlink(missing_ok=True)
+            if isinstance(exc, _StoreWriteError):
+                raise self._store_problem(exc.exc) from exc.exc
+            if isinstance(exc, OSError):
+                raise self._store_problem(exc) from exc
+            raise
+        with self._lock:
+            self._staged.append((temp, sha256))
+        return StoredObject(sha256, sha512, len(data), created=True, staged=temp, content=content)
 
     def put_bytes(self, data: bytes) -> StoredObject:
         """Store ``data`` (a canonical document made by the toolkit) as an object."""
@@ -541,7 +601,7 @@ class ObjectStore:
             # The first chunk is the whole content only if nothing followed it.
             content = first[0] if first and len(first[0]) == digests.size else b""
             if defer:
-                final = self.path_for(sha256)
+                final = self._object_path(sha256)
                 if os.path.lexists(final):
                     return StoredObject(
                         sha256, sha512, digests.size, created=False, content=content

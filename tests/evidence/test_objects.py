@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from chain_of_custody.errors import EnvironmentProblem, InputError, VerificationError
 from evidence.acquire import Reason, SourceError
-from evidence.objects import CHUNK_SIZE, ObjectStore
+from evidence import objects as objects_module
+from evidence.objects import CHUNK_SIZE, SMALL_FILE, ObjectStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -356,13 +357,21 @@ def test_concurrent_puts_of_same_content_create_one_object(tmp_path: Path) -> No
     assert list((tmp_path / "objects" / "tmp").iterdir()) == []
 
 
-def test_deferred_put_is_named_only_after_flush(tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [1, 5000, SMALL_FILE, SMALL_FILE + 1, 3 * CHUNK_SIZE + 5])
+def test_deferred_put_is_named_only_after_flush(tmp_path: Path, size: int) -> None:
     store = ObjectStore(tmp_path / "objects")
-    data = os.urandom(5000)
+    data = os.urandom(size)
     src = tmp_path / "in.bin"
     src.write_bytes(data)
-    obj = store.put_file(src, defer=True)
+    obj = store.put_file(src, defer=True, keep_content=True)
     assert obj.created and obj.staged is not None
+    assert (obj.sha256, obj.sha512, obj.size) == (
+        hashlib.sha256(data).hexdigest(),
+        hashlib.sha512(data).hexdigest(),
+        size,
+    )
+    # The whole content comes back only when it was read in one piece.
+    assert obj.content == (data if size <= CHUNK_SIZE else b"")
     assert obj.staged.read_bytes() == data
     assert not store.has(obj.sha256), "a staged copy must not be visible under its name"
     assert list(store.iter_objects()) == []
@@ -383,3 +392,41 @@ def test_deferred_put_of_known_content_stages_nothing(tmp_path: Path) -> None:
     assert not again.created and again.staged is None
     store.flush()
     assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+
+
+def test_small_file_that_grows_while_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"first version")
+    original = objects_module._read_whole
+
+    def read_then_append(source: int, raw: bytes, expected: int) -> bytes:
+        data = original(source, raw, expected)
+        with src.open("ab") as handle:
+            handle.write(b", then more")
+        return data
+
+    monkeypatch.setattr(objects_module, "_read_whole", read_then_append)
+    with pytest.raises(SourceError) as caught:
+        store.put_file(src, defer=True)
+    assert caught.value.reason_code == Reason.CHANGED_WHILE_READING
+
+
+def test_small_file_that_shrinks_before_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"x" * 4096)
+    original = objects_module._read_whole
+
+    def truncate_then_read(source: int, raw: bytes, expected: int) -> bytes:
+        os.truncate(src, 100)
+        return original(source, raw, expected)
+
+    monkeypatch.setattr(objects_module, "_read_whole", truncate_then_read)
+    with pytest.raises(SourceError) as caught:
+        store.put_file(src, defer=True)
+    assert caught.value.reason_code == Reason.CHANGED_WHILE_READING
