@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,6 @@ FILES_IN_FLIGHT = 64
 # From this many inputs on, worker processes store them, a few per task.
 PROCESS_MIN_FILES = 64
 FILES_PER_TASK = 32
-TASKS_IN_FLIGHT = 24
 WORKER_NICENESS = 5
 _EMPTY_REASON = "empty file (0 bytes); there is nothing to preserve"
 # Worker processes are forked: they start at once, with everything imported. Elsewhere than
@@ -301,59 +303,121 @@ def _store_in_processes(
     case: Case, todo: list[Candidate], known_items: set[str], context: BaseContext
 ) -> Iterator[tuple[Candidate, _Outcome]]:
     chunks = [todo[i : i + FILES_PER_TASK] for i in range(0, len(todo), FILES_PER_TASK)]
-    pool = ProcessPoolExecutor(
-        max_workers=WORKERS,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(str(case.objects.root), os.getpid(), frozenset(known_items)),
-    )
-    window: deque[tuple[list[Candidate], Future[list[_Outcome]]]] = deque()
+    workers = _Workers(context, case.objects, frozenset(known_items), chunks)
+    finished = False
     try:
-        for chunk in chunks:
-            window.append((chunk, pool.submit(_store_chunk, [c.path for c in chunk])))
-            if len(window) >= TASKS_IN_FLIGHT:
-                yield from _settle_chunk(case, *window.popleft())
-        while window:
-            yield from _settle_chunk(case, *window.popleft())
-    except BrokenProcessPool:
-        raise EnvironmentProblem(
-            "a worker process stopped while storing files (killed, or out of memory)",
-            hint="re-run the same command: what was recorded is kept, the rest is stored",
-        ) from None
+        for number, chunk in enumerate(chunks):
+            outcomes = workers.outcomes(number)
+            for outcome in outcomes:
+                if outcome.obj is not None:
+                    # The worker staged the copy; this process flushes it before naming it.
+                    case.objects.adopt(outcome.obj)
+            yield from zip(chunk, outcomes, strict=True)
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        workers.stop(finished)
 
 
-def _settle_chunk(
-    case: Case, chunk: list[Candidate], future: Future[list[_Outcome]]
-) -> Iterator[tuple[Candidate, _Outcome]]:
-    outcomes = future.result()
-    for outcome in outcomes:
-        if outcome.obj is not None:
-            # The worker staged the copy; this process flushes it before naming it in events.
-            case.objects.adopt(outcome.obj)
-    yield from zip(chunk, outcomes, strict=True)
+class _Workers:
+    """Forked worker processes, each storing every ``WORKERS``-th chunk of the inputs in order.
+
+    A worker inherits its inputs with the fork and writes its outcomes, a message per chunk,
+    to a pipe of its own; this process reads the pipes in turn, which gives the chunks in input
+    order. No task crosses a pipe and no helper thread runs here, so the process that signs and
+    records the events shares its interpreter with nothing. A full pipe holds a worker back: it
+    never runs more than a pipe's worth ahead.
+    """
+
+    def __init__(
+        self,
+        context: BaseContext,
+        objects: ObjectStore,
+        known_items: frozenset[str],
+        chunks: list[list[Candidate]],
+    ) -> None:
+        self._pipes: list[Connection] = []
+        self._processes: list[BaseProcess] = []
+        paths = [[cand.path for cand in chunk] for chunk in chunks]
+        try:
+            for number in range(WORKERS):
+                reader, writer = context.Pipe(duplex=False)
+                _widen_pipe(writer)
+                tasks = paths[number::WORKERS]
+                process = context.Process(  # type: ignore[attr-defined]
+                    target=_worker_main,
+                    args=(writer, str(objects.root), os.getpid(), known_items, tasks),
+                    name=f"ingest-worker-{number}",
+                    daemon=True,
+                )
+                process.start()
+                writer.close()
+                self._pipes.append(reader)
+                self._processes.append(process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def outcomes(self, number: int) -> list[_Outcome]:
+        """The outcomes of chunk ``number``; chunks must be asked for in order."""
+        try:
+            kind, payload = self._pipes[number % WORKERS].recv()
+        except (EOFError, OSError):
+            raise EnvironmentProblem(
+                "a worker process stopped while storing files (killed, or out of memory)",
+                hint="re-run the same command: what was recorded is kept, the rest is stored",
+            ) from None
+        if kind == "problem":
+            message, hint = payload
+            raise EnvironmentProblem(message, hint=hint)
+        outcomes: list[_Outcome] = payload
+        return outcomes
+
+    def stop(self, finished: bool = False) -> None:
+        """Let workers that sent everything exit; stop the others (an error or an interrupt)."""
+        for process in self._processes:
+            if not finished:
+                process.terminate()
+            process.join()
+        for pipe in self._pipes:
+            pipe.close()
 
 
-_WORKER_STATE: dict[str, Any] = {}
+def _widen_pipe(connection: Connection) -> None:
+    """Let a worker run further ahead (Linux: 1 MiB pipes instead of 64 KiB); a hint only."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
-def _start_worker(root: str, owner_pid: int, known_items: frozenset[str]) -> None:
-    """Set up a worker process: its own view of the store; temporary files carry the pid of
-    the process that will flush them, so that no other ingest takes them for a crash's."""
-    _WORKER_STATE["store"] = ObjectStore(Path(root), owner_pid=owner_pid)
-    _WORKER_STATE["known"] = known_items
+def _worker_main(
+    pipe: Connection,
+    root: str,
+    owner_pid: int,
+    known_items: frozenset[str],
+    tasks: list[list[Path]],
+) -> None:
+    """Worker process: store each chunk of inputs in order and send its outcomes.
+
+    Temporary files carry the pid of the process that will flush them, so that no other ingest
+    takes them for a crash's. Interrupts are left to that process, which stops the workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent signs and records every event, one after the other: it is the one that must
-    # never wait for a core. The workers take what it leaves (measured: a quarter faster).
+    # never wait for a core. The workers take what it leaves.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
-
-
-def _store_chunk(paths: list[Path]) -> list[_Outcome]:
-    """Worker process: store a few inputs, in order."""
-    store: ObjectStore = _WORKER_STATE["store"]
-    known: frozenset[str] = _WORKER_STATE["known"]
-    return [_store_one(store, path, known) for path in paths]
+    store = ObjectStore(Path(root), owner_pid=owner_pid)
+    try:
+        for paths in tasks:
+            try:
+                outcomes = [_store_one(store, path, known_items) for path in paths]
+            except EnvironmentProblem as exc:
+                pipe.send(("problem", (exc.message, exc.hint)))
+                return
+            pipe.send(("stored", outcomes))
+    except BrokenPipeError:
+        return  # the parent is gone; what was staged is its leftover, cleared by the next run
+    finally:
+        pipe.close()
 
 
 def _store_one(store: ObjectStore, path: Path, known_items: AbstractSet[str]) -> _Outcome:
