@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -373,33 +374,54 @@ class LogTransaction:
 
     def append(self, draft: EventDraft, signer: Signer) -> AppendedEvent:
         """Sign ``draft`` as the next event and append it; return what was appended."""
+        return self.append_many([draft], signer)[0]
+
+    def append_many(self, drafts: Sequence[EventDraft], signer: Signer) -> list[AppendedEvent]:
+        """Sign the drafts as the next events, in order, and append them; return them.
+
+        The same as appending each in turn, with the rows written by one statement per table.
+        If any draft is refused, none is appended.
+        """
         self._check_open()
         frontier = self._load_frontier()
-        seq = self._size
-        # Times never go backwards in the log, even if the system clock does.
-        moment = max(self.store.now(), self._last_time)
-        event = Event(
-            seq=seq,
-            time=moment,
-            case=self.store.case_id,
-            action=draft.action,
-            actor=signer.verifier.key_id,
-            subject=draft.subject,
-            data=draft.data,
-            prev=self._last_hash.hex() if seq else "",
-        )
-        leaf = make_leaf(event, signer)
-        hashed = leaf_hash(leaf)
-        nodes = new_nodes_for_append(seq, hashed, frontier)
-        conn = self.store.conn
-        conn.execute(
-            _INSERT_LEAF,
-            (seq, leaf, hashed, moment, event.action, event.actor, event.subject),
-        )
-        conn.executemany(_INSERT_NODE, nodes)
-        frontier.add(nodes)
-        self._size, self._last_hash, self._last_time = seq + 1, hashed, moment
-        return AppendedEvent(seq=seq, leaf=leaf, leaf_hash=hashed, event=event)
+        store = self.store
+        seq, last_hash, last_time = self._size, self._last_hash, self._last_time
+        appended: list[AppendedEvent] = []
+        leaf_rows: list[tuple[Any, ...]] = []
+        node_rows: list[tuple[int, int, bytes]] = []
+        try:
+            for draft in drafts:
+                # Times never go backwards in the log, even if the system clock does.
+                moment = max(store.now(), last_time)
+                event = Event(
+                    seq=seq,
+                    time=moment,
+                    case=store.case_id,
+                    action=draft.action,
+                    actor=signer.verifier.key_id,
+                    subject=draft.subject,
+                    data=draft.data,
+                    prev=last_hash.hex() if seq else "",
+                )
+                leaf = make_leaf(event, signer)
+                hashed = leaf_hash(leaf)
+                nodes = new_nodes_for_append(seq, hashed, frontier)
+                frontier.add(nodes)
+                leaf_rows.append(
+                    (seq, leaf, hashed, moment, event.action, event.actor, event.subject)
+                )
+                node_rows.extend(nodes)
+                appended.append(AppendedEvent(seq=seq, leaf=leaf, leaf_hash=hashed, event=event))
+                seq, last_hash, last_time = seq + 1, hashed, moment
+            conn = store.conn
+            conn.executemany(_INSERT_LEAF, leaf_rows)
+            conn.executemany(_INSERT_NODE, node_rows)
+        except BaseException:
+            # The right edge may hold nodes that were never written: read it again if needed.
+            self._frontier = None
+            raise
+        self._size, self._last_hash, self._last_time = seq, last_hash, last_time
+        return appended
 
     def checkpoint(self, signer: Signer) -> bytes:
         """Sign and store the checkpoint of the current size, or return the stored one.

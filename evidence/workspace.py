@@ -161,6 +161,14 @@ class Recorder:
         catalog.project(self.tx.db, appended.event)
         return appended
 
+    def append_many(self, drafts: Sequence[EventDraft], signer: Signer) -> list[AppendedEvent]:
+        """Append the events in order and project them: what :meth:`append` does for each,
+        with the log rows written together."""
+        appended = self.tx.append_many(drafts, signer)
+        for one in appended:
+            catalog.project(self.tx.db, one.event)
+        return appended
+
 
 def init_case(
     directory: Path,

@@ -124,6 +124,44 @@ def test_chain_continues_across_transactions_and_connections(
         assert seq == previous[0] + 1
 
 
+def test_append_many_writes_what_appending_one_by_one_writes(
+    tmp_path: Path, investigator_a: Signer
+) -> None:
+    one = LogStore(open_database(tmp_path / "one.db"), CASE_ID, ORIGIN, FrozenClock())
+    many = LogStore(open_database(tmp_path / "many.db"), CASE_ID, ORIGIN, FrozenClock())
+    _fill(one, investigator_a, 5)
+    with one.transaction() as tx:
+        for n in range(5, 37):
+            tx.append(_draft(n), investigator_a)
+    _fill(many, investigator_a, 5)
+    with many.transaction() as tx:
+        appended = tx.append_many([_draft(n) for n in range(5, 37)], investigator_a)
+        assert tx.size == 37
+    assert [a.seq for a in appended] == list(range(5, 37))
+    for table in ("log", "log_nodes"):
+        query = f"SELECT * FROM {table} ORDER BY 1, 2"  # noqa: S608 - fixed names
+        assert one.conn.execute(query).fetchall() == many.conn.execute(query).fetchall()
+    assert [leaf for _, leaf, _ in many.iter_leaves(5)] == [a.leaf for a in appended]
+
+
+def test_append_many_with_a_refused_draft_appends_none(
+    store: LogStore, investigator_a: Signer
+) -> None:
+    _fill(store, investigator_a, 3)
+    bad = EventDraft(action="item.ingested", subject="x", data={"size": 1.5})
+    with store.transaction() as tx:
+        with pytest.raises(InputError):
+            tx.append_many([_draft(3), _draft(4), bad], investigator_a)
+        assert tx.size == 3
+        # The transaction goes on from where it was: the right edge is read again.
+        tx.append_many([_draft(3), _draft(4)], investigator_a)
+    assert store.size() == 5
+    memory = MemoryTree()
+    for _, leaf, _ in store.iter_leaves():
+        memory.append(leaf)
+    assert store.root() == memory.root()
+
+
 def test_stored_nodes_are_exactly_the_complete_subtrees(
     store: LogStore, investigator_a: Signer
 ) -> None:
