@@ -64,6 +64,8 @@ FILES_IN_FLIGHT = 64
 # From this many inputs on, worker processes store them, a few per task.
 PROCESS_MIN_FILES = 64
 FILES_PER_TASK = 32
+# A worker asks the kernel to read this many of its chunks ahead of the one it stores.
+READ_AHEAD_CHUNKS = 2
 WORKER_NICENESS = 5
 _EMPTY_REASON = "empty file (0 bytes); there is nothing to preserve"
 # Worker processes are forked: they start at once, with everything imported. Elsewhere than
@@ -216,7 +218,8 @@ def ingest(
 class _Outcome:
     """What became of one input in a worker: stored (``obj``) or refused (``code``, ``reason``).
 
-    Crosses from worker processes by pickling, so it holds only plain values.
+    Crosses from worker processes by pickling, so it holds only plain values. An outcome that
+    crossed carries the staged copy's temporary file in ``staged`` rather than in ``obj``.
     """
 
     obj: StoredObject | None
@@ -224,6 +227,7 @@ class _Outcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     code: str = ""
     reason: str = ""
+    staged: str | None = None
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Flat plain values pickle several times faster than the dataclasses and the path.
@@ -233,6 +237,15 @@ class _Outcome:
         staged = None if obj.staged is None else os.fspath(obj.staged)
         fields = (obj.sha256, obj.sha512, obj.size, obj.created, staged)
         return _stored_outcome, (*fields, self.mime, self.metadata)
+
+    def hand_to(self, objects: ObjectStore) -> None:
+        """Give the staged copy to ``objects``: it flushes it before any event names it."""
+        if self.obj is None:
+            return
+        if self.staged is not None:
+            objects.adopt_staged(self.staged, self.obj.sha256)
+        else:
+            objects.adopt(self.obj)
 
 
 def _refused_outcome(code: str, reason: str) -> _Outcome:
@@ -248,8 +261,8 @@ def _stored_outcome(
     mime: str,
     metadata: dict[str, Any],
 ) -> _Outcome:
-    obj = StoredObject(sha256, sha512, size, created, None if staged is None else Path(staged))
-    return _Outcome(obj, mime, metadata)
+    obj = StoredObject(sha256, sha512, size, created)
+    return _Outcome(obj, mime, metadata, staged=staged)
 
 
 def _store_all(
@@ -279,8 +292,7 @@ def _store_in_threads(
         if private is None:
             private = local.store = ObjectStore(case.objects.root)
         outcome = _store_one(private, path, known_items)
-        if outcome.obj is not None:
-            case.objects.adopt(outcome.obj)
+        outcome.hand_to(case.objects)
         return outcome
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="ingest") as pool:
@@ -309,9 +321,7 @@ def _store_in_processes(
         for number, chunk in enumerate(chunks):
             outcomes = workers.outcomes(number)
             for outcome in outcomes:
-                if outcome.obj is not None:
-                    # The worker staged the copy; this process flushes it before naming it.
-                    case.objects.adopt(outcome.obj)
+                outcome.hand_to(case.objects)
             yield from zip(chunk, outcomes, strict=True)
         finished = True
     finally:
@@ -407,7 +417,11 @@ def _worker_main(
         os.nice(WORKER_NICENESS)
     store = ObjectStore(Path(root), owner_pid=owner_pid)
     try:
-        for paths in tasks:
+        for paths in tasks[:READ_AHEAD_CHUNKS]:
+            _read_ahead(paths)
+        for number, paths in enumerate(tasks):
+            if number + READ_AHEAD_CHUNKS < len(tasks):
+                _read_ahead(tasks[number + READ_AHEAD_CHUNKS])
             try:
                 outcomes = [_store_one(store, path, known_items) for path in paths]
             except EnvironmentProblem as exc:
@@ -418,6 +432,28 @@ def _worker_main(
         return  # the parent is gone; what was staged is its leftover, cleared by the next run
     finally:
         pipe.close()
+
+
+def _read_ahead(paths: list[Path]) -> None:
+    """Ask the kernel to start reading the next inputs now, while this chunk is stored: on a
+    cold cache the worker then finds them in memory instead of waiting for each in turn."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, _READ_AHEAD_FLAGS)
+        except OSError:
+            continue  # put_file reports it
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass  # not a regular file any more: put_file refuses it
+        finally:
+            os.close(fd)
+
+
+# What put_file opens a source with: never blocks, never follows a final link.
+_READ_AHEAD_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _store_one(store: ObjectStore, path: Path, known_items: AbstractSet[str]) -> _Outcome:
@@ -465,65 +501,97 @@ def _commit(
     flushed = flusher.submit(case.objects.flush)
     try:
         with case.transaction() as rec:
-            for item in batch:
-                report.files.append(_record_one(rec, signer, item, base, derivation))
+            planned = _plan(rec, batch, base, derivation)
+            drafts = [draft for _, draft in planned if draft is not None]
+            seqs = iter([appended.seq for appended in rec.append_many(drafts, signer)])
+            for file, draft in planned:
+                report.files.append(file if draft is None else replace(file, seq=next(seqs)))
             flushed.result()
     finally:
         # Never leave a flush running behind a failed transaction.
         wait([flushed])
 
 
-def _record_one(
+def _plan(
     rec: Recorder,
-    signer: Signer,
-    item: _Stored,
+    batch: list[_Stored],
     base: dict[str, Any],
     derivation: dict[str, Any] | None,
-) -> IngestedFile:
-    cand, obj = item.candidate, item.obj
-    raw_abs = _abs_raw(cand)
-    key = path_key(raw_abs)
-    sighting = {
-        "name": display_name(os.path.basename(cand.raw_path)),
-        "name_b64": base64.b64encode(os.path.basename(cand.raw_path)).decode(),
-        "path": cand.display,
-        "path_b64": base64.b64encode(cand.raw_path).decode(),
-        "path_key": key,
-        "size": str(obj.size),
-        "mtime_ns": str(cand.mtime_ns),
-    }
-    known = rec.db.execute("SELECT 1 FROM items WHERE sha256 = ?", [obj.sha256]).fetchone()
-    if known is not None:
-        again = rec.db.execute(
-            "SELECT 1 FROM sightings WHERE sha256 = ? AND path_key = ?", [obj.sha256, key]
-        ).fetchone()
-        if again is not None:
-            return IngestedFile("skipped", obj.sha256, obj.size, cand.display, None, item.mime)
-        appended = rec.append(
-            EventDraft(action="item.sighted", subject=obj.sha256, data=sighting | base), signer
-        )
-        return IngestedFile(
-            "duplicate", obj.sha256, obj.size, cand.display, appended.event.seq, item.mime
-        )
-    data = (
-        sighting
-        | base
-        | {
-            "sha512": obj.sha512,
-            "mime": item.mime,
-            "kind": "file",
-            "metadata": item.metadata,
+) -> list[tuple[IngestedFile, EventDraft | None]]:
+    """What to record for each stored input, in order: its report line and its event (none
+    for an input already sighted at the same path). Reads inside the write transaction, so
+    that a concurrent ingest of the same content is seen."""
+    known = _items_among(rec, {item.obj.sha256 for item in batch})
+    sighted: set[tuple[str, str]] = set()
+    planned: list[tuple[IngestedFile, EventDraft | None]] = []
+    for item in batch:
+        cand, obj = item.candidate, item.obj
+        key = path_key(_abs_raw(cand))
+        sighting = {
+            "name": display_name(os.path.basename(cand.raw_path)),
+            "name_b64": base64.b64encode(os.path.basename(cand.raw_path)).decode(),
+            "path": cand.display,
+            "path_b64": base64.b64encode(cand.raw_path).decode(),
+            "path_key": key,
+            "size": str(obj.size),
+            "mtime_ns": str(cand.mtime_ns),
         }
-    )
-    action = "item.ingested"
-    if derivation is not None:
-        data["derived_from"] = derivation["derived_from"]
-        data["derivation"] = {k: v for k, v in derivation.items() if k != "derived_from"}
-        action = "item.derived"
-    appended = rec.append(EventDraft(action=action, subject=obj.sha256, data=data), signer)
-    return IngestedFile(
-        "ingested", obj.sha256, obj.size, cand.display, appended.event.seq, item.mime
-    )
+        if obj.sha256 in known:
+            if (obj.sha256, key) in sighted or _sighted_before(rec, obj.sha256, key):
+                skipped = IngestedFile(
+                    "skipped", obj.sha256, obj.size, cand.display, None, item.mime
+                )
+                planned.append((skipped, None))
+                continue
+            sighted.add((obj.sha256, key))
+            draft = EventDraft(action="item.sighted", subject=obj.sha256, data=sighting | base)
+            status = "duplicate"
+        else:
+            known.add(obj.sha256)
+            sighted.add((obj.sha256, key))
+            data = (
+                sighting
+                | base
+                | {
+                    "sha512": obj.sha512,
+                    "mime": item.mime,
+                    "kind": "file",
+                    "metadata": item.metadata,
+                }
+            )
+            action = "item.ingested"
+            if derivation is not None:
+                data["derived_from"] = derivation["derived_from"]
+                data["derivation"] = {k: v for k, v in derivation.items() if k != "derived_from"}
+                action = "item.derived"
+            draft = EventDraft(action=action, subject=obj.sha256, data=data)
+            status = "ingested"
+        planned.append(
+            (IngestedFile(status, obj.sha256, obj.size, cand.display, None, item.mime), draft)
+        )
+    return planned
+
+
+def _items_among(rec: Recorder, shas: set[str]) -> set[str]:
+    """Which of ``shas`` the catalog holds as items."""
+    wanted = sorted(shas)
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        marks = ", ".join("?" for _ in part)
+        rows = rec.db.execute(
+            f"SELECT sha256 FROM items WHERE sha256 IN ({marks})",  # noqa: S608 - placeholders
+            part,
+        ).fetchall()
+        found.update(row[0] for row in rows)
+    return found
+
+
+def _sighted_before(rec: Recorder, sha256: str, key: str) -> bool:
+    row = rec.db.execute(
+        "SELECT 1 FROM sightings WHERE sha256 = ? AND path_key = ?", [sha256, key]
+    ).fetchone()
+    return row is not None
 
 
 def _record_links(

@@ -214,6 +214,10 @@ def _read_whole(source: int, raw: bytes, expected: int) -> bytes:
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
+def _unlink_if_present(path: str | Path) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
 def _write_all(fd: int, chunk: memoryview) -> None:
     try:
         while chunk:
@@ -238,7 +242,7 @@ _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 
 
-def _rename_noreplace(temp: Path, final: Path) -> bool | str | None:
+def _rename_noreplace(temp: str | Path, final: Path) -> bool | str | None:
     """Rename ``temp`` to ``final`` unless ``final`` exists (Linux ``renameat2``).
 
     True when renamed, False when ``final`` exists (``temp`` is left), None when a directory
@@ -316,7 +320,8 @@ class ObjectStore:
         self.objects_dir = self.root / "sha256"
         self.tmp_dir = self.root / "tmp"
         self._lock = threading.Lock()
-        self._staged: list[tuple[Path, str]] = []
+        # Staged copies as (temporary file, sha256): plain strings, made by the thousand.
+        self._staged: list[tuple[str, str]] = []
         self._tmp_ready = False
         self._dirs: set[Path] = set()
 
@@ -426,7 +431,7 @@ class ObjectStore:
                 raise self._store_problem(exc) from exc
             raise
         with self._lock:
-            self._staged.append((temp, sha256))
+            self._staged.append((os.fspath(temp), sha256))
         return StoredObject(sha256, sha512, len(data), created=True, staged=temp, content=content)
 
     def put_bytes(self, data: bytes) -> StoredObject:
@@ -513,14 +518,19 @@ class ObjectStore:
         """
         if obj.staged is not None:
             with self._lock:
-                self._staged.remove((obj.staged, obj.sha256))
+                self._staged.remove((os.fspath(obj.staged), obj.sha256))
 
     def adopt(self, obj: StoredObject) -> None:
         """Take the staged copy of ``obj``, made by another store on this root: :meth:`flush`
         will make it durable and name it."""
         if obj.staged is not None:
             with self._lock:
-                self._staged.append((obj.staged, obj.sha256))
+                self._staged.append((os.fspath(obj.staged), obj.sha256))
+
+    def adopt_staged(self, temp: str, sha256: str) -> None:
+        """:meth:`adopt` for a copy known by the path of its temporary file and its sha256."""
+        with self._lock:
+            self._staged.append((temp, sha256))
 
     def discard(self, obj: StoredObject) -> None:
         """Drop the staged copy of ``obj`` (an input refused after it was read); never touches
@@ -528,7 +538,7 @@ class ObjectStore:
         if obj.staged is None:
             return
         with self._lock, contextlib.suppress(ValueError):
-            self._staged.remove((obj.staged, obj.sha256))
+            self._staged.remove((os.fspath(obj.staged), obj.sha256))
         with contextlib.suppress(OSError):
             obj.staged.unlink()
 
@@ -549,11 +559,11 @@ class ObjectStore:
                 try:
                     published = self._publish(temp, sha256, sync_dir=False)
                 except BaseException:
-                    temp.unlink(missing_ok=True)
+                    _unlink_if_present(temp)
                     raise
                 if not published:
                     # The object existed already; a successful publish used the file up.
-                    temp.unlink(missing_ok=True)
+                    _unlink_if_present(temp)
             _syncfs(self.root)
         except OSError as exc:
             raise self._store_problem(exc) from exc
@@ -607,7 +617,7 @@ class ObjectStore:
                         sha256, sha512, digests.size, created=False, content=content
                     )
                 with self._lock:
-                    self._staged.append((temp, sha256))
+                    self._staged.append((os.fspath(temp), sha256))
                 keep_temp = True  # flush owns the staged file from now on
                 return StoredObject(
                     sha256, sha512, digests.size, created=True, staged=temp, content=content
@@ -624,7 +634,7 @@ class ObjectStore:
             if not keep_temp:
                 temp.unlink(missing_ok=True)
 
-    def _publish(self, temp: Path, sha256: str, *, sync_dir: bool = True) -> bool:
+    def _publish(self, temp: str | Path, sha256: str, *, sync_dir: bool = True) -> bool:
         """Give the temporary file its object name unless that name exists; True if it did."""
         final = self.path_for(sha256)
         self._make_dir(final.parent, sync=sync_dir)
@@ -642,7 +652,7 @@ class ObjectStore:
             return True
         return self._publish_by_link(temp, final, sync_dir=sync_dir)
 
-    def _publish_by_link(self, temp: Path, final: Path, *, sync_dir: bool) -> bool:
+    def _publish_by_link(self, temp: str | Path, final: Path, *, sync_dir: bool) -> bool:
         """:meth:`_publish` where the system cannot rename without replacing."""
         if os.path.lexists(final):
             return False
@@ -663,9 +673,9 @@ class ObjectStore:
                 raise
             # File systems without hard links (FAT, exFAT): rename after the check above; the
             # only replacement possible is by identical bytes from a concurrent writer.
-            temp.rename(final)
+            Path(temp).rename(final)
         else:
-            temp.unlink()
+            Path(temp).unlink()
         if sync_dir:
             _fsync_dir(final.parent)
         return True
