@@ -52,6 +52,8 @@ def format_event_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise InputError("event time must carry a time zone", hint="use datetime.now(UTC)")
     # isoformat writes what strftime("%Y-%m-%dT%H:%M:%S.%fZ") does, several times faster.
+    if moment.tzinfo is UTC:
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # less "+00:00"
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 

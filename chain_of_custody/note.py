@@ -30,6 +30,7 @@ __all__ = [
 MAX_NOTE_SIGNATURES = 100
 _SIG_PREFIX = "— "  # em dash U+2014 and a space
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+_CONTROL_BYTES = re.compile(b"[\x00-\x09\x0b-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,15 @@ def _parse_signature_line(line: str, number: int) -> NoteSignature:
 def _check_text(raw: bytes, *, what: str) -> None:
     if not raw:
         raise InputError(f"{what} is empty")
+    if raw.isascii():
+        # The common case, checked on the bytes: ASCII is valid UTF-8, and a signature line
+        # cannot start inside it (the em dash is not ASCII).
+        if not raw.endswith(b"\n"):
+            raise InputError(f"{what} must end with a newline")
+        found = _CONTROL_BYTES.search(raw)
+        if found:
+            _check_controls(raw.decode("ascii"), what=what)
+        return
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -21,6 +21,7 @@ shown through :func:`display_name`, which escapes what cannot be shown safely.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import threading
@@ -175,12 +176,22 @@ class Candidate:
     and ``is_symlink_target_of`` holds the raw path of that link.
     """
 
-    path: Path
     raw_path: bytes
     display: str
     size: int
     mtime_ns: int
     is_symlink_target_of: bytes | None = None
+
+    # Made on first use: an ingest of many files needs neither for most of them.
+    @functools.cached_property
+    def path(self) -> Path:
+        """The path to open, as a :class:`~pathlib.Path`."""
+        return Path(os.fsdecode(self.raw_path))
+
+    @functools.cached_property
+    def absolute(self) -> bytes:
+        """The absolute form of ``raw_path`` (raw bytes)."""
+        return os.path.abspath(self.raw_path)
 
 
 @dataclass(frozen=True)
@@ -485,7 +496,6 @@ class _Scanner:
             yield problem
             return
         yield Candidate(
-            path=Path(os.fsdecode(raw)),
             raw_path=raw,
             display=display_name(raw),
             size=st.st_size,

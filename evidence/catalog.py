@@ -309,13 +309,13 @@ def _insert_sql(table: str, columns: tuple[str, ...], verb: str) -> str:
 def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any], **_: Any) -> None:
     """Insert one projection row (plain SQL: this runs once per event on the ingest path)."""
     columns = tuple(row)
-    db.execute(_insert_sql(table, columns, "INSERT"), [row[c] for c in columns])
+    db.conn.execute(_insert_sql(table, columns, "INSERT"), [row[c] for c in columns])
 
 
 def _upsert(db: sqlite_utils.Database, table: str, row: dict[str, Any], **_: Any) -> None:
     """Insert or replace one projection row by its primary key."""
     columns = tuple(row)
-    db.execute(_insert_sql(table, columns, "INSERT OR REPLACE"), [row[c] for c in columns])
+    db.conn.execute(_insert_sql(table, columns, "INSERT OR REPLACE"), [row[c] for c in columns])
 
 
 def dumps(value: Any) -> str:

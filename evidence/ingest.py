@@ -347,7 +347,7 @@ class _Workers:
     ) -> None:
         self._pipes: list[Connection] = []
         self._processes: list[BaseProcess] = []
-        paths = [[cand.path for cand in chunk] for chunk in chunks]
+        paths = [[cand.raw_path for cand in chunk] for chunk in chunks]
         try:
             for number in range(WORKERS):
                 reader, writer = context.Pipe(duplex=False)
@@ -403,7 +403,7 @@ def _worker_main(
     root: str,
     owner_pid: int,
     known_items: frozenset[str],
-    tasks: list[list[Path]],
+    tasks: list[list[bytes]],
 ) -> None:
     """Worker process: store each chunk of inputs in order and send its outcomes.
 
@@ -434,7 +434,7 @@ def _worker_main(
         pipe.close()
 
 
-def _read_ahead(paths: list[Path]) -> None:
+def _read_ahead(paths: list[bytes]) -> None:
     """Ask the kernel to start reading the next inputs now, while this chunk is stored: on a
     cold cache the worker then finds them in memory instead of waiting for each in turn."""
     if not hasattr(os, "posix_fadvise"):
@@ -456,7 +456,7 @@ def _read_ahead(paths: list[Path]) -> None:
 _READ_AHEAD_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _store_one(store: ObjectStore, path: Path, known_items: AbstractSet[str]) -> _Outcome:
+def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[str]) -> _Outcome:
     """Stage one input on ``store`` and hand the copy over; classify it and read its metadata."""
     raw = os.fsencode(path)
     try:
@@ -623,7 +623,7 @@ def _record_links(
 
 
 def _abs_raw(cand: Candidate) -> bytes:
-    return os.path.abspath(cand.raw_path)
+    return cand.absolute
 
 
 def _known_sightings(case: Case) -> dict[str, tuple[str, int, str]]:

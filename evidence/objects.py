@@ -343,7 +343,7 @@ class ObjectStore:
         return os.path.lexists(self.path_for(sha256))
 
     def put_file(
-        self, path: Path, *, defer: bool = False, keep_content: bool = False
+        self, path: Path | bytes, *, defer: bool = False, keep_content: bool = False
     ) -> StoredObject:
         """Store the regular file at ``path`` (never following a final symbolic link).
 

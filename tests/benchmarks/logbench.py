@@ -45,16 +45,18 @@ def append_events(store: LogStore, events: int, batch: int = BATCH) -> float:
     while done < events:
         step = min(batch, events - done)
         with store.transaction() as tx:
+            # As ingest appends: a batch of drafts signed and written together.
+            drafts = []
             for number in range(done, done + step):
                 digest = hashlib.sha256(number.to_bytes(8, "big")).hexdigest()
-                tx.append(
+                drafts.append(
                     EventDraft(
                         action="item.ingested",
                         subject=digest,
                         data={"name": f"photo-{number:07d}.jpg", "size": number, "sha256": digest},
-                    ),
-                    signer,
+                    )
                 )
+            tx.append_many(drafts, signer)
             # Every command of the toolkit ends with a signed checkpoint; so does each batch.
             tx.checkpoint(signer)
         done += step

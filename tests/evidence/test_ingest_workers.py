@@ -107,8 +107,8 @@ def test_file_emptied_after_the_scan_is_refused_and_leaves_no_object(
     victim = corpus / "batch-00" / "file-0003.bin"
     original = ObjectStore.put_file
 
-    def emptying(self: ObjectStore, path: Path, **kwargs: Any) -> Any:
-        if Path(path) == victim:
+    def emptying(self: ObjectStore, path: Path | bytes, **kwargs: Any) -> Any:
+        if Path(os.fsdecode(path)) == victim:
             victim.write_bytes(b"")
         return original(self, path, **kwargs)
 
