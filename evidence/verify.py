@@ -2,13 +2,15 @@
 
 ``verify_case`` collects every finding in a :class:`CaseReport`; it does not stop at the first.
 The log is checked by ``chain_of_custody.verify_log``; the catalog is rebuilt from the log and
-compared row by row; every object the log names is rehashed (over both cores) and the store is
-compared with the log in both directions.
+compared row by row; every stored object is rehashed (in worker processes, while the log is
+checked) and the store is compared with the log in both directions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from evidence.progress import Progress
 from evidence.workspace import Case
 
 READ_SIZE = 1 << 20
+# Objects rehashed per task: enough to read ahead, few enough to spread over the workers.
+REHASH_CHUNK = 32
 
 
 @dataclass
@@ -65,7 +69,12 @@ def verify_case(
     since: Sequence[bytes] = (),
     progress: Progress | None = None,
 ) -> CaseReport:
-    """Check the case end to end and report every finding."""
+    """Check the case end to end and report every finding.
+
+    The store is rehashed while the log is checked: worker processes read and hash every
+    stored object as this process checks the log and rebuilds the catalog, so that reading
+    the disk and checking signatures overlap. The digests are compared with the log's after.
+    """
     conn = case.db.conn
     # One read transaction: the log, its checkpoints and the catalog are checked as one
     # snapshot (a WAL reader sees the database as of its first read), so that processes
@@ -73,32 +82,94 @@ def verify_case(
     snapshot = not conn.in_transaction
     if snapshot:
         conn.execute("BEGIN")
+    pool = ProcessPoolExecutor(max_workers=max(1, workers))
     try:
-        # The catalog is rebuilt from the events as the log check reads them: each leaf is
-        # parsed once. Unreadable leaves give no event; the log check reports them by seq.
-        rebuild = catalog.Rebuild()
-        log_report: LogReport = verify_log(
-            case.log, workers=workers, extra_checkpoints=since, on_event=rebuild.add
-        )
-        report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
+        try:
+            # The snapshot is taken by this first read, before the store is listed: every
+            # object an event of the snapshot names was stored before that event committed,
+            # so the listing holds it.
+            conn.execute("SELECT seq FROM log ORDER BY seq DESC LIMIT 1").fetchall()
+            stored = _list_store(case)
+            paths = [str(case.objects.path_for(sha)) for sha in stored]
+            rehashing = [
+                pool.submit(rehash_all, paths[start : start + REHASH_CHUNK])
+                for start in range(0, len(paths), REHASH_CHUNK)
+            ]
+            report, named = _check_log_and_catalog(case, workers, since)
+        finally:
+            if snapshot:
+                conn.execute("ROLLBACK")
+        _compare_store(case, report, named, stored, conn if snapshot else None)
+        present = [sha in named for sha in stored]
+        report.objects = sum(present)
+        if progress is not None:
+            sizes = (_size(path) for path, wanted in zip(paths, present, strict=True) if wanted)
+            progress.start(report.objects, sum(sizes))
+        results = (result for future in rehashing for result in future.result())
+        for sha, path, (got256, got512, size) in zip(stored, paths, results, strict=True):
+            if sha not in named:
+                continue  # reported as unexpected; its bytes are not the log's to judge
+            if progress is not None:
+                progress.advance(1, size)
+            if got256 != sha or got512 != named[sha]:
+                report.findings.append(
+                    Finding(
+                        "object-corrupt",
+                        "the object's bytes do not hash to its name",
+                        subject=sha,
+                        path=path,
+                    )
+                )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return report
 
-        expected = rebuild.finish()
+
+def _list_store(case: Case) -> list[str]:
+    try:
+        return list(case.objects.iter_objects())
+    except OSError as exc:
+        raise CustodyError(f"cannot read the content store: {exc}") from None
+
+
+def _check_log_and_catalog(
+    case: Case, workers: int, since: Sequence[bytes]
+) -> tuple[CaseReport, dict[str, str]]:
+    """Check the log and the catalog it produces; return the report and each logged object's
+    SHA-512 by SHA-256."""
+    # The catalog is rebuilt from the events as the log check reads them: each leaf is
+    # parsed once. Unreadable leaves give no event; the log check reports them by seq.
+    rebuild = catalog.Rebuild()
+    log_report: LogReport = verify_log(
+        case.log, workers=workers, extra_checkpoints=since, on_event=rebuild.add
+    )
+    report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
+    expected = rebuild.finish()
+    try:
         report.findings.extend(catalog.compare(case.db, expected))
-
         named: dict[str, str] = {
             row[0]: row[1]
             for row in expected.execute("SELECT sha256, sha512 FROM items").fetchall()
         }
-        expected.conn.close()
     finally:
-        if snapshot:
-            conn.execute("ROLLBACK")
-    try:
-        stored = set(case.objects.iter_objects())
-    except OSError as exc:
-        raise CustodyError(f"cannot read the content store: {exc}") from None
-    if snapshot and stored - named.keys():
-        # Objects logged by another process after the snapshot was taken are not unexpected.
+        expected.conn.close()
+    return report, named
+
+
+def _compare_store(
+    case: Case,
+    report: CaseReport,
+    named: dict[str, str],
+    listed: list[str],
+    conn: sqlite3.Connection | None,
+) -> None:
+    """Report objects the log names that the store lacks, and stored objects no event names.
+
+    With ``conn`` (the check ran on a snapshot), objects that another process logged after
+    the snapshot was taken are not unexpected.
+    """
+    stored = set(listed)
+    if conn is not None and stored - named.keys():
         stored_later = stored - named.keys()
         logged_since = {
             row[0]
@@ -124,26 +195,14 @@ def verify_case(
                 path=str(case.objects.path_for(sha)),
             )
         )
-    present = sorted(named.keys() & stored)
-    report.objects = len(present)
-    paths = [str(case.objects.path_for(sha)) for sha in present]
-    if progress is not None:
-        progress.start(len(paths), sum(_size(p) for p in paths))
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = pool.map(rehash, paths, chunksize=32)
-        for sha, path, (got256, got512, size) in zip(present, paths, results, strict=True):
-            if progress is not None:
-                progress.advance(1, size)
-            if got256 != sha or got512 != named[sha]:
-                report.findings.append(
-                    Finding(
-                        "object-corrupt",
-                        "the object's bytes do not hash to its name",
-                        subject=sha,
-                        path=path,
-                    )
-                )
-    return report
+
+
+def rehash_all(paths: list[str]) -> list[tuple[str, str, int]]:
+    """:func:`rehash` of each file, having asked the kernel to read them all at once (on a
+    cold cache the reads then overlap instead of waiting for each other)."""
+    for path in paths:
+        _read_ahead(path)
+    return [rehash(path) for path in paths]
 
 
 def rehash(path: str) -> tuple[str, str, int]:
@@ -151,14 +210,38 @@ def rehash(path: str) -> tuple[str, str, int]:
     h256, h512 = hashlib.sha256(), hashlib.sha512()
     size = 0
     try:
-        with Path(path).open("rb") as handle:
-            while chunk := handle.read(READ_SIZE):
-                h256.update(chunk)
-                h512.update(chunk)
-                size += len(chunk)
+        fd = os.open(path, _READ_FLAGS)
     except OSError:
         return "", "", 0
+    try:
+        while chunk := os.read(fd, READ_SIZE):
+            h256.update(chunk)
+            h512.update(chunk)
+            size += len(chunk)
+    except OSError:
+        return "", "", 0
+    finally:
+        os.close(fd)
     return h256.hexdigest(), h512.hexdigest(), size
+
+
+def _read_ahead(path: str) -> None:
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return  # rehash reports it
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass  # a hint only
+    finally:
+        os.close(fd)
+
+
+# Objects are regular files: never follow a link, never block on something else put there.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _size(path: str) -> int:
