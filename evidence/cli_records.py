@@ -585,8 +585,16 @@ def _target_map(
     }
 
 
+SubjectsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Items (sha256 or unique prefix) or testimonies (witness code): one or more."
+    ),
+]
+
+
 def link_cmd(
-    subject: SubjectArg,
+    subjects: SubjectsArg,
     reason: Annotated[str, typer.Option("--reason", help="Why they are linked.")],
     incident: IncidentOpt = None,
     facility: FacilityOpt = None,
@@ -597,20 +605,27 @@ def link_cmd(
     passphrase_file: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Link an item or testimony to incidents, facilities, perpetrators and children."""
+    """Link items or testimonies to incidents, facilities, perpetrators and children.
+
+    Several subjects are linked in one go: all are checked first, then recorded together.
+    """
     targets = _target_map(incident, facility, perpetrator, child)
     with open_case_dir(case_dir) as case:
-        links.resolve_subject(case, subject)
+        labels: dict[str, str] = {}
+        for ref in subjects:
+            subject, _ = links.resolve_subject(case, ref)
+            labels.setdefault(subject, ref)
         signer = keystore.unlock(case, key, passphrase_file)
-        changes = links.make_links(case, signer, subject, targets, reason)
+        changes = links.make_links_many(case, signer, subjects, targets, reason)
     if as_json:
         print_json([c.as_json() for c in changes])
         return
     for change in changes:
+        shown = labels.get(change.subject, change.subject)
         if change.seq is None:
-            out.print(f"{subject} is already linked to {change.target}")
+            out.print(f"{shown} is already linked to {change.target}")
         else:
-            out.print(f"Linked {subject} to {change.target} (seq {change.seq})")
+            out.print(f"Linked {shown} to {change.target} (seq {change.seq})")
 
 
 def unlink_cmd(

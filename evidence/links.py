@@ -89,33 +89,46 @@ def make_links(
     reason: str,
 ) -> list[LinkChange]:
     """Link an item or testimony to entities; links that exist already are left as they are."""
-    subject, _label = resolve_subject(case, ref)
-    wanted = _targets(targets, subject, reason)
+    return make_links_many(case, signer, [ref], targets, reason)
+
+
+def make_links_many(
+    case: Case,
+    signer: Signer,
+    refs: Sequence[str],
+    targets: Mapping[str, Sequence[str]],
+    reason: str,
+) -> list[LinkChange]:
+    """:func:`make_links` for several items or testimonies, in one transaction: every
+    reference and target is checked before anything is recorded."""
+    subjects = list(dict.fromkeys(resolve_subject(case, ref)[0] for ref in refs))
+    wanted = {subject: _targets(targets, subject, reason) for subject in subjects}
     changes: list[LinkChange] = []
     with case.transaction() as rec:
-        for kind, target in wanted:
+        for kind, target in dict.fromkeys(pair for pairs in wanted.values() for pair in pairs):
             row = rec.db.execute("SELECT kind FROM entities WHERE id = ?", [target]).fetchone()
             if row is None:
                 raise InputError(
                     f"--{kind} {target}: no such {kind} in the case",
                     f"add it first with `evidence {kind} add`, or see `evidence {kind} list`",
                 )
-        for kind, target in wanted:
-            known = rec.db.execute(
-                "SELECT seq FROM links WHERE subject = ? AND target = ?", [subject, target]
-            ).fetchone()
-            if known is not None:
-                changes.append(LinkChange(subject, target, kind, None))
-                continue
-            appended = rec.append(
-                EventDraft(
-                    action="link.made",
-                    subject=subject,
-                    data={"target": target, "target_kind": kind, "reason": reason},
-                ),
-                signer,
-            )
-            changes.append(LinkChange(subject, target, kind, appended.event.seq))
+        for subject, pairs in wanted.items():
+            for kind, target in pairs:
+                known = rec.db.execute(
+                    "SELECT seq FROM links WHERE subject = ? AND target = ?", [subject, target]
+                ).fetchone()
+                if known is not None:
+                    changes.append(LinkChange(subject, target, kind, None))
+                    continue
+                appended = rec.append(
+                    EventDraft(
+                        action="link.made",
+                        subject=subject,
+                        data={"target": target, "target_kind": kind, "reason": reason},
+                    ),
+                    signer,
+                )
+                changes.append(LinkChange(subject, target, kind, appended.event.seq))
     if any(c.seq is not None for c in changes):
         case.checkpoint(signer)
     return changes

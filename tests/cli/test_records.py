@@ -203,6 +203,24 @@ def test_link_list_timeline_unlink(world: Any, cli: Cli) -> None:
     assert _json(cli("verify", "--json", *c))["ok"] is True
 
 
+def test_link_several_subjects_at_once_or_none(world: Any, cli: Cli) -> None:
+    case, sha, c = world
+    size = _log_size(case)
+    refused = cli("link", sha[:10], "W-099", "--incident", "INC-0001", "--reason", "r", *c)
+    assert refused.exit_code == 2 and "W-099" in refused.stderr
+    assert _log_size(case) == size  # nothing is recorded when one subject is unknown
+    made = _json(
+        cli("link", sha[:10], "W-017", "--incident", "INC-0001", "--reason", "r", "--json", *c)
+    )
+    assert [(m["target"], m["seq"] is not None) for m in made] == [
+        ("INC-0001", True),
+        ("INC-0001", True),
+    ]
+    again = _ok(cli("link", sha, "W-017", "--incident", "INC-0001", "--reason", "r", *c))
+    assert "W-017 is already linked to INC-0001" in again.stdout
+    assert f"{sha} is already linked to INC-0001" in again.stdout
+
+
 def test_derive_shows_both_items(world: Any, cli: Cli, tmp_path: Path) -> None:
     _case, sha, c = world
     copy = tmp_path / "translation.txt"
