@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain_of_custody import note as note_module
 from chain_of_custody.errors import InputError, VerificationError
 from chain_of_custody.keys import Signer, VerifierKey, signer_from_seed
 from chain_of_custody.note import Note, NoteSignature, parse_note, sign_note, verify_note
@@ -198,3 +199,10 @@ def test_sign_parse_verify_round_trip(lines: list[str]) -> None:
     signed = sign_note(text, [signer])
     note = verify_note(signed, [signer.verifier])
     assert note.text == text.encode()
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_control_check_on_bytes_agrees_with_the_check_on_text(text: str) -> None:
+    assert note_module._has_controls(text.encode("utf-8")) == bool(
+        note_module._CONTROL.search(text)
+    )

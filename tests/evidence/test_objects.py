@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain_of_custody.errors import EnvironmentProblem, InputError, VerificationError
-from evidence.acquire import Reason, SourceError
 from evidence import objects as objects_module
+from evidence.acquire import Reason, SourceError
 from evidence.objects import CHUNK_SIZE, SMALL_FILE, ObjectStore
 
 REPO = Path(__file__).resolve().parents[2]
