@@ -88,11 +88,14 @@ def canonical_json_if_plain(value: Mapping[str, Any]) -> bytes | None:
     # same bytes as JCS (lowercase \u00xx escapes for controls only) and is much faster.
     # tests/chain_of_custody/test_canonical.py checks the two agree on arbitrary values.
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode(
-            "utf-8"
-        )
+        return _ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError:
         return None  # a lone surrogate: the caller's slow path refuses it with its message
+
+
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True) uses, made
+# once rather than at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def _plain_json(value: Any) -> bool | None:
@@ -106,24 +109,33 @@ def _plain_json(value: Any) -> bool | None:
         return True
     if kind is int:
         return True if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else None
-    ascii_keys = True
     if kind is dict:
-        for key, item in value.items():
+        items: Any = value.items()
+    elif kind is list:
+        items = enumerate(value)
+    else:
+        return None
+    ascii_keys = True
+    for key, item in items:
+        if kind is dict:
             if type(key) is not str:
                 return None
-            inner = _plain_json(item)
-            if inner is None:
+            if ascii_keys and not key.isascii():
+                ascii_keys = False
+        # Scalars are checked here rather than by a call each: most values are.
+        inner_kind = type(item)
+        if inner_kind is str or inner_kind is bool or item is None:
+            continue
+        if inner_kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                 return None
-            ascii_keys = ascii_keys and inner and key.isascii()
-        return ascii_keys
-    if kind is list:
-        for item in value:
-            inner = _plain_json(item)
-            if inner is None:
-                return None
-            ascii_keys = ascii_keys and inner
-        return ascii_keys
-    return None
+            continue
+        inner = _plain_json(item)
+        if inner is None:
+            return None
+        if not inner:
+            ascii_keys = False
+    return ascii_keys
 
 
 def _check(value: Any, path: str, *, strict: bool) -> bool:
