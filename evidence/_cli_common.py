@@ -71,18 +71,26 @@ def print_json(value: Any) -> None:
 
 
 class Bar:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
+    """A rich progress bar on stderr, only when stderr is a terminal.
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    Work in stages (verify: the log, then the objects) starts the bar once per stage; each
+    stage takes the next of ``labels`` and replaces the bar of the stage before.
+    """
+
+    def __init__(self, *labels: str) -> None:
+        self.labels = labels or ("working",)
+        self.stage = 0
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
     def start(self, files: int, total_bytes: int) -> None:
+        label = self.labels[min(self.stage, len(self.labels) - 1)]
+        self.stage += 1
+        self.close()
         if not err.is_terminal or files == 0:
             return
         self.progress = Progress(
-            TextColumn(f"{self.label}"),
+            TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
             DownloadColumn(),
@@ -92,7 +100,7 @@ class Bar:
             transient=True,
         )
         self.progress.start()
-        self.files_task = self.progress.add_task(self.label, total=files)
+        self.files_task = self.progress.add_task(label, total=files)
         self.task = self.progress.add_task("bytes", total=total_bytes, visible=False)
 
     def advance(self, files: int, nbytes: int) -> None:
@@ -102,6 +110,7 @@ class Bar:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
 def read_file(path: Path) -> bytes:

@@ -564,7 +564,7 @@ def verify_cmd(
 ) -> None:
     """Verify the whole case: objects, log, signatures, checkpoints and catalog."""
     notes = [read_file(p) for p in since or []]
-    bar = Bar("rehash")
+    bar = Bar("log", "objects")
     with open_case_dir(case_dir) as case:
         try:
             report = verify_case(case, since=notes, progress=bar)

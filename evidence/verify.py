@@ -12,12 +12,12 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain_of_custody import Finding, LogReport, verify_log
+from chain_of_custody import Event, Finding, LogReport, verify_log
 from evidence import catalog
 from evidence.errors import CustodyError
 from evidence.progress import Progress
@@ -27,6 +27,8 @@ READ_SIZE = 1 << 20
 # Objects rehashed per task: enough to read ahead, few enough to spread over the workers.
 REHASH_CHUNK = 32
 REHASH_NICENESS = 10
+# The events between two updates of the progress of the log check.
+_EVENTS_PER_TICK = 500
 
 
 @dataclass
@@ -103,7 +105,7 @@ def verify_case(
                 pool.submit(rehash_all, paths[start : start + REHASH_CHUNK])
                 for start in range(0, len(paths), REHASH_CHUNK)
             ]
-            report, named = _check_log_and_catalog(case, workers, since)
+            report, named = _check_log_and_catalog(case, workers, since, progress)
         finally:
             if snapshot:
                 conn.execute("ROLLBACK")
@@ -148,16 +150,29 @@ def _list_store(case: Case) -> list[str]:
 
 
 def _check_log_and_catalog(
-    case: Case, workers: int, since: Sequence[bytes]
+    case: Case, workers: int, since: Sequence[bytes], progress: Progress | None
 ) -> tuple[CaseReport, dict[str, str]]:
     """Check the log and the catalog it produces; return the report and each logged object's
-    SHA-512 by SHA-256."""
+    SHA-512 by SHA-256. ``progress`` counts the events (first stage of a verify)."""
     # The catalog is rebuilt from the events as the log check reads them: each leaf is
     # parsed once. Unreadable leaves give no event; the log check reports them by seq.
     rebuild = catalog.Rebuild()
+    on_event: Callable[[Event], None] = rebuild.add
+    counted = [0]
+    if progress is not None:
+        progress.start(case.log.size(), 0)
+
+        def on_event(event: Event) -> None:
+            rebuild.add(event)
+            counted[0] += 1
+            if counted[0] % _EVENTS_PER_TICK == 0:
+                progress.advance(_EVENTS_PER_TICK, 0)
+
     log_report: LogReport = verify_log(
-        case.log, workers=workers, extra_checkpoints=since, on_event=rebuild.add
+        case.log, workers=workers, extra_checkpoints=since, on_event=on_event
     )
+    if progress is not None:
+        progress.advance(counted[0] % _EVENTS_PER_TICK, 0)
     report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
     expected = rebuild.finish()
     try:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from chain_of_custody.keys import signer_from_seed
 from evidence import _cli_common
+from evidence.ingest import ingest
+from evidence.models import ItemOptions
+from evidence.verify import verify_case
+from evidence.workspace import init_case
 
 
 @pytest.mark.parametrize("terminal", [True, False])
@@ -31,3 +37,43 @@ def test_ingest_through_a_pipe_prints_no_bar(cli, make_case, make_corpus) -> Non
     result = cli("ingest", "--case", case.root, "-r", corpus)
     assert result.exit_code == 0, result.output
     assert "━" not in result.stderr and "%" not in result.stderr
+
+
+def test_bar_in_stages_shows_each_stage_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = io.StringIO()
+    monkeypatch.setattr(_cli_common, "err", Console(file=sink, force_terminal=True, width=100))
+    bar = _cli_common.Bar("log", "objects")
+    bar.start(2, 0)
+    bar.advance(2, 0)
+    bar.start(1, 10)  # a second stage replaces the first bar instead of failing
+    bar.advance(1, 10)
+    bar.close()
+    assert "log" in sink.getvalue() and "objects" in sink.getvalue()
+
+
+class _Stages:
+    """A Progress that records what each stage was told."""
+
+    def __init__(self) -> None:
+        self.stages: list[list[int]] = []
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self.stages.append([files, total_bytes, 0, 0])
+
+    def advance(self, files: int, nbytes: int) -> None:
+        self.stages[-1][2] += files
+        self.stages[-1][3] += nbytes
+
+
+def test_verify_counts_the_events_then_the_objects(tmp_path: Path) -> None:
+    signer = signer_from_seed("investigator-a", bytes(range(32)))
+    case = init_case(tmp_path / "case", case_id="UA-TEST-0001", title="Stages", signer=signer)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for number in range(3):
+        (corpus / f"f{number}.bin").write_bytes(bytes([number]) * (number + 1) * 100)
+    ingest(case, signer, [corpus], options=ItemOptions(), recursive=True)
+    stages = _Stages()
+    assert verify_case(case, progress=stages).ok
+    events = case.log.size()
+    assert stages.stages == [[events, 0, events, 0], [3, 600, 3, 600]]
