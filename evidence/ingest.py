@@ -53,7 +53,7 @@ from evidence.acquire import (
 from evidence.errors import EnvironmentProblem
 from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
-from evidence.objects import ObjectStore, StoredObject
+from evidence.objects import ObjectStore, StoredObject, read_ahead
 from evidence.progress import Progress
 from evidence.workspace import Case, Recorder
 
@@ -417,11 +417,15 @@ def _worker_main(
         os.nice(WORKER_NICENESS)
     store = ObjectStore(Path(root), owner_pid=owner_pid)
     try:
+        # The kernel reads the next chunks while this one is stored (a cold cache otherwise
+        # makes the worker wait for each file in turn).
         for paths in tasks[:READ_AHEAD_CHUNKS]:
-            _read_ahead(paths)
+            for path in paths:
+                read_ahead(path)
         for number, paths in enumerate(tasks):
             if number + READ_AHEAD_CHUNKS < len(tasks):
-                _read_ahead(tasks[number + READ_AHEAD_CHUNKS])
+                for path in tasks[number + READ_AHEAD_CHUNKS]:
+                    read_ahead(path)
             try:
                 outcomes = [_store_one(store, path, known_items) for path in paths]
             except EnvironmentProblem as exc:
@@ -432,28 +436,6 @@ def _worker_main(
         return  # the parent is gone; what was staged is its leftover, cleared by the next run
     finally:
         pipe.close()
-
-
-def _read_ahead(paths: list[bytes]) -> None:
-    """Ask the kernel to start reading the next inputs now, while this chunk is stored: on a
-    cold cache the worker then finds them in memory instead of waiting for each in turn."""
-    if not hasattr(os, "posix_fadvise"):
-        return
-    for path in paths:
-        try:
-            fd = os.open(path, _READ_AHEAD_FLAGS)
-        except OSError:
-            continue  # put_file reports it
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass  # not a regular file any more: put_file refuses it
-        finally:
-            os.close(fd)
-
-
-# What put_file opens a source with: never blocks, never follows a final link.
-_READ_AHEAD_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[str]) -> _Outcome:

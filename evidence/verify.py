@@ -20,6 +20,7 @@ from typing import Any
 from chain_of_custody import Event, Finding, LogReport, verify_log
 from evidence import catalog
 from evidence.errors import CustodyError
+from evidence.objects import read_ahead
 from evidence.progress import Progress
 from evidence.workspace import Case
 
@@ -83,7 +84,7 @@ def verify_case(
     # page by page as the checks come to each (on a cold cache most of the wait otherwise).
     catalog_file = case.catalog_path
     for name in (catalog_file.name, catalog_file.name + "-wal"):
-        _read_ahead(str(catalog_file.with_name(name)))
+        read_ahead(str(catalog_file.with_name(name)))
     # One read transaction: the log, its checkpoints and the catalog are checked as one
     # snapshot (a WAL reader sees the database as of its first read), so that processes
     # appending meanwhile cannot make them look inconsistent with each other.
@@ -231,7 +232,7 @@ def rehash_all(paths: list[str]) -> list[tuple[str, str, int]]:
     """:func:`rehash` of each file, having asked the kernel to read them all at once (on a
     cold cache the reads then overlap instead of waiting for each other)."""
     for path in paths:
-        _read_ahead(path)
+        read_ahead(path)
     return [rehash(path) for path in paths]
 
 
@@ -253,21 +254,6 @@ def rehash(path: str) -> tuple[str, str, int]:
     finally:
         os.close(fd)
     return h256.hexdigest(), h512.hexdigest(), size
-
-
-def _read_ahead(path: str) -> None:
-    if not hasattr(os, "posix_fadvise"):
-        return
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError:
-        return  # rehash reports it
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-    except OSError:
-        pass  # a hint only
-    finally:
-        os.close(fd)
 
 
 # Objects are regular files: never follow a link, never block on something else put there.
