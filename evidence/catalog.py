@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -226,10 +227,25 @@ class Rebuild:
     def __init__(self) -> None:
         self.db = sqlite_utils.Database(memory=True)
         ensure_schema(self.db)
+        self.findings: list[Finding] = []
 
     def add(self, event: Event) -> None:
-        """Apply the next event of the log."""
-        project(self.db, event)
+        """Apply the next event of the log.
+
+        An event the catalog cannot take (a second ``item.ingested`` of the same content, say:
+        signed, yet never written by the toolkit) is a finding, not a failure of the check.
+        """
+        try:
+            project(self.db, event)
+        except sqlite3.Error as exc:
+            self.findings.append(
+                Finding(
+                    "catalog-event-refused",
+                    f"the catalog cannot apply this {event.action} event: {exc}",
+                    seq=event.seq,
+                    subject=event.subject,
+                )
+            )
 
     def finish(self) -> sqlite_utils.Database:
         """The rebuilt catalog, committed."""

@@ -175,6 +175,7 @@ def _check_log_and_catalog(
     if progress is not None:
         progress.advance(counted[0] % _EVENTS_PER_TICK, 0)
     report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
+    report.findings.extend(rebuild.findings)
     expected = rebuild.finish()
     try:
         report.findings.extend(catalog.compare(case.db, expected))
