@@ -197,8 +197,9 @@ def projector(*actions: str) -> Callable[[Projector], Projector]:
     return register
 
 
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    """Create the projection tables that are missing (idempotent)."""
+def ensure_schema(db: sqlite_utils.Database, *, indexes: bool = True) -> None:
+    """Create the projection tables that are missing (idempotent); ``indexes=False`` leaves
+    out the secondary indexes, which only queries by other columns than the key need."""
     existing = set(db.table_names())
     missing = [name for name in SCHEMA if name not in existing]
     if not missing:
@@ -208,7 +209,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
         keys = ", ".join(f'"{c}"' for c in pk)
         db.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({cols}, PRIMARY KEY ({keys}))')
-        for index in _INDEXES.get(name, []):
+        for index in _INDEXES.get(name, []) if indexes else []:
             idx_name = f"idx_{name}_{'_'.join(index)}"
             idx_cols = ", ".join(f'"{c}"' for c in index)
             db.execute(f'CREATE INDEX IF NOT EXISTS "{idx_name}" ON "{name}" ({idx_cols})')
@@ -226,7 +227,9 @@ class Rebuild:
 
     def __init__(self) -> None:
         self.db = sqlite_utils.Database(memory=True)
-        ensure_schema(self.db)
+        # Projectors look rows up by their primary key and the comparison reads whole tables:
+        # the secondary indexes would only slow every insert down.
+        ensure_schema(self.db, indexes=False)
         self.findings: list[Finding] = []
 
     def add(self, event: Event) -> None:
