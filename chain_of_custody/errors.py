@@ -75,6 +75,16 @@ class Finding:
             parts.append(self.path)
         return ", ".join(parts) or "-"
 
+    def as_json(self) -> dict[str, str | int | None]:
+        """The finding as a JSON object (``--json`` reports of verify and audit)."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "seq": self.seq,
+            "subject": self.subject,
+            "path": self.path,
+        }
+
 
 class VerificationError(CustodyError):
     """A verifier found one or more problems; ``findings`` lists each."""

@@ -509,10 +509,7 @@ def log_consistency(
     case_dir: CaseOpt = Path(),
 ) -> None:
     """Prove that the log today extends an earlier checkpoint (no rollback, no fork)."""
-    try:
-        note = old_checkpoint.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {old_checkpoint}: {exc.strerror}") from None
+    note = read_file(old_checkpoint)
     with open_case_dir(case_dir) as case:
         result = custody.check_consistency(case, note)
     out.print(result)

@@ -53,16 +53,7 @@ class CaseReport:
             "ok": self.ok,
             "events": self.events,
             "objects": self.objects,
-            "findings": [
-                {
-                    "code": f.code,
-                    "message": f.message,
-                    "seq": f.seq,
-                    "subject": f.subject,
-                    "path": f.path,
-                }
-                for f in self.findings
-            ],
+            "findings": [finding.as_json() for finding in self.findings],
         }
 
 

@@ -145,16 +145,7 @@ class AuditReport:
             "since_size": self.since_size,
             "trusted_keys": list(self.trusted_keys),
             "warnings": list(self.warnings),
-            "findings": [
-                {
-                    "code": f.code,
-                    "message": f.message,
-                    "seq": f.seq,
-                    "subject": f.subject,
-                    "path": f.path,
-                }
-                for f in self.findings
-            ],
+            "findings": [finding.as_json() for finding in self.findings],
         }
 
 
