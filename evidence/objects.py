@@ -430,8 +430,7 @@ class ObjectStore:
             if isinstance(exc, OSError):
                 raise self._store_problem(exc) from exc
             raise
-        with self._lock:
-            self._staged.append((os.fspath(temp), sha256))
+        self.adopt_staged(os.fspath(temp), sha256)
         return StoredObject(sha256, sha512, len(data), created=True, staged=temp, content=content)
 
     def put_bytes(self, data: bytes) -> StoredObject:
@@ -524,8 +523,7 @@ class ObjectStore:
         """Take the staged copy of ``obj``, made by another store on this root: :meth:`flush`
         will make it durable and name it."""
         if obj.staged is not None:
-            with self._lock:
-                self._staged.append((os.fspath(obj.staged), obj.sha256))
+            self.adopt_staged(os.fspath(obj.staged), obj.sha256)
 
     def adopt_staged(self, temp: str, sha256: str) -> None:
         """:meth:`adopt` for a copy known by the path of its temporary file and its sha256."""
@@ -616,8 +614,7 @@ class ObjectStore:
                     return StoredObject(
                         sha256, sha512, digests.size, created=False, content=content
                     )
-                with self._lock:
-                    self._staged.append((os.fspath(temp), sha256))
+                self.adopt_staged(os.fspath(temp), sha256)
                 keep_temp = True  # flush owns the staged file from now on
                 return StoredObject(
                     sha256, sha512, digests.size, created=True, staged=temp, content=content

@@ -105,15 +105,15 @@ def verify_case(
         present = [sha in named for sha in stored]
         report.objects = sum(present)
         if progress is not None:
-            sizes = (_size(path) for path, wanted in zip(paths, present, strict=True) if wanted)
-            progress.start(report.objects, sum(sizes))
+            # The sizes the log gives: no file is looked at twice for a progress bar.
+            progress.start(report.objects, sum(named[sha][1] for sha in stored if sha in named))
         results = (result for future in rehashing for result in future.result())
         for sha, path, (got256, got512, size) in zip(stored, paths, results, strict=True):
             if sha not in named:
                 continue  # reported as unexpected; its bytes are not the log's to judge
             if progress is not None:
                 progress.advance(1, size)
-            if got256 != sha or got512 != named[sha]:
+            if got256 != sha or got512 != named[sha][0]:
                 report.findings.append(
                     Finding(
                         "object-corrupt",
@@ -143,9 +143,9 @@ def _list_store(case: Case) -> list[str]:
 
 def _check_log_and_catalog(
     case: Case, workers: int, since: Sequence[bytes], progress: Progress | None
-) -> tuple[CaseReport, dict[str, str]]:
+) -> tuple[CaseReport, dict[str, tuple[str, int]]]:
     """Check the log and the catalog it produces; return the report and each logged object's
-    SHA-512 by SHA-256. ``progress`` counts the events (first stage of a verify)."""
+    SHA-512 and size by SHA-256. ``progress`` counts the events (first stage of a verify)."""
     # The catalog is rebuilt from the events as the log check reads them: each leaf is
     # parsed once. Unreadable leaves give no event; the log check reports them by seq.
     rebuild = catalog.Rebuild()
@@ -170,9 +170,9 @@ def _check_log_and_catalog(
     expected = rebuild.finish()
     try:
         report.findings.extend(catalog.compare(case.db, expected))
-        named: dict[str, str] = {
-            row[0]: row[1]
-            for row in expected.execute("SELECT sha256, sha512 FROM items").fetchall()
+        named: dict[str, tuple[str, int]] = {
+            row[0]: (row[1], row[2] or 0)
+            for row in expected.execute("SELECT sha256, sha512, size FROM items").fetchall()
         }
     finally:
         expected.conn.close()
@@ -182,7 +182,7 @@ def _check_log_and_catalog(
 def _compare_store(
     case: Case,
     report: CaseReport,
-    named: dict[str, str],
+    named: dict[str, tuple[str, int]],
     listed: list[str],
     conn: sqlite3.Connection | None,
 ) -> None:
@@ -250,10 +250,3 @@ def rehash(path: str) -> tuple[str, str, int]:
 
 # Objects are regular files: never follow a link, never block on something else put there.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
