@@ -383,6 +383,58 @@ def test_deferred_put_is_named_only_after_flush(tmp_path: Path, size: int) -> No
     assert list((tmp_path / "objects" / "tmp").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("size", "defer", "started"),
+    [
+        pytest.param(3 * CHUNK_SIZE + 5, True, True, id="staged-tail"),
+        pytest.param(16 * CHUNK_SIZE, True, False, id="staged-all-flushed-behind"),
+        pytest.param(3 * CHUNK_SIZE + 5, False, False, id="fsynced-at-once"),
+        pytest.param(SMALL_FILE, True, False, id="small-file"),
+    ],
+)
+def test_staged_copy_starts_its_writeback_before_the_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, defer: bool, started: bool
+) -> None:
+    # A staged copy's last bytes start on their way to the disk as soon as it is written, so
+    # that the batch's flush does not wait for them; nothing else asks for it.
+    calls: list[tuple[int, int, int, int]] = []
+    real = objects_module._SYNC_FILE_RANGE
+
+    def record(fd: int, offset: int, nbytes: int, flags: int) -> int:
+        calls.append((os.fstat(fd).st_ino, offset, nbytes, flags))
+        return 0 if real is None else real(fd, offset, nbytes, flags)
+
+    monkeypatch.setattr(objects_module, "_SYNC_FILE_RANGE", record)
+    store = ObjectStore(tmp_path / "objects")
+    data = payload(size)
+    obj = store.put_file(write(tmp_path / "in.bin", data), defer=defer)
+    if started:
+        assert obj.staged is not None
+        assert calls == [(obj.staged.stat().st_ino, 0, 0, objects_module._SYNC_FILE_RANGE_WRITE)]
+    else:
+        assert calls == []
+    store.flush()
+    assert store.path_for(obj.sha256).read_bytes() == data
+
+
+def test_staging_works_without_sync_file_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(objects_module, "_SYNC_FILE_RANGE", None)
+    store = ObjectStore(tmp_path / "objects")
+    data = payload(2 * CHUNK_SIZE + 1)
+    obj = store.put_file(write(tmp_path / "in.bin", data), defer=True)
+    store.flush()
+    assert store.path_for(obj.sha256).read_bytes() == data
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux system calls")
+def test_linux_system_calls_are_found() -> None:
+    for name in ("_SYNCFS", "_RENAMEAT2", "_SYNC_FILE_RANGE"):
+        assert getattr(objects_module, name) is not None, name
+    assert objects_module._libc_function("no_such_function_in_libc", []) is None
+
+
 def test_deferred_put_of_known_content_stages_nothing(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path / "objects")
     src = tmp_path / "in.bin"
