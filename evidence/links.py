@@ -17,7 +17,7 @@ from evidence.custody import resolve_item
 from evidence.errors import InputError, UnknownId
 from evidence.loaders import parse_options
 from evidence.models import ENTITY_MODELS, Link
-from evidence.workspace import Case
+from evidence.workspace import Case, Recorder
 
 # The field of models.Link that holds each kind of target.
 _OPTION_OF = {
@@ -120,15 +120,9 @@ def make_links_many(
                 if known is not None:
                     changes.append(LinkChange(subject, target, kind, None))
                     continue
-                appended = rec.append(
-                    EventDraft(
-                        action="link.made",
-                        subject=subject,
-                        data={"target": target, "target_kind": kind, "reason": reason},
-                    ),
-                    signer,
+                changes.append(
+                    _record_link(rec, signer, "link.made", subject, kind, target, reason)
                 )
-                changes.append(LinkChange(subject, target, kind, appended.event.seq))
     if any(c.seq is not None for c in changes):
         case.checkpoint(signer)
     return changes
@@ -155,18 +149,27 @@ def remove_links(
                     f"--{kind} {target}: {ref} is not linked to it",
                     f"see the links with `evidence show {subject[:12]}`",
                 )
-        for kind, target in wanted:
-            appended = rec.append(
-                EventDraft(
-                    action="link.removed",
-                    subject=subject,
-                    data={"target": target, "target_kind": kind, "reason": reason},
-                ),
-                signer,
-            )
-            changes.append(LinkChange(subject, target, kind, appended.event.seq))
+        changes.extend(
+            _record_link(rec, signer, "link.removed", subject, kind, target, reason)
+            for kind, target in wanted
+        )
     case.checkpoint(signer)
     return changes
+
+
+def _record_link(
+    rec: Recorder, signer: Signer, action: str, subject: str, kind: str, target: str, reason: str
+) -> LinkChange:
+    """Append one ``link.made`` or ``link.removed`` event and say what it changed."""
+    appended = rec.append(
+        EventDraft(
+            action=action,
+            subject=subject,
+            data={"target": target, "target_kind": kind, "reason": reason},
+        ),
+        signer,
+    )
+    return LinkChange(subject, target, kind, appended.event.seq)
 
 
 def timeline(case: Case, kind: str, entity_id: str) -> list[dict[str, Any]]:
