@@ -421,11 +421,11 @@ def _worker_main(
         # makes the worker wait for each file in turn).
         for paths in tasks[:READ_AHEAD_CHUNKS]:
             for path in paths:
-                read_ahead(path)
+                read_ahead(path, source=True)
         for number, paths in enumerate(tasks):
             if number + READ_AHEAD_CHUNKS < len(tasks):
                 for path in tasks[number + READ_AHEAD_CHUNKS]:
-                    read_ahead(path)
+                    read_ahead(path, source=True)
             try:
                 outcomes = [_store_one(store, path, known_items) for path in paths]
             except EnvironmentProblem as exc:

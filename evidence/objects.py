@@ -8,6 +8,7 @@ file, which :meth:`ObjectStore.remove_stale_temp` clears.
 
 Each file is read once, in 1 MiB chunks into reused buffers; SHA-256, SHA-512 and the copy are
 fed from the same buffer (a file of at most 1 MiB staged for a batch is read with one call).
+Files of 16 MiB and more are read past the page cache, a few chunks ahead of the hashing.
 Hashing runs in a pipeline: SHA-512 (the slowest step) in a worker thread while the main thread
 reads the next chunk, hashes SHA-256 and writes; ``hashlib`` releases the GIL for large updates,
 so the two cores work at once.
@@ -18,15 +19,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import hashlib
 import itertools
+import mmap
 import os
 import re
 import secrets
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +42,11 @@ from evidence.acquire import Reason, SourceError, display_name, source_error
 __all__ = ["ObjectStore", "StoredObject", "process_alive", "read_ahead"]
 
 CHUNK_SIZE = 1 << 20
-# Two buffers let the main thread fill one while the worker still hashes the other.
-_BUFFERS = 2
+# Reads that bypass the page cache run this many chunks ahead of the hashing (_direct_chunks).
+_READS_AHEAD = 3
+# The chunk being hashed and written, the one before it (its SHA-512 may still run), and the
+# chunks read ahead.
+_BUFFERS = _READS_AHEAD + 2
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -152,34 +159,135 @@ _LOCAL = threading.local()
 
 def _thread_buffers() -> list[memoryview]:
     """This thread's reusable read buffers: allocating 2 MiB per file costs more than a small
-    file's whole copy. A thread runs one ``_pump`` at a time, so reuse is safe."""
+    file's whole copy. A thread runs one ``_pump`` at a time, so reuse is safe. Anonymous maps
+    start on a page boundary, as reads that bypass the page cache require."""
     buffers: list[memoryview] | None = getattr(_LOCAL, "buffers", None)
     if buffers is None:
-        buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(_BUFFERS)]
+        buffers = [memoryview(mmap.mmap(-1, CHUNK_SIZE)) for _ in range(_BUFFERS)]
         _LOCAL.buffers = buffers
     return buffers
 
 
+def _read_chunks(read_into: Callable[[memoryview], int]) -> Generator[memoryview, None, None]:
+    """The chunks ``read_into`` fills, in turn in this thread's buffers, until it gives 0."""
+    for buffer in itertools.cycle(_thread_buffers()):
+        count = read_into(buffer)
+        if not count:
+            return
+        yield buffer[:count]
+
+
+@functools.cache
+def _read_worker() -> ThreadPoolExecutor:
+    # One reader for each of the two files an ingest stores at a time, as for SHA-512.
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="read")
+
+
+def _direct_chunks(source: int, raw: bytes, expected: int) -> Generator[memoryview, None, None]:
+    """The chunks of a big source file, read with ``O_DIRECT`` (:func:`_bypass_cache`) a few
+    chunks ahead in a worker, so that the device works while this thread hashes and writes.
+
+    A read into a buffer starts only once :func:`_pump` is done with that buffer's last chunk
+    (``held``). Reads stop at the ``expected`` size, as :meth:`ObjectStore._store_stream`
+    does. Where the kernel refuses a direct read (``EINVAL``: an alignment this file system
+    does not take), the file is read through the cache from that point on.
+    """
+    reader = _read_worker()
+
+    def read(buffer: memoryview, offset: int) -> int:
+        try:
+            return os.preadv(source, [buffer], offset)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not _bypass_cache(source, False):
+                raise
+            return os.preadv(source, [buffer], offset)
+
+    free = deque(_thread_buffers())
+    # The last two chunks handed out: _pump may still hash the one before the last.
+    held: deque[memoryview] = deque()
+    reads: deque[tuple[memoryview, Future[int]]] = deque()
+    offset = 0  # of the next byte to hand out
+    ahead = 0  # of the next read to start
+
+    def start_reads() -> None:
+        nonlocal ahead
+        while free and len(reads) < _READS_AHEAD and ahead < expected:
+            buffer = free.popleft()
+            reads.append((buffer, reader.submit(read, buffer, ahead)))
+            ahead += len(buffer)
+
+    def cancel_reads() -> None:
+        while reads:
+            buffer, future = reads.popleft()
+            with contextlib.suppress(OSError):
+                future.result()
+            free.append(buffer)
+
+    try:
+        start_reads()
+        while reads:
+            buffer, future = reads.popleft()
+            try:
+                count = future.result()
+            except OSError as exc:
+                raise source_error(raw, exc) from exc
+            if not count:
+                return
+            offset += count
+            if count < len(buffer) and reads:
+                # A short read (a file that shrank, a network file system): the reads after
+                # it started at the wrong places.
+                cancel_reads()
+                ahead = offset
+            held.append(buffer)
+            if len(held) > 2:
+                free.append(held.popleft())
+            start_reads()
+            yield buffer[:count]
+    finally:
+        # Never leave a read writing into a buffer the next file will use.
+        cancel_reads()
+
+
+# Files at least this big are read past the page cache (see _bypass_cache).
+_DIRECT_FROM = 16 * CHUNK_SIZE
+
+
+def _bypass_cache(fd: int, on: bool = True) -> bool:
+    """Turn ``O_DIRECT`` on (or off) for an open file; False where the system cannot.
+
+    Reading a big original through the page cache costs a copy out of the cache on top of
+    the copy into the store, and filling the cache with both costs more again: in alternating
+    cold ingests of 1 GiB, the ingest's system time fell from 1.7-2.2 s to 0.5-0.8 s, and its
+    wall time by about a sixth. It also leaves the machine's cache to what it held, rather
+    than to hours of video read once.
+    """
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | os.O_DIRECT) if on else (flags & ~os.O_DIRECT))
+    except OSError:
+        return False
+    return True
+
+
 def _pump(
-    read_into: Callable[[memoryview], int],
+    chunks: Generator[memoryview, None, None],
     digests: _Digests,
     sink: Callable[[memoryview], None] | None,
 ) -> None:
-    """Read chunks until end of input, hashing each and passing it to ``sink``."""
-    buffers = _thread_buffers()
+    """Hash each chunk and pass it to ``sink``; ``chunks`` is closed on the way out.
+
+    SHA-512 of a chunk runs in a worker while the next chunk is read, hashed with SHA-256 and
+    written; it is done before the chunk after that is read, so a chunk source may refill a
+    buffer two chunks on.
+    """
     previous: Future[None] | None = None
     worker = _sha512_worker()
-    slot = 0
     try:
-        while True:
-            # The chunk read now goes into the buffer of the chunk before the previous one,
-            # whose SHA-512 update finished before the previous one was handed over (below).
-            buffer = buffers[slot]
-            count = read_into(buffer)
-            if not count:
-                return
-            chunk = buffer[:count]
-            if digests.size == 0 and count < CHUNK_SIZE:
+        for chunk in chunks:
+            if digests.size == 0 and len(chunk) < CHUNK_SIZE:
                 # A small file in one chunk: a thread hand-off would cost more than it saves.
                 digests.sha512.update(chunk)
             else:
@@ -189,13 +297,14 @@ def _pump(
                     previous.result()
                 previous = worker.submit(digests.sha512.update, chunk)
             digests.sha256.update(chunk)
-            digests.size += count
+            digests.size += len(chunk)
             if sink is not None:
                 sink(chunk)
-            slot = (slot + 1) % _BUFFERS
     finally:
         if previous is not None:
             previous.result()
+        # A source with a read in flight waits for it before anything reuses the buffer.
+        chunks.close()
 
 
 def _read_whole(source: int, raw: bytes, expected: int) -> bytes:
@@ -393,6 +502,10 @@ class ObjectStore:
         self, source: int, raw: bytes, expected: int, defer: bool, keep_content: bool
     ) -> StoredObject:
         """Copy an open source file in chunks (:meth:`_store`); ``expected`` is its size."""
+        if expected >= _DIRECT_FROM and _bypass_cache(source):
+            return self._store(
+                _direct_chunks(source, raw, expected), defer=defer, keep_content=keep_content
+            )
         if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
             # Reads ahead more aggressively on a cold cache; a hint only, failures are moot.
             with contextlib.suppress(OSError):
@@ -412,7 +525,7 @@ class ObjectStore:
             consumed += count
             return count
 
-        return self._store(read_into, defer=defer, keep_content=keep_content)
+        return self._store(_read_chunks(read_into), defer=defer, keep_content=keep_content)
 
     def _store_small(self, data: bytes, keep_content: bool) -> StoredObject:
         """Stage a small file read whole: what :meth:`_store` does with ``defer``, minus the
@@ -442,16 +555,9 @@ class ObjectStore:
     def put_bytes(self, data: bytes) -> StoredObject:
         """Store ``data`` (a canonical document made by the toolkit) as an object."""
         view = memoryview(data)
-        offset = 0
-
-        def read_into(buffer: memoryview) -> int:
-            nonlocal offset
-            count = min(len(buffer), len(view) - offset)
-            buffer[:count] = view[offset : offset + count]
-            offset += count
-            return count
-
-        return self._store(read_into)
+        return self._store(
+            view[start : start + CHUNK_SIZE] for start in range(0, len(view), CHUNK_SIZE)
+        )
 
     def iter_objects(self) -> Iterator[str]:
         """The SHA-256 of every stored object, in sorted order; temporary files are not objects."""
@@ -481,7 +587,7 @@ class ObjectStore:
             raise self._unreadable_object(sha256, path, exc) from exc
         digests = _Digests()
         try:
-            _pump(lambda buffer: os.readv(fd, [buffer]), digests, None)
+            _pump(_read_chunks(lambda buffer: os.readv(fd, [buffer])), digests, None)
         except OSError as exc:
             raise self._unreadable_object(sha256, path, exc) from exc
         finally:
@@ -574,7 +680,7 @@ class ObjectStore:
 
     def _store(
         self,
-        read_into: Callable[[memoryview], int],
+        chunks: Generator[memoryview, None, None],
         *,
         defer: bool = False,
         keep_content: bool = False,
@@ -594,7 +700,7 @@ class ObjectStore:
 
             try:
                 try:
-                    _pump(read_into, digests, sink)
+                    _pump(chunks, digests, sink)
                 except BaseException:
                     # Never close the descriptor under a background fdatasync.
                     writer.abandon()
@@ -783,12 +889,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def read_ahead(path: str | bytes) -> None:
+def read_ahead(path: str | bytes, *, source: bool = False) -> None:
     """Ask the kernel to start reading a whole file now, in the background; a hint only.
 
     On a cold cache, files asked for a little before they are read are then found in memory
     instead of being waited for one after the other. Nothing is reported: the real read
     reports what is wrong. Opened as sources are, never blocking and never following a link.
+    With ``source`` (an input :meth:`ObjectStore.put_file` will store), a file big enough to
+    be read past the cache is left alone: the hint would have the device read it twice.
     """
     if not hasattr(os, "posix_fadvise"):
         return
@@ -797,7 +905,8 @@ def read_ahead(path: str | bytes) -> None:
     except OSError:
         return
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        if not source or os.fstat(fd).st_size < _DIRECT_FROM:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
     except OSError:
         pass  # not a regular file: the real read refuses it
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -482,3 +484,212 @@ def test_small_file_that_shrinks_before_it_is_read_is_refused(
     with pytest.raises(SourceError) as caught:
         store.put_file(src, defer=True)
     assert caught.value.reason_code == Reason.CHANGED_WHILE_READING
+
+
+# --- big sources read past the page cache -----------------------------------------------------
+
+BIG = objects_module._DIRECT_FROM + 3 * CHUNK_SIZE + 5
+
+
+def direct_reads_work(tmp_path: Path) -> bool:
+    probe = write(tmp_path / "probe.bin", b"\0" * 4096)
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        return objects_module._bypass_cache(fd)
+    finally:
+        os.close(fd)
+
+
+def has_direct(fd: int) -> bool:
+    import fcntl
+
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
+
+
+class Reads:
+    """Wraps ``os.preadv``: records each read, can change one, and counts reads under way."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = os.preadv
+        self.calls: list[tuple[int, bool]] = []
+        self.running = 0
+        self.lock = threading.Lock()
+        self.change: object = None
+        monkeypatch.setattr(os, "preadv", self)
+
+    def __call__(self, fd: int, buffers: list[memoryview], offset: int) -> int:
+        with self.lock:
+            self.running += 1
+            self.calls.append((offset, has_direct(fd)))
+        try:
+            if callable(self.change):
+                changed = self.change(fd, buffers, offset)
+                if changed is not None:
+                    return int(changed)
+            return self.real(fd, buffers, offset)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize("defer", [False, True], ids=["fsynced", "staged"])
+def test_big_source_is_read_past_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defer: bool
+) -> None:
+    if not direct_reads_work(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    reads = Reads(monkeypatch)
+    data = payload(BIG)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", data), defer=defer)
+    store.flush()
+    assert store.path_for(obj.sha256).read_bytes() == data
+    assert (obj.sha256, obj.sha512, obj.size) == (
+        hashlib.sha256(data).hexdigest(),
+        hashlib.sha512(data).hexdigest(),
+        BIG,
+    )
+    # Every chunk once, in whole chunks from the start, each bypassing the cache; no read past
+    # the size fstat gave.
+    assert sorted(reads.calls) == [(offset, True) for offset in range(0, BIG, CHUNK_SIZE)]
+
+
+def test_smaller_source_is_read_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = Reads(monkeypatch)
+    data = payload(objects_module._DIRECT_FROM - 1)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "photo.jpg", data))
+    assert store.path_for(obj.sha256).read_bytes() == data
+    assert reads.calls == []
+
+
+def test_big_source_is_stored_where_o_direct_cannot_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: False)
+    reads = Reads(monkeypatch)
+    data = payload(BIG)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", data))
+    assert store.path_for(obj.sha256).read_bytes() == data
+    assert reads.calls == []
+
+
+def test_refused_direct_read_goes_on_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some file systems take the flag but not the alignment of a read: EINVAL.
+    if not direct_reads_work(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    reads = Reads(monkeypatch)
+
+    def refuse_direct(fd: int, buffers: list[memoryview], offset: int) -> int | None:
+        if has_direct(fd) and offset >= 2 * CHUNK_SIZE:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return None
+
+    reads.change = refuse_direct
+    data = payload(BIG)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", data))
+    assert store.path_for(obj.sha256).read_bytes() == data
+    assert obj.sha512 == hashlib.sha512(data).hexdigest()
+    assert (0, True) in reads.calls
+    assert (BIG // CHUNK_SIZE * CHUNK_SIZE, False) in reads.calls
+
+
+def test_short_read_in_the_middle_is_read_on_from_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A network file system may return fewer bytes than asked before the end of a file; the
+    # reads already started after it assumed a whole chunk.
+    if not direct_reads_work(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    reads = Reads(monkeypatch)
+    shortened: list[int] = []
+
+    def short_once(fd: int, buffers: list[memoryview], offset: int) -> int | None:
+        if offset == 2 * CHUNK_SIZE and not shortened:
+            shortened.append(offset)
+            return reads.real(fd, [buffers[0][:4096]], offset)
+        return None
+
+    reads.change = short_once
+    data = payload(BIG)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", data))
+    assert shortened
+    assert obj.size == BIG
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+    assert store.path_for(obj.sha256).read_bytes() == data
+
+
+def test_read_error_in_a_big_source_refuses_it_and_leaves_no_read_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = Reads(monkeypatch)
+    monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: True)
+
+    def fail_at_five(fd: int, buffers: list[memoryview], offset: int) -> int | None:
+        if offset == 5 * CHUNK_SIZE:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        if offset > 5 * CHUNK_SIZE:
+            time.sleep(0.2)  # still under way when the read before them fails
+        return None
+
+    reads.change = fail_at_five
+    store = ObjectStore(tmp_path / "objects")
+    with pytest.raises(SourceError) as caught:
+        store.put_file(write(tmp_path / "video.mp4", payload(BIG)))
+    assert caught.value.reason_code == Reason.IO_ERROR
+    assert reads.running == 0
+    assert list(store.iter_objects()) == []
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+    # The buffers are this thread's again: the next file is stored whole and right.
+    reads.change = None
+    other = payload(BIG, seed=3)
+    obj = store.put_file(write(tmp_path / "other.mp4", other))
+    assert store.path_for(obj.sha256).read_bytes() == other
+
+
+def test_store_write_error_waits_for_the_reads_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = Reads(monkeypatch)
+    monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: True)
+    # The reads after the third chunk are still under way when its write fails.
+    reads.change = lambda fd, buffers, offset: time.sleep(0.2 if offset > 2 * CHUNK_SIZE else 0)
+    real_write = objects_module._write_all
+    written: list[int] = []
+
+    def disk_full_on_third_chunk(fd: int, chunk: memoryview) -> None:
+        written.append(len(chunk))
+        if len(written) == 3:
+            raise objects_module._StoreWriteError(OSError(errno.ENOSPC, "No space left"))
+        real_write(fd, chunk)
+
+    monkeypatch.setattr(objects_module, "_write_all", disk_full_on_third_chunk)
+    store = ObjectStore(tmp_path / "objects")
+    with pytest.raises(EnvironmentProblem):
+        store.put_file(write(tmp_path / "video.mp4", payload(BIG)))
+    assert reads.running == 0
+    assert len(reads.calls) > 3  # reads had started ahead of the failed write
+
+
+def test_read_ahead_leaves_big_sources_to_direct_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hinted: list[int] = []
+    monkeypatch.setattr(
+        os, "posix_fadvise", lambda fd, offset, length, advice: hinted.append(os.fstat(fd).st_size)
+    )
+    small = write(tmp_path / "small.bin", b"x" * 100)
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(objects_module._DIRECT_FROM)
+    objects_module.read_ahead(big, source=True)
+    objects_module.read_ahead(small, source=True)
+    objects_module.read_ahead(big)
+    assert hinted == [100, objects_module._DIRECT_FROM]
