@@ -393,7 +393,9 @@ class LogTransaction:
             for draft in drafts:
                 # Times never go backwards in the log, even if the system clock does.
                 moment = max(store.now(), last_time)
-                event = Event(
+                # Not validated again: every field is made here or comes from a validated
+                # draft (measured: validation took about 8% of an append).
+                event = Event.model_construct(
                     seq=seq,
                     time=moment,
                     case=store.case_id,
