@@ -554,23 +554,20 @@ def test_big_source_is_read_past_the_page_cache(
     assert sorted(reads.calls) == [(offset, True) for offset in range(0, BIG, CHUNK_SIZE)]
 
 
-def test_smaller_source_is_read_through_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("size", "can_bypass"),
+    [
+        pytest.param(objects_module._DIRECT_FROM - 1, True, id="smaller-source"),
+        pytest.param(BIG, False, id="o-direct-cannot-be-set"),
+    ],
+)
+def test_source_is_read_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, can_bypass: bool
 ) -> None:
+    if not can_bypass:
+        monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: False)
     reads = Reads(monkeypatch)
-    data = payload(objects_module._DIRECT_FROM - 1)
-    store = ObjectStore(tmp_path / "objects")
-    obj = store.put_file(write(tmp_path / "photo.jpg", data))
-    assert store.path_for(obj.sha256).read_bytes() == data
-    assert reads.calls == []
-
-
-def test_big_source_is_stored_where_o_direct_cannot_be_set(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: False)
-    reads = Reads(monkeypatch)
-    data = payload(BIG)
+    data = payload(size)
     store = ObjectStore(tmp_path / "objects")
     obj = store.put_file(write(tmp_path / "video.mp4", data))
     assert store.path_for(obj.sha256).read_bytes() == data
@@ -626,11 +623,17 @@ def test_short_read_in_the_middle_is_read_on_from_where_it_stopped(
     assert store.path_for(obj.sha256).read_bytes() == data
 
 
-def test_read_error_in_a_big_source_refuses_it_and_leaves_no_read_running(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads = Reads(monkeypatch)
+@pytest.fixture
+def ahead_reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    """Big sources read ahead by the reader thread on any file system (O_DIRECT is not set)."""
     monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: True)
+    return Reads(monkeypatch)
+
+
+def test_read_error_in_a_big_source_refuses_it_and_leaves_no_read_running(
+    tmp_path: Path, ahead_reads: Reads
+) -> None:
+    reads = ahead_reads
 
     def fail_at_five(fd: int, buffers: list[memoryview], offset: int) -> int | None:
         if offset == 5 * CHUNK_SIZE:
@@ -655,10 +658,9 @@ def test_read_error_in_a_big_source_refuses_it_and_leaves_no_read_running(
 
 
 def test_store_write_error_waits_for_the_reads_under_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead_reads: Reads
 ) -> None:
-    reads = Reads(monkeypatch)
-    monkeypatch.setattr(objects_module, "_bypass_cache", lambda fd, on=True: True)
+    reads = ahead_reads
     # The reads after the third chunk are still under way when its write fails.
     reads.change = lambda fd, buffers, offset: time.sleep(0.2 if offset > 2 * CHUNK_SIZE else 0)
     real_write = objects_module._write_all
