@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import random
@@ -13,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -501,8 +502,6 @@ def direct_reads_work(tmp_path: Path) -> bool:
 
 
 def has_direct(fd: int) -> bool:
-    import fcntl
-
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
 
 
@@ -514,7 +513,8 @@ class Reads:
         self.calls: list[tuple[int, bool]] = []
         self.running = 0
         self.lock = threading.Lock()
-        self.change: object = None
+        # Called first with the read's arguments; a count it returns replaces the read.
+        self.change: Callable[[int, list[memoryview], int], int | None] | None = None
         monkeypatch.setattr(os, "preadv", self)
 
     def __call__(self, fd: int, buffers: list[memoryview], offset: int) -> int:
@@ -522,10 +522,10 @@ class Reads:
             self.running += 1
             self.calls.append((offset, has_direct(fd)))
         try:
-            if callable(self.change):
+            if self.change is not None:
                 changed = self.change(fd, buffers, offset)
                 if changed is not None:
-                    return int(changed)
+                    return changed
             return self.real(fd, buffers, offset)
         finally:
             with self.lock:
