@@ -58,6 +58,9 @@ from evidence.progress import Progress
 from evidence.workspace import Case, Recorder
 
 BATCH_EVENTS = 1000
+# Near the end of a run a batch is committed once it holds as many inputs as are still to
+# come, so batches halve down to this size: the last commit, which nothing overlaps, is short.
+LAST_BATCH_EVENTS = 50
 WORKERS = 2
 # Inputs stored at a time by threads: enough that the workers never wait for a commit.
 FILES_IN_FLIGHT = 64
@@ -192,17 +195,19 @@ def ingest(
 
     pending: list[_Stored] = []
     base = _option_data(options)
+    to_come = len(todo)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush") as flusher:
         stored = _store_all(case, todo, known_items)
         try:
             for cand, outcome in stored:
+                to_come -= 1
                 if outcome.obj is None:
                     report.refused.append(RefusedInput(cand.display, outcome.code, outcome.reason))
                 else:
                     pending.append(_Stored(cand, outcome.obj, outcome.mime, outcome.metadata))
                 if progress is not None:
                     progress.advance(1, cand.size)
-                if len(pending) >= BATCH_EVENTS:
+                if len(pending) >= min(BATCH_EVENTS, max(to_come, LAST_BATCH_EVENTS)):
                     _commit(case, signer, pending, base, derivation, report, flusher)
                     pending.clear()
         finally:

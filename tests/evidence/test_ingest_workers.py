@@ -83,6 +83,33 @@ def test_processes_and_threads_record_the_same_items(
             assert stat.S_IMODE(mode) & 0o222 == 0
 
 
+def test_batches_shrink_towards_the_end_of_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    for number in range(300):
+        (corpus / f"{number:03d}.bin").parent.mkdir(exist_ok=True)
+        (corpus / f"{number:03d}.bin").write_bytes(number.to_bytes(2, "big") * 3)
+    monkeypatch.setattr(ingest_module, "BATCH_EVENTS", 100)
+    monkeypatch.setattr(ingest_module, "LAST_BATCH_EVENTS", 10)
+    sizes: list[int] = []
+    commit = ingest_module._commit
+
+    def counting_commit(case: Case, signer: Any, stored: Any, *args: Any) -> None:
+        batch = list(stored)
+        if batch:
+            sizes.append(len(batch))
+        commit(case, signer, batch, *args)
+
+    monkeypatch.setattr(ingest_module, "_commit", counting_commit)
+    case, report = _ingest(tmp_path, "case", corpus)
+    assert report.count("ingested") == 300
+    # A batch is committed once it holds as many inputs as are still to come, and never less
+    # than LAST_BATCH_EVENTS of them before the end: 100 + 100 + 50 + 25 + 13 + 10 + 2.
+    assert sizes == [100, 100, 50, 25, 13, 10, 2]
+    assert verify_case(case).ok
+
+
 def test_every_input_is_named_by_its_content(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     paths = _corpus(corpus, 70)
