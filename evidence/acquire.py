@@ -46,6 +46,7 @@ __all__ = [
     "display_name",
     "scan_inputs",
     "source_error",
+    "unsupported_kind",
 ]
 
 UNKNOWN_MIME = "application/octet-stream"
@@ -244,7 +245,7 @@ ScanResult = Candidate | Refusal | SymlinkRecord
 
 
 def scan_inputs(
-    paths: Sequence[Path], recursive: bool, follow_symlinks: bool
+    paths: Sequence[Path], recursive: bool, follow_symlinks: bool, *, probe: bool = True
 ) -> Iterator[ScanResult]:
     """Scan the given inputs, yielding a result for every entry met, in a deterministic order.
 
@@ -252,10 +253,13 @@ def scan_inputs(
     depth-first with entries in byte order of their names. Symbolic links are always reported
     as :class:`SymlinkRecord`; they are followed only with ``follow_symlinks`` and only to
     targets inside the given inputs. Nothing other than regular files is ever opened, and
-    those only to check that they can be read.
+    those only to check that they can be read. Without ``probe`` nothing is opened at all: an
+    ingest opens every file anyway and refuses one it cannot read with the same reason.
     """
     raw_inputs = [os.fsencode(p) for p in paths]
-    scanner = _Scanner(_roots(raw_inputs), recursive=recursive, follow_symlinks=follow_symlinks)
+    scanner = _Scanner(
+        _roots(raw_inputs), recursive=recursive, follow_symlinks=follow_symlinks, probe=probe
+    )
     for raw in raw_inputs:
         yield from scanner.scan_given(raw)
 
@@ -338,15 +342,20 @@ def _inside(real: bytes, roots: Sequence[bytes]) -> bool:
 
 def _kind_refusal(raw: bytes, mode: int) -> Refusal | None:
     """The refusal for an entry that is neither a regular file, a directory nor a link."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return None
+    return Refusal.of(raw, unsupported_kind(mode))
+
+
+def unsupported_kind(mode: int) -> Reason:
+    """Why an entry of this kind (``st_mode``), not a regular file, is not ingested."""
     if stat.S_ISFIFO(mode):
-        return Refusal.of(raw, Reason.FIFO)
+        return Reason.FIFO
     if stat.S_ISSOCK(mode):
-        return Refusal.of(raw, Reason.SOCKET)
+        return Reason.SOCKET
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return Refusal.of(raw, Reason.DEVICE)
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-        return Refusal.of(raw, Reason.UNSUPPORTED_TYPE)
-    return None
+        return Reason.DEVICE
+    return Reason.UNSUPPORTED_TYPE
 
 
 _DirKey = tuple[int, int]
@@ -361,10 +370,13 @@ class _Descend:
 
 
 class _Scanner:
-    def __init__(self, roots: tuple[bytes, ...], *, recursive: bool, follow_symlinks: bool):
+    def __init__(
+        self, roots: tuple[bytes, ...], *, recursive: bool, follow_symlinks: bool, probe: bool
+    ):
         self.roots = roots
         self.recursive = recursive
         self.follow_symlinks = follow_symlinks
+        self.probe = probe
 
     def scan_given(self, raw: bytes) -> Iterator[ScanResult]:
         yield from self._walk(raw, given=True)
@@ -491,7 +503,7 @@ class _Scanner:
         if st.st_size == 0:
             yield Refusal.of(shown, Reason.EMPTY)
             return
-        problem = _probe_readable(raw)
+        problem = _probe_readable(raw) if self.probe else None
         if problem is not None:
             yield problem
             return

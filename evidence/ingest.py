@@ -169,7 +169,12 @@ def ingest(
     case.objects.remove_stale_temp()
     candidates: list[Candidate] = []
     links: list[SymlinkRecord] = []
-    for entry in scan_inputs(list(paths), recursive=recursive, follow_symlinks=follow_symlinks):
+    # The scan opens nothing: the workers open every file anyway, and refuse one they cannot
+    # read with the same reason as a scan would.
+    scanned = scan_inputs(
+        list(paths), recursive=recursive, follow_symlinks=follow_symlinks, probe=False
+    )
+    for entry in scanned:
         if isinstance(entry, Refusal):
             report.refused.append(RefusedInput(entry.display, str(entry.reason_code), entry.reason))
         elif isinstance(entry, SymlinkRecord):

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.errors import EnvironmentProblem, Finding, InputError, VerificationError
-from evidence.acquire import Reason, SourceError, display_name, source_error
+from evidence.acquire import Reason, SourceError, display_name, source_error, unsupported_kind
 
 __all__ = ["ObjectStore", "StoredObject", "process_alive", "read_ahead"]
 
@@ -482,7 +482,7 @@ class ObjectStore:
         try:
             before = os.fstat(source)
             if not stat.S_ISREG(before.st_mode):
-                raise SourceError(raw, Reason.UNSUPPORTED_TYPE)
+                raise SourceError(raw, unsupported_kind(before.st_mode))
             if defer and 0 < before.st_size <= SMALL_FILE:
                 stored = self._store_small(_read_whole(source, raw, before.st_size), keep_content)
             else:

@@ -226,13 +226,17 @@ def _run_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProc
     )
 
 
+# With many inputs, worker processes open them (the scan does not) and refuse what they cannot.
+@pytest.mark.parametrize("others", [0, 80], ids=["few", "many"])
 def test_unreadable_file_and_folder_are_refused(
-    make_case: Callable[..., CaseHandle], tmp_path: Path
+    make_case: Callable[..., CaseHandle], tmp_path: Path, others: int
 ) -> None:
     case = make_case()
     inbox = tmp_path / "inbox"
     (inbox / "closed").mkdir(parents=True)
     (inbox / "good.txt").write_bytes(b"readable")
+    for number in range(others):
+        (inbox / f"other-{number:03d}.txt").write_bytes(f"readable {number}".encode())
     (inbox / "locked.txt").write_bytes(b"no permission to read")
     (inbox / "closed" / "inside.txt").write_bytes(b"behind a closed folder")
     (inbox / "locked.txt").chmod(0)
@@ -247,7 +251,7 @@ def test_unreadable_file_and_folder_are_refused(
         ("closed", "unreadable"),
         ("locked.txt", "unreadable"),
     ]
-    assert report["ingested"] == 1
+    assert report["ingested"] == 1 + others
     assert _verify_json(case.root)["ok"] is True
 
 

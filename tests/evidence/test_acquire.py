@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evidence import acquire
 from evidence.acquire import (
     Candidate,
     Reason,
@@ -477,6 +478,23 @@ def test_vanished_after_scan_becomes_refusal(tmp_path: Path) -> None:
     assert refusal.reason_code == Reason.VANISHED
     assert refusal.raw_path == candidate.raw_path
     assert "re-run" in refusal.reason
+
+
+def test_scan_without_probe_opens_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "a.txt")
+    write(tmp_path / "d" / "b.txt")
+    probed: list[bytes] = []
+
+    def probe(raw: bytes) -> None:
+        probed.append(raw)
+
+    monkeypatch.setattr(acquire, "_probe_readable", probe)
+    quiet = list(scan_inputs([tmp_path], recursive=True, follow_symlinks=False, probe=False))
+    assert [type(r) for r in quiet] == [Candidate, Candidate]
+    assert probed == []
+    checked = list(scan_inputs([tmp_path], recursive=True, follow_symlinks=False))
+    assert checked == quiet
+    assert sorted(probed) == sorted(r.raw_path for r in quiet)
 
 
 def test_unreadable_inputs_as_unprivileged_user() -> None:

@@ -209,8 +209,8 @@ def directory(tmp: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        pytest.param(fifo, Reason.UNSUPPORTED_TYPE, id="fifo"),
-        pytest.param(lambda tmp: Path("/dev/null"), Reason.UNSUPPORTED_TYPE, id="device"),
+        pytest.param(fifo, Reason.FIFO, id="fifo"),
+        pytest.param(lambda tmp: Path("/dev/null"), Reason.DEVICE, id="device"),
         pytest.param(directory, Reason.UNSUPPORTED_TYPE, id="directory"),
         pytest.param(symlink, Reason.SYMLINK_REPLACED, id="symlink"),
         pytest.param(lambda tmp: tmp / "gone.bin", Reason.VANISHED, id="vanished"),
