@@ -35,6 +35,10 @@ from chain_of_custody.merkle import (
 __all__ = ["AppendedEvent", "LogStore", "LogTransaction", "open_database"]
 
 BUSY_TIMEOUT_MS = 60_000
+# Upper bound of each connection's page cache.
+CACHE_KIB = 32 * 1024
+# SQLite copies its write-ahead log into the database once the log holds this many pages.
+CHECKPOINT_PAGES = 4000
 
 Clock = Callable[[], datetime]
 
@@ -102,6 +106,12 @@ def open_database(path: Path | str) -> Database:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
+        # Items and sightings are keyed by digests, so a batch inserts all over the indexes;
+        # with SQLite's default 2 MiB cache a large case reads the same pages back again and
+        # again, and with its default checkpoints every 4 MiB of log writes them again and
+        # again. The cache grows only as far as it is used.
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
     except sqlite3.Error as exc:
         if conn is not None:
             conn.close()

@@ -50,6 +50,8 @@ def test_open_database_settings(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 60000
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -32 * 1024  # KiB
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4000
 
 
 def test_open_database_in_missing_directory_names_the_path(tmp_path: Path) -> None:
