@@ -4,10 +4,10 @@ Each file is read once: the read computes SHA-256 and SHA-512 and writes the sto
 (``ObjectStore.put_file``). Copies are staged and made durable a batch at a time
 (``ObjectStore.flush``: two file-system syncs per batch rather than two fsyncs per file), always
 before the events that name them commit; the flush of a batch runs while its events are signed.
-Two files are stored at a time, by two worker processes when there are many inputs and by two
-threads otherwise (see ``_store_all``); the files are classified (libmagic) from the bytes just
-read. Events are appended and projected in batched transactions by this process alone, in input
-order; one checkpoint is signed at the end.
+Two files are stored at a time, by two worker processes when there are many inputs (from while
+the scan is still going on) and by two threads otherwise (see ``_Storage``); the files are
+classified (libmagic) from the bytes just read. Events are appended and projected in batched
+transactions by this process alone, in input order; one checkpoint is signed at the end.
 
 A batch is never lost because one input is bad: refused inputs are reported with their reason
 and the rest are ingested. Re-running a command records only what is missing: a file already
@@ -21,6 +21,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import multiprocessing
 import os
 import signal
@@ -167,61 +168,67 @@ def ingest(
     """Ingest ``paths`` into ``case``; see the module docstring for the guarantees."""
     report = IngestReport()
     case.objects.remove_stale_temp()
-    candidates: list[Candidate] = []
+    seen = _known_sightings(case)
+    # Metadata is extracted for content the case does not know yet. Deciding by the catalog,
+    # not by whether the object file is new, keeps the metadata of a file whose object an
+    # interrupted run stored without logging it.
+    known_items = frozenset(row[0] for row in case.db.execute("SELECT sha256 FROM items"))
     links: list[SymlinkRecord] = []
+    todo: list[Candidate] = []
     # The scan opens nothing: the workers open every file anyway, and refuse one they cannot
     # read with the same reason as a scan would.
     scanned = scan_inputs(
         list(paths), recursive=recursive, follow_symlinks=follow_symlinks, probe=False
     )
-    for entry in scanned:
-        if isinstance(entry, Refusal):
-            report.refused.append(RefusedInput(entry.display, str(entry.reason_code), entry.reason))
-        elif isinstance(entry, SymlinkRecord):
-            links.append(entry)
-        else:
-            candidates.append(entry)
-
-    seen = _known_sightings(case)
-    # Metadata is extracted for content the case does not know yet. Deciding by the catalog,
-    # not by whether the object file is new, keeps the metadata of a file whose object an
-    # interrupted run stored without logging it.
-    known_items = {row[0] for row in case.db.execute("SELECT sha256 FROM items").fetchall()}
-    todo: list[Candidate] = []
-    for cand in candidates:
-        key = path_key(_abs_raw(cand))
-        prior = seen.get(key)
-        if prior is not None and prior[1] == cand.size and prior[2] == str(cand.mtime_ns):
-            report.files.append(IngestedFile("skipped", prior[0], cand.size, cand.display, None))
-        else:
-            todo.append(cand)
-    if progress is not None:
-        progress.start(len(todo), sum(c.size for c in todo))
-
-    pending: list[_Stored] = []
-    base = _option_data(options)
-    to_come = len(todo)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush") as flusher:
-        stored = _store_all(case, todo, known_items)
-        try:
-            for cand, outcome in stored:
-                to_come -= 1
-                if outcome.obj is None:
-                    report.refused.append(RefusedInput(cand.display, outcome.code, outcome.reason))
-                else:
-                    pending.append(_Stored(cand, outcome.obj, outcome.mime, outcome.metadata))
-                if progress is not None:
-                    progress.advance(1, cand.size)
-                if len(pending) >= min(BATCH_EVENTS, max(to_come, LAST_BATCH_EVENTS)):
-                    _commit(case, signer, pending, base, derivation, report, flusher)
-                    pending.clear()
-        finally:
-            stored.close()
-        _commit(case, signer, pending, base, derivation, report, flusher)
+    # Storing starts while the scan goes on (see _Storage); events are recorded once it is over.
+    with _Storage(case, known_items) as storage:
+        for entry in scanned:
+            if isinstance(entry, Refusal):
+                code = str(entry.reason_code)
+                report.refused.append(RefusedInput(entry.display, code, entry.reason))
+            elif isinstance(entry, SymlinkRecord):
+                links.append(entry)
+            elif not _skipped_as_seen(entry, seen, report):
+                todo.append(entry)
+                storage.add(entry)
+        if progress is not None:
+            progress.start(len(todo), sum(c.size for c in todo))
+        pending: list[_Stored] = []
+        base = _option_data(options)
+        to_come = len(todo)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush") as flusher:
+            stored = storage.outcomes()
+            try:
+                for cand, outcome in stored:
+                    to_come -= 1
+                    if outcome.obj is None:
+                        refused = RefusedInput(cand.display, outcome.code, outcome.reason)
+                        report.refused.append(refused)
+                    else:
+                        pending.append(_Stored(cand, outcome.obj, outcome.mime, outcome.metadata))
+                    if progress is not None:
+                        progress.advance(1, cand.size)
+                    if len(pending) >= min(BATCH_EVENTS, max(to_come, LAST_BATCH_EVENTS)):
+                        _commit(case, signer, pending, base, derivation, report, flusher)
+                        pending.clear()
+            finally:
+                stored.close()
+            _commit(case, signer, pending, base, derivation, report, flusher)
     _record_links(case, signer, links, report)
     if any(f.seq is not None for f in report.files) or report.symlinks:
         report.checkpoint = case.checkpoint(signer)
     return report
+
+
+def _skipped_as_seen(
+    cand: Candidate, seen: dict[str, tuple[str, int, str]], report: IngestReport
+) -> bool:
+    """Report ``cand`` as skipped if it was sighted at the same path, size and time before."""
+    prior = seen.get(path_key(_abs_raw(cand)))
+    if prior is None or prior[1] != cand.size or prior[2] != str(cand.mtime_ns):
+        return False
+    report.files.append(IngestedFile("skipped", prior[0], cand.size, cand.display, None))
+    return True
 
 
 @dataclass(frozen=True)
@@ -275,25 +282,69 @@ def _stored_outcome(
     return _Outcome(obj, mime, metadata, staged=staged)
 
 
-def _store_all(
-    case: Case, todo: list[Candidate], known_items: set[str]
-) -> Generator[tuple[Candidate, _Outcome], None, None]:
-    """Store every input (in workers) and yield each with its outcome, in input order.
+class _Storage:
+    """Stores the inputs the scan gives it; :meth:`outcomes` yields them in input order.
 
     Many files are stored by two worker processes: storing a small file is a dozen system
     calls, a libmagic classification and some Python around them, and threads of one process
-    would spend most of their time handing the interpreter lock to each other. A few files
-    (each large, as a rule) are stored by two threads, which hash in parallel as well and keep
-    the memory of one process.
+    would spend most of their time handing the interpreter lock to each other. The workers
+    start as soon as the scan has found enough inputs and are given chunks of them as it goes
+    on, so the storing of a large tree does not wait for its scan. A few files (each large, as
+    a rule) are stored by two threads once the scan is over; they hash in parallel as well and
+    keep the memory of one process.
     """
-    if len(todo) >= PROCESS_MIN_FILES and _FORK is not None:
-        yield from _store_in_processes(case, todo, known_items, _FORK)
-    else:
-        yield from _store_in_threads(case, todo, known_items)
+
+    def __init__(self, case: Case, known_items: frozenset[str]) -> None:
+        self._case = case
+        self._known_items = known_items
+        self._held: list[Candidate] = []  # not given to a worker yet
+        self._chunks: list[list[Candidate]] = []  # given to the workers, in order
+        self._workers: _Workers | None = None
+        self._finished = False
+
+    def __enter__(self) -> _Storage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._workers is not None:
+            self._workers.stop(self._finished)
+
+    def add(self, cand: Candidate) -> None:
+        """Take the next input (in input order)."""
+        self._held.append(cand)
+        if self._workers is None:
+            if len(self._held) < PROCESS_MIN_FILES or _FORK is None:
+                return
+            # Forked while this process runs no other thread (the flusher starts later).
+            self._workers = _Workers(_FORK, self._case.objects, self._known_items)
+        while len(self._held) >= FILES_PER_TASK:
+            self._give(self._workers, self._held[:FILES_PER_TASK])
+            del self._held[:FILES_PER_TASK]
+
+    def _give(self, workers: _Workers, chunk: list[Candidate]) -> None:
+        workers.give([cand.raw_path for cand in chunk])
+        self._chunks.append(chunk)
+
+    def outcomes(self) -> Generator[tuple[Candidate, _Outcome], None, None]:
+        """Every input taken, with its outcome, in input order; call once, after the last add."""
+        workers = self._workers
+        if workers is None:
+            yield from _store_in_threads(self._case, self._held, self._known_items)
+            return
+        if self._held:
+            self._give(workers, self._held)
+            self._held = []
+        workers.no_more()
+        for number, chunk in enumerate(self._chunks):
+            outcomes = workers.outcomes(number)
+            for outcome in outcomes:
+                outcome.hand_to(self._case.objects)
+            yield from zip(chunk, outcomes, strict=True)
+        self._finished = True
 
 
 def _store_in_threads(
-    case: Case, todo: list[Candidate], known_items: set[str]
+    case: Case, todo: list[Candidate], known_items: AbstractSet[str]
 ) -> Iterator[tuple[Candidate, _Outcome]]:
     local = threading.local()
 
@@ -321,71 +372,72 @@ def _store_in_threads(
                 future.cancel()
 
 
-def _store_in_processes(
-    case: Case, todo: list[Candidate], known_items: set[str], context: BaseContext
-) -> Iterator[tuple[Candidate, _Outcome]]:
-    chunks = [todo[i : i + FILES_PER_TASK] for i in range(0, len(todo), FILES_PER_TASK)]
-    workers = _Workers(context, case.objects, frozenset(known_items), chunks)
-    finished = False
-    try:
-        for number, chunk in enumerate(chunks):
-            outcomes = workers.outcomes(number)
-            for outcome in outcomes:
-                outcome.hand_to(case.objects)
-            yield from zip(chunk, outcomes, strict=True)
-        finished = True
-    finally:
-        workers.stop(finished)
-
-
 class _Workers:
     """Forked worker processes, each storing every ``WORKERS``-th chunk of the inputs in order.
 
-    A worker inherits its inputs with the fork and writes its outcomes, a message per chunk,
-    to a pipe of its own; this process reads the pipes in turn, which gives the chunks in input
-    order. No task crosses a pipe and no helper thread runs here, so the process that signs and
-    records the events shares its interpreter with nothing. A full pipe holds a worker back: it
-    never runs more than a pipe's worth ahead.
+    A worker receives its chunks through a pipe of its own (a thread of the worker takes them
+    as they come, so giving a chunk never waits for a worker that is busy sending) and writes
+    its outcomes, a message per chunk, to another; this process reads the outcome pipes in
+    turn, which gives the chunks in input order. No helper thread runs here, so the process
+    that signs and records the events shares its interpreter with nothing. A full outcome pipe
+    holds a worker back: it never runs more than a pipe's worth ahead.
     """
 
     def __init__(
-        self,
-        context: BaseContext,
-        objects: ObjectStore,
-        known_items: frozenset[str],
-        chunks: list[list[Candidate]],
+        self, context: BaseContext, objects: ObjectStore, known_items: frozenset[str]
     ) -> None:
+        self._tasks: list[Connection] = []
         self._pipes: list[Connection] = []
         self._processes: list[BaseProcess] = []
-        paths = [[cand.raw_path for cand in chunk] for chunk in chunks]
+        self._given = 0
         try:
             for number in range(WORKERS):
+                task_reader, task_writer = context.Pipe(duplex=False)
                 reader, writer = context.Pipe(duplex=False)
                 _widen_pipe(writer)
-                tasks = paths[number::WORKERS]
+                _widen_pipe(task_writer)
+                # The ends a worker must not keep: with this process's end of its own task pipe
+                # open, it would never see that pipe close if this process died.
+                foreign = [task_writer, reader, *self._tasks, *self._pipes]
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_worker_main,
-                    args=(writer, str(objects.root), os.getpid(), known_items, tasks),
+                    args=(task_reader, writer, foreign, str(objects.root), os.getpid()),
+                    kwargs={"known_items": known_items},
                     name=f"ingest-worker-{number}",
                     daemon=True,
                 )
                 process.start()
+                task_reader.close()
                 writer.close()
+                self._tasks.append(task_writer)
                 self._pipes.append(reader)
                 self._processes.append(process)
         except BaseException:
             self.stop()
             raise
 
+    def give(self, paths: list[bytes]) -> None:
+        """Give the next chunk of inputs to the worker whose turn it is."""
+        try:
+            self._tasks[self._given % WORKERS].send(paths)
+        except OSError:
+            raise _worker_stopped() from None
+        self._given += 1
+
+    def no_more(self) -> None:
+        """Tell every worker that all chunks were given."""
+        try:
+            for tasks in self._tasks:
+                tasks.send(None)
+        except OSError:
+            raise _worker_stopped() from None
+
     def outcomes(self, number: int) -> list[_Outcome]:
         """The outcomes of chunk ``number``; chunks must be asked for in order."""
         try:
             kind, payload = self._pipes[number % WORKERS].recv()
         except (EOFError, OSError):
-            raise EnvironmentProblem(
-                "a worker process stopped while storing files (killed, or out of memory)",
-                hint="re-run the same command: what was recorded is kept, the rest is stored",
-            ) from None
+            raise _worker_stopped() from None
         if kind == "problem":
             message, hint = payload
             raise EnvironmentProblem(message, hint=hint)
@@ -398,8 +450,15 @@ class _Workers:
             if not finished:
                 process.terminate()
             process.join()
-        for pipe in self._pipes:
+        for pipe in [*self._tasks, *self._pipes]:
             pipe.close()
+
+
+def _worker_stopped() -> EnvironmentProblem:
+    return EnvironmentProblem(
+        "a worker process stopped while storing files (killed, or out of memory)",
+        hint="re-run the same command: what was recorded is kept, the rest is stored",
+    )
 
 
 def _widen_pipe(connection: Connection) -> None:
@@ -409,32 +468,34 @@ def _widen_pipe(connection: Connection) -> None:
 
 
 def _worker_main(
+    tasks: Connection,
     pipe: Connection,
+    foreign: list[Connection],
     root: str,
     owner_pid: int,
+    *,
     known_items: frozenset[str],
-    tasks: list[list[bytes]],
 ) -> None:
-    """Worker process: store each chunk of inputs in order and send its outcomes.
+    """Worker process: store each chunk of inputs it is given, in order, and send its outcomes.
 
     Temporary files carry the pid of the process that will flush them, so that no other ingest
     takes them for a crash's. Interrupts are left to that process, which stops the workers.
     """
+    for end in foreign:
+        end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent signs and records every event, one after the other: it is the one that must
     # never wait for a core. The workers take what it leaves.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     store = ObjectStore(Path(root), owner_pid=owner_pid)
+    inbox = _Inbox(tasks, owner_pid)
     try:
-        # The kernel reads the next chunks while this one is stored (a cold cache otherwise
-        # makes the worker wait for each file in turn).
-        for paths in tasks[:READ_AHEAD_CHUNKS]:
-            for path in paths:
-                read_ahead(path, source=True)
-        for number, paths in enumerate(tasks):
-            if number + READ_AHEAD_CHUNKS < len(tasks):
-                for path in tasks[number + READ_AHEAD_CHUNKS]:
+        while (paths := inbox.take()) is not None:
+            # The kernel reads the next chunks while this one is stored (a cold cache otherwise
+            # makes the worker wait for each file in turn).
+            for chunk in inbox.not_hinted(READ_AHEAD_CHUNKS):
+                for path in chunk:
                     read_ahead(path, source=True)
             try:
                 outcomes = [_store_one(store, path, known_items) for path in paths]
@@ -446,6 +507,64 @@ def _worker_main(
         return  # the parent is gone; what was staged is its leftover, cleared by the next run
     finally:
         pipe.close()
+
+
+class _Inbox:
+    """A worker's chunks of inputs, received by a thread as soon as they are sent."""
+
+    def __init__(self, tasks: Connection, owner_pid: int) -> None:
+        # The chunk being stored first (once taken), then the chunks received after it.
+        self._chunks: deque[list[bytes]] = deque()
+        self._taken = False
+        self._hinted = 0  # how many chunks at the front were returned by not_hinted
+        self._ended = False
+        self._ready = threading.Condition()
+        receiver = threading.Thread(
+            target=self._receive, args=(tasks, owner_pid), name="inbox", daemon=True
+        )
+        receiver.start()
+
+    def _receive(self, tasks: Connection, owner_pid: int) -> None:
+        try:
+            while True:
+                # Checked every second: a parent killed outright never says there is no more.
+                if not tasks.poll(1.0):
+                    if os.getppid() != owner_pid:
+                        return
+                    continue
+                paths: list[bytes] | None = tasks.recv()
+                if paths is None:
+                    return
+                with self._ready:
+                    self._chunks.append(paths)
+                    self._ready.notify()
+        except (EOFError, OSError):
+            return
+        finally:
+            tasks.close()
+            with self._ready:
+                self._ended = True
+                self._ready.notify()
+
+    def take(self) -> list[bytes] | None:
+        """The next chunk, once received; ``None`` when there is no more."""
+        with self._ready:
+            if self._taken:
+                self._chunks.popleft()
+                self._hinted = max(self._hinted - 1, 0)
+            while not self._chunks and not self._ended:
+                self._ready.wait()
+            self._taken = bool(self._chunks)
+            return self._chunks[0] if self._chunks else None
+
+    def not_hinted(self, ahead: int) -> list[list[bytes]]:
+        """Of the chunk taken and the ``ahead`` chunks after it, those received and not yet
+        returned here: each chunk is returned once, to be read ahead once."""
+        with self._ready:
+            upto = min(1 + ahead, len(self._chunks))
+            fresh = list(itertools.islice(self._chunks, self._hinted, upto))
+            self._hinted = max(self._hinted, upto)
+        return fresh
 
 
 def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[str]) -> _Outcome:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import random
 import shutil
+import signal
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,6 +111,75 @@ def test_batches_shrink_towards_the_end_of_a_run(
     # than LAST_BATCH_EVENTS of them before the end: 100 + 100 + 50 + 25 + 13 + 10 + 2.
     assert sizes == [100, 100, 50, 25, 13, 10, 2]
     assert verify_case(case).ok
+
+
+def test_storing_starts_during_the_scan_and_never_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pipes of the kernel's default size: the chunks given to each worker and the outcomes it
+    # sends back both fill their pipe long before the scan is over, so a worker that took its
+    # chunks only between two of its own sends would wait on this process, and it on them.
+    monkeypatch.setattr(ingest_module, "_widen_pipe", lambda connection: None)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    long_name = "a-long-file-name-of-the-kind-phones-and-cameras-give-" * 3
+    for number in range(1600):
+        (corpus / f"{long_name}{number:04d}.bin").write_bytes(number.to_bytes(2, "big"))
+    scanned_before_storing: list[int] = []
+    add = ingest_module._Storage.add
+
+    def watching_add(storage: Any, cand: Any) -> None:
+        if storage._workers is None and len(storage._held) == ingest_module.PROCESS_MIN_FILES - 1:
+            scanned_before_storing.append(len(storage._held) + 1)
+        add(storage, cand)
+
+    monkeypatch.setattr(ingest_module._Storage, "add", watching_add)
+
+    def stuck(signum: int, frame: object) -> None:
+        raise TimeoutError("ingest waited for its workers and they for it")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        case, report = _ingest(tmp_path, "case", corpus)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert report.ok, report.refused
+    assert report.count("ingested") == 1600
+    # The workers were started by the 64th input found, not after the 1,600th.
+    assert scanned_before_storing == [ingest_module.PROCESS_MIN_FILES]
+    assert multiprocessing.active_children() == []
+    assert verify_case(case).ok
+    assert _staging_left(case) == []
+
+
+def test_a_worker_inbox_gives_each_chunk_once_to_store_and_once_to_read_ahead() -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    inbox = ingest_module._Inbox(reader, os.getppid())
+    for chunk in ([b"a"], [b"b"], [b"c"]):
+        writer.send(chunk)
+    writer.send(None)
+    deadline = time.monotonic() + 30
+    while not inbox._ended and time.monotonic() < deadline:
+        time.sleep(0.01)  # the receiving thread takes the chunks from the pipe
+    assert inbox.take() == [b"a"]
+    assert inbox.not_hinted(1) == [[b"a"], [b"b"]]
+    assert inbox.take() == [b"b"]
+    assert inbox.not_hinted(1) == [[b"c"]]
+    assert inbox.take() == [b"c"]
+    assert inbox.not_hinted(1) == []
+    assert inbox.take() is None
+    writer.close()
+
+
+def test_a_worker_inbox_ends_when_the_process_that_gives_chunks_is_gone() -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    # Nothing is ever sent, and the pipe stays open; the inbox still ends once it sees that its
+    # owner is not its parent (what a worker sees when the ingest was killed).
+    inbox = ingest_module._Inbox(reader, owner_pid=-1)
+    assert inbox.take() is None
+    writer.close()
 
 
 def test_every_input_is_named_by_its_content(tmp_path: Path) -> None:
