@@ -527,5 +527,5 @@ def _probe_readable(raw: bytes) -> Refusal | None:
     finally:
         os.close(fd)
     if not stat.S_ISREG(mode):
-        return _kind_refusal(raw, mode) or Refusal.of(raw, Reason.UNSUPPORTED_TYPE)
+        return Refusal.of(raw, unsupported_kind(mode))
     return None

@@ -480,6 +480,17 @@ def test_vanished_after_scan_becomes_refusal(tmp_path: Path) -> None:
     assert "re-run" in refusal.reason
 
 
+def test_probe_names_the_kind_of_what_replaced_a_file(tmp_path: Path) -> None:
+    # What the probe meets when a regular file was swapped after the scan's lstat.
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "d").mkdir()
+    fifo = acquire._probe_readable(os.fsencode(tmp_path / "pipe"))
+    folder = acquire._probe_readable(os.fsencode(tmp_path / "d"))
+    assert fifo is not None and fifo.reason_code == Reason.FIFO
+    assert folder is not None and folder.reason_code == Reason.UNSUPPORTED_TYPE
+    assert acquire._probe_readable(os.fsencode(write(tmp_path / "a.txt"))) is None
+
+
 def test_scan_without_probe_opens_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / "a.txt")
     write(tmp_path / "d" / "b.txt")
