@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -13,8 +14,15 @@ def main() -> None:
     # fast (sqlite-utils expects it may). Only this process is affected, never a library user.
     for name in ("pandas", "numpy"):
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    # The imports make some fifty thousand objects (modules, classes, validators) that live
+    # until the process ends. Collecting while they are made finds no garbage, and once they
+    # are frozen no later collection, nor the one at exit, walks them again: together about
+    # 0.1 s of every command.
+    gc.disable()
     from evidence.cli import main as cli_main  # noqa: PLC0415 - after the guard above
 
+    gc.freeze()
+    gc.enable()
     cli_main()
 
 

@@ -9,6 +9,7 @@ one place (:class:`_Group`); anything else is a bug and shows its traceback only
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
+from typer.main import get_command_name
 
 from chain_of_custody import (
     EXIT_ENVIRONMENT,
@@ -591,10 +593,39 @@ cli_records.register(app, keys_app)
 cli_exports.register(app)
 
 
+def app_for(args: Sequence[str]) -> typer.Typer:
+    """The root app with only the command that ``args`` run, or the whole app.
+
+    Typer turns the signature of every command into click options at each start, which costs
+    more than the work of a small command; only the command being run needs it. ``args`` that
+    do not start with a known command name (after ``--debug``, the one root option without a
+    value) get the whole app, so the root help and the "no such command" message are unchanged.
+    """
+    words = list(args)
+    while words and words[0] == "--debug":
+        words.pop(0)
+    if not words or words[0].startswith("-"):
+        return app
+    name = words[0]
+    commands = [
+        info
+        for info in app.registered_commands
+        if (info.name or get_command_name(info.callback.__name__ if info.callback else "")) == name
+    ]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands = commands
+    narrowed.registered_groups = groups
+    return narrowed
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``evidence`` program."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="evidence")
+        app_for(args)(args=args, prog_name="evidence")
     except SystemExit as exc:
         code = exc.code
         if code is not None and not isinstance(code, int):
