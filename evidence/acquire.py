@@ -304,6 +304,19 @@ def detect_mime_of_content(content: bytes, path: Path) -> str:
     return mime if isinstance(mime, str) and mime else UNKNOWN_MIME
 
 
+def classified_span() -> int:
+    """How many bytes :func:`detect_mime` reads at each end of a file: libmagic reads that
+    much from the start, and as much again from the end for rules that count from there."""
+    try:
+        span = _magic().getparam(magic.MAGIC_PARAM_BYTES_MAX)
+    except (magic.MagicException, AttributeError, OSError):
+        return _LIBMAGIC_BYTES_MAX
+    return span if isinstance(span, int) and span > 0 else _LIBMAGIC_BYTES_MAX
+
+
+# What libmagic reads by default (file 5.44), for a libmagic that cannot tell.
+_LIBMAGIC_BYTES_MAX = 7 << 20
+
 # ELF, and the OLE2 compound file of .doc, .xls, .msi and Outlook messages.
 _DESCRIPTOR_MAGIC = (b"\x7fELF", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 

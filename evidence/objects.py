@@ -8,7 +8,8 @@ file, which :meth:`ObjectStore.remove_stale_temp` clears.
 
 Each file is read once, in 1 MiB chunks into reused buffers; SHA-256, SHA-512 and the copy are
 fed from the same buffer (a file of at most 1 MiB staged for a batch is read with one call).
-Files of 16 MiB and more are read past the page cache, a few chunks ahead of the hashing.
+Files of 16 MiB and more are read past the page cache, a few chunks ahead of the hashing, and
+their copies written past it, all but the two ends that libmagic reads back to classify them.
 Hashing runs in a pipeline: SHA-512 (the slowest step) in a worker thread while the main thread
 reads the next chunk, hashes SHA-256 and writes; ``hashlib`` releases the GIL for large updates,
 so the two cores work at once.
@@ -37,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.errors import EnvironmentProblem, Finding, InputError, VerificationError
-from evidence.acquire import Reason, SourceError, display_name, source_error, unsupported_kind
+from evidence.acquire import (
+    Reason,
+    SourceError,
+    classified_span,
+    display_name,
+    source_error,
+    unsupported_kind,
+)
 
 __all__ = ["ObjectStore", "StoredObject", "process_alive", "read_ahead"]
 
@@ -101,20 +109,53 @@ class _FlushBehind:
 
     The final fsync then has little left to do, and the kernel never holds a large backlog of
     dirty pages that would stall the writes (measured: about a quarter off a 256 MiB ingest).
+
+    Bytes in the ``uncached`` range (start, end) are written past the page cache when the
+    system allows (``O_DIRECT``, aligned chunks only): nothing reads them back soon, while
+    filling the cache with them costs a copy and fresh memory for every page.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, uncached: tuple[int, int] = (0, 0)) -> None:
         self.fd = fd
         self.unflushed = 0
         self.flushing: Future[None] | None = None
+        self.offset = 0
+        self.uncached = uncached
+        self.direct = False
 
     def write(self, chunk: memoryview) -> None:
-        _write_all(self.fd, chunk)
+        self._choose_path(len(chunk))
+        try:
+            _write_all(self.fd, chunk)
+        except _StoreWriteError as exc:
+            if not (self.direct and exc.exc.errno == errno.EINVAL):
+                raise
+            # An alignment this file system does not take: through the cache from here on,
+            # from wherever the refused write stopped.
+            self.uncached = (0, 0)
+            self._choose_path(len(chunk))
+            if self.direct:
+                raise
+            _write_all(self.fd, chunk[os.lseek(self.fd, 0, os.SEEK_CUR) - self.offset :])
+        self.offset += len(chunk)
         self.unflushed += len(chunk)
         if self.unflushed >= _FLUSH_EVERY and (self.flushing is None or self.flushing.done()):
             self._wait()
             self.unflushed = 0
             self.flushing = _flush_worker().submit(_datasync, self.fd)
+
+    def _choose_path(self, size: int) -> None:
+        """Turn ``O_DIRECT`` on for a write of ``size`` bytes inside the uncached range, off
+        for any other; where the system cannot turn it on, write through the cache."""
+        start, end = self.uncached
+        offset = self.offset
+        direct = start <= offset and offset + size <= end and (offset | size) % _DIRECT_ALIGN == 0
+        if direct == self.direct:
+            return
+        if _bypass_cache(self.fd, direct):
+            self.direct = direct
+        elif direct:
+            self.uncached = (0, 0)
 
     def settle(self) -> None:
         """Wait for the background writeback, then start writing the rest without waiting.
@@ -252,6 +293,9 @@ def _direct_chunks(source: int, raw: bytes, expected: int) -> Generator[memoryvi
 
 # Files at least this big are read past the page cache (see _bypass_cache).
 _DIRECT_FROM = 16 * CHUNK_SIZE
+# Offsets and sizes of writes past the page cache are multiples of this (a page, and at least
+# the logical block size of common devices).
+_DIRECT_ALIGN = 4096
 
 
 def _bypass_cache(fd: int, on: bool = True) -> bool:
@@ -504,8 +548,14 @@ class ObjectStore:
     ) -> StoredObject:
         """Copy an open source file in chunks (:meth:`_store`); ``expected`` is its size."""
         if expected >= _DIRECT_FROM and _bypass_cache(source):
+            # The copy is classified from its two ends (detect_mime): only those go through
+            # the page cache, where libmagic finds them.
+            ends = classified_span()
             return self._store(
-                _direct_chunks(source, raw, expected), defer=defer, keep_content=keep_content
+                _direct_chunks(source, raw, expected),
+                defer=defer,
+                keep_content=keep_content,
+                uncached=(ends, expected - ends),
             )
         if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
             # Reads ahead more aggressively on a cold cache; a hint only, failures are moot.
@@ -685,13 +735,18 @@ class ObjectStore:
         *,
         defer: bool = False,
         keep_content: bool = False,
+        uncached: tuple[int, int] = (0, 0),
     ) -> StoredObject:
-        """Copy the input to a temporary file while hashing it, then publish it by name."""
+        """Copy the input to a temporary file while hashing it, then publish it by name.
+
+        The bytes in the ``uncached`` range of offsets are written past the page cache where
+        the system allows (:class:`_FlushBehind`).
+        """
         temp, fd = self._open_temp()
         keep_temp = False
         try:
             digests = _Digests()
-            writer = _FlushBehind(fd)
+            writer = _FlushBehind(fd, uncached)
             first: list[bytes] = []
 
             def sink(chunk: memoryview) -> None:

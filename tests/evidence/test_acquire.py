@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import magic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -615,6 +616,27 @@ def test_detect_mime_from_content(tmp_path: Path, name: str, mime: str) -> None:
 
 def test_detect_mime_of_wav() -> None:
     assert detect_mime(SAMPLES / "recording-tone.wav") in {"audio/x-wav", "audio/wav"}
+
+
+class _Handle:
+    """A libmagic handle that reads ``span`` bytes at each end, or cannot say."""
+
+    def __init__(self, span: int | None) -> None:
+        self.span = span
+
+    def getparam(self, param: int) -> int:
+        assert param == magic.MAGIC_PARAM_BYTES_MAX
+        if self.span is None:
+            raise magic.MagicException("cannot get parameter")
+        return self.span
+
+
+@pytest.mark.parametrize(("span", "expected"), [(1 << 20, 1 << 20), (None, 7 << 20), (0, 7 << 20)])
+def test_classified_span_is_what_libmagic_reads(
+    monkeypatch: pytest.MonkeyPatch, span: int | None, expected: int
+) -> None:
+    monkeypatch.setattr(acquire, "_magic", lambda: _Handle(span))
+    assert acquire.classified_span() == expected
 
 
 @pytest.mark.parametrize(

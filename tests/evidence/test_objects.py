@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import random
 import signal
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 
 from chain_of_custody.errors import EnvironmentProblem, InputError, VerificationError
 from evidence import objects as objects_module
-from evidence.acquire import Reason, SourceError
+from evidence.acquire import Reason, SourceError, classified_span, detect_mime
 from evidence.objects import CHUNK_SIZE, SMALL_FILE, ObjectStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -621,6 +623,112 @@ def test_short_read_in_the_middle_is_read_on_from_where_it_stopped(
     assert obj.size == BIG
     assert obj.sha256 == hashlib.sha256(data).hexdigest()
     assert store.path_for(obj.sha256).read_bytes() == data
+
+
+def cached_pages(path: Path) -> list[bool]:
+    """Which pages of ``path`` are in the page cache (``mincore`` over a mapping never read)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    count = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vector = ctypes.create_string_buffer(count)
+    with (
+        path.open("rb") as handle,
+        mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as view,
+    ):
+        start = ctypes.c_char.from_buffer(view)
+        try:
+            address = ctypes.c_void_p(ctypes.addressof(start))
+            if libc.mincore(address, ctypes.c_size_t(size), vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore failed")
+        finally:
+            del start  # the mapping cannot close while a pointer into it exists
+    return [bool(flag & 1) for flag in vector.raw[:count]]
+
+
+def cached_chunks(path: Path) -> list[tuple[bool, float, float]]:
+    """Runs of cached and uncached pages, as (cached, from MiB, to MiB)."""
+    pages = cached_pages(path)
+    runs: list[tuple[bool, float, float]] = []
+    for index, cached in enumerate(pages):
+        if runs and runs[-1][0] == cached:
+            runs[-1] = (cached, runs[-1][1], (index + 1) * mmap.PAGESIZE / CHUNK_SIZE)
+        else:
+            runs.append(
+                (
+                    cached,
+                    index * mmap.PAGESIZE / CHUNK_SIZE,
+                    (index + 1) * mmap.PAGESIZE / CHUNK_SIZE,
+                )
+            )
+    return runs
+
+
+@pytest.mark.parametrize("defer", [False, True], ids=["fsynced", "staged"])
+def test_only_the_ends_of_a_big_copy_go_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defer: bool
+) -> None:
+    if not direct_reads_work(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    monkeypatch.setattr(objects_module, "classified_span", lambda: 2 * CHUNK_SIZE)
+    size = 20 * CHUNK_SIZE + 12_345
+    data = payload(size)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", data), defer=defer)
+    store.flush()
+    copy = store.path_for(obj.sha256)
+    # The chunks wholly between the two ends were written past the cache; the last chunk
+    # reaches into the end and went through it, as did the first two.
+    last_page = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE / CHUNK_SIZE
+    assert cached_chunks(copy) == [(True, 0, 2), (False, 2, 18), (True, 18, last_page)]
+    assert copy.read_bytes() == data
+    assert obj.sha512 == hashlib.sha512(data).hexdigest()
+
+
+def test_libmagic_finds_what_it_reads_of_a_big_copy_in_the_cache(tmp_path: Path) -> None:
+    if not direct_reads_work(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    span = classified_span()
+    size = 2 * span + 10 * CHUNK_SIZE + 5
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", payload(size)))
+    copy = store.path_for(obj.sha256)
+    before = cached_chunks(copy)
+    assert before[1] == (False, span / CHUNK_SIZE, span / CHUNK_SIZE + 10)
+    assert detect_mime(copy) == "application/octet-stream"
+    # Had libmagic read more than the span at either end, it would have read the middle in.
+    assert cached_chunks(copy) == before
+
+
+def test_refused_direct_write_goes_on_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file system may take O_DIRECT on a descriptor and then refuse a write's alignment,
+    # here after writing part of it: the copy goes on through the cache from where it stopped.
+    if not direct_reads_work(tmp_path):
+        pytest.skip("this file system takes no O_DIRECT")
+    monkeypatch.setattr(objects_module, "classified_span", lambda: CHUNK_SIZE)
+    real_write = objects_module._write_all
+    writes: list[tuple[int, bool]] = []
+
+    def refuse_second_direct_write(fd: int, chunk: memoryview) -> None:
+        direct = has_direct(fd)
+        writes.append((len(chunk), direct))
+        if direct and sum(d for _, d in writes) == 2:
+            real_write(fd, chunk[:8192])
+            raise objects_module._StoreWriteError(OSError(errno.EINVAL, "Invalid argument"))
+        real_write(fd, chunk)
+
+    monkeypatch.setattr(objects_module, "_write_all", refuse_second_direct_write)
+    data = payload(BIG)
+    store = ObjectStore(tmp_path / "objects")
+    obj = store.put_file(write(tmp_path / "video.mp4", data))
+    copy = store.path_for(obj.sha256)
+    assert copy.read_bytes() == data
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+    assert [direct for _, direct in writes[:4]] == [False, True, True, False]
+    assert writes[3][0] == CHUNK_SIZE - 8192  # the rest of the refused chunk, once
+    assert not any(direct for _, direct in writes[3:])
+    assert all(cached_pages(copy)[2 * CHUNK_SIZE // mmap.PAGESIZE :])
 
 
 @pytest.fixture
