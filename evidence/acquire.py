@@ -42,7 +42,6 @@ __all__ = [
     "SourceError",
     "SymlinkRecord",
     "detect_mime",
-    "detect_mime_of_content",
     "display_name",
     "scan_inputs",
     "source_error",
@@ -287,23 +286,6 @@ def detect_mime(path: Path) -> str:
     return mime if isinstance(mime, str) and mime else UNKNOWN_MIME
 
 
-def detect_mime_of_content(content: bytes, path: Path) -> str:
-    """The MIME type of the regular file at ``path``, which holds exactly ``content``.
-
-    Gives what :func:`detect_mime` gives, usually without opening or reading the file again
-    (an ingest has just read it whole). libmagic reads ELF and OLE2 (CDF) files through the
-    descriptor beyond what it is given (an ELF's dynamic section tells a PIE from a shared
-    library), so those are classified from the file itself.
-    """
-    if content.startswith(_DESCRIPTOR_MAGIC):
-        return detect_mime(path)
-    try:
-        mime = _magic().from_buffer(content)
-    except (magic.MagicException, ValueError):
-        return UNKNOWN_MIME
-    return mime if isinstance(mime, str) and mime else UNKNOWN_MIME
-
-
 def classified_span() -> int:
     """How many bytes :func:`detect_mime` reads at each end of a file: libmagic reads that
     much from the start, and as much again from the end for rules that count from there."""
@@ -316,10 +298,6 @@ def classified_span() -> int:
 
 # What libmagic reads by default (file 5.44), for a libmagic that cannot tell.
 _LIBMAGIC_BYTES_MAX = 7 << 20
-
-# ELF, and the OLE2 compound file of .doc, .xls, .msi and Outlook messages.
-_DESCRIPTOR_MAGIC = (b"\x7fELF", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
-
 
 _MAGIC = threading.local()
 

@@ -46,7 +46,6 @@ from evidence.acquire import (
     SourceError,
     SymlinkRecord,
     detect_mime,
-    detect_mime_of_content,
     display_name,
     scan_inputs,
     source_error,
@@ -571,7 +570,7 @@ def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[
     """Stage one input on ``store`` and hand the copy over; classify it and read its metadata."""
     raw = os.fsencode(path)
     try:
-        obj = store.put_file(path, defer=True, keep_content=True)
+        obj = store.put_file(path, defer=True)
     except SourceError as exc:
         return _Outcome(None, code=str(exc.reason_code), reason=exc.reason)
     except OSError as exc:
@@ -584,12 +583,10 @@ def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[
         store.discard(obj)
         return _Outcome(None, code=str(Reason.EMPTY), reason=_EMPTY_REASON)
     stored_path = obj.staged or store.path_for(obj.sha256)
-    if obj.content:
-        # Classified from the bytes just read rather than by reading the copy again.
-        mime = detect_mime_of_content(obj.content, stored_path)
-        obj = replace(obj, content=b"")  # results wait for their batch: keep them small
-    else:
-        mime = detect_mime(stored_path)
+    # Classified from the copy, not from the bytes just read: libmagic reads a file through
+    # its descriptor beyond the start (rules counted from the end, an ELF's dynamic section,
+    # an OLE2 directory), so a buffer can give another type than `file` gives for the object.
+    mime = detect_mime(stored_path)
     metadata = {} if obj.sha256 in known_items else extract_metadata(stored_path, mime)
     return _Outcome(obj, mime, metadata)
 

@@ -33,7 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,6 @@ class StoredObject:
 
     ``staged`` is set for a deferred write (``put_file(..., defer=True)``): the bytes are in
     that temporary file, read-only, until :meth:`ObjectStore.flush` gives them their name.
-    ``content`` holds the whole content when ``put_file(..., keep_content=True)`` read it in
-    one chunk (files up to 1 MiB), so that it can be classified without reading it again.
     """
 
     sha256: str
@@ -80,8 +78,6 @@ class StoredObject:
     size: int
     created: bool
     staged: Path | None = None
-    # Never shown: the content of an original may name a protected person.
-    content: bytes = field(default=b"", repr=False, compare=False)
 
 
 class _StoreWriteError(Exception):
@@ -502,16 +498,13 @@ class ObjectStore:
         """Whether an object with this SHA-256 is stored."""
         return os.path.lexists(self.path_for(sha256))
 
-    def put_file(
-        self, path: Path | bytes, *, defer: bool = False, keep_content: bool = False
-    ) -> StoredObject:
+    def put_file(self, path: Path | bytes, *, defer: bool = False) -> StoredObject:
         """Store the regular file at ``path`` (never following a final symbolic link).
 
         With ``defer``, the copy is left staged (not yet fsynced, not yet named) and
         :meth:`flush` makes every staged copy durable and names it, with two file-system syncs
         for the whole batch instead of two fsyncs per file; the caller must flush before it
-        records anything that names the object. With ``keep_content``, a file read whole in one
-        chunk comes back with its bytes in :attr:`StoredObject.content`.
+        records anything that names the object.
 
         Raises :class:`~evidence.acquire.SourceError` when the source cannot be read as a
         regular file or changes while it is read (the caller refuses that input and goes on),
@@ -528,9 +521,9 @@ class ObjectStore:
             if not stat.S_ISREG(before.st_mode):
                 raise SourceError(raw, unsupported_kind(before.st_mode))
             if defer and 0 < before.st_size <= SMALL_FILE:
-                stored = self._store_small(_read_whole(source, raw, before.st_size), keep_content)
+                stored = self._store_small(_read_whole(source, raw, before.st_size))
             else:
-                stored = self._store_stream(source, raw, before.st_size, defer, keep_content)
+                stored = self._store_stream(source, raw, before.st_size, defer)
             after = os.fstat(source)
         finally:
             os.close(source)
@@ -543,9 +536,7 @@ class ObjectStore:
             raise SourceError(raw, Reason.CHANGED_WHILE_READING)
         return stored
 
-    def _store_stream(
-        self, source: int, raw: bytes, expected: int, defer: bool, keep_content: bool
-    ) -> StoredObject:
+    def _store_stream(self, source: int, raw: bytes, expected: int, defer: bool) -> StoredObject:
         """Copy an open source file in chunks (:meth:`_store`); ``expected`` is its size."""
         if expected >= _DIRECT_FROM and _bypass_cache(source):
             # The copy is classified from its two ends (detect_mime): only those go through
@@ -554,7 +545,6 @@ class ObjectStore:
             return self._store(
                 _direct_chunks(source, raw, expected),
                 defer=defer,
-                keep_content=keep_content,
                 uncached=(ends, expected - ends),
             )
         if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
@@ -576,16 +566,15 @@ class ObjectStore:
             consumed += count
             return count
 
-        return self._store(_read_chunks(read_into), defer=defer, keep_content=keep_content)
+        return self._store(_read_chunks(read_into), defer=defer)
 
-    def _store_small(self, data: bytes, keep_content: bool) -> StoredObject:
+    def _store_small(self, data: bytes) -> StoredObject:
         """Stage a small file read whole: what :meth:`_store` does with ``defer``, minus the
         chunk pipeline, and with no copy at all when the object is already stored."""
         sha256 = hashlib.sha256(data).hexdigest()
         sha512 = hashlib.sha512(data).hexdigest()
-        content = data if keep_content else b""
         if os.path.lexists(self._object_path(sha256)):
-            return StoredObject(sha256, sha512, len(data), created=False, content=content)
+            return StoredObject(sha256, sha512, len(data), created=False)
         temp, fd = self._open_temp()
         try:
             try:
@@ -601,7 +590,7 @@ class ObjectStore:
                 raise self._store_problem(exc) from exc
             raise
         self.adopt_staged(os.fspath(temp), sha256)
-        return StoredObject(sha256, sha512, len(data), created=True, staged=temp, content=content)
+        return StoredObject(sha256, sha512, len(data), created=True, staged=temp)
 
     def put_bytes(self, data: bytes) -> StoredObject:
         """Store ``data`` (a canonical document made by the toolkit) as an object."""
@@ -734,7 +723,6 @@ class ObjectStore:
         chunks: Generator[memoryview, None, None],
         *,
         defer: bool = False,
-        keep_content: bool = False,
         uncached: tuple[int, int] = (0, 0),
     ) -> StoredObject:
         """Copy the input to a temporary file while hashing it, then publish it by name.
@@ -747,16 +735,9 @@ class ObjectStore:
         try:
             digests = _Digests()
             writer = _FlushBehind(fd, uncached)
-            first: list[bytes] = []
-
-            def sink(chunk: memoryview) -> None:
-                if keep_content and not first:
-                    first.append(bytes(chunk))
-                writer.write(chunk)
-
             try:
                 try:
-                    _pump(chunks, digests, sink)
+                    _pump(chunks, digests, writer.write)
                 except BaseException:
                     # Never close the descriptor under a background fdatasync.
                     writer.abandon()
@@ -774,26 +755,18 @@ class ObjectStore:
             finally:
                 os.close(fd)
             sha256, sha512 = digests.hex()
-            # The first chunk is the whole content only if nothing followed it.
-            content = first[0] if first and len(first[0]) == digests.size else b""
             if defer:
                 final = self._object_path(sha256)
                 if os.path.lexists(final):
-                    return StoredObject(
-                        sha256, sha512, digests.size, created=False, content=content
-                    )
+                    return StoredObject(sha256, sha512, digests.size, created=False)
                 self.adopt_staged(os.fspath(temp), sha256)
                 keep_temp = True  # flush owns the staged file from now on
-                return StoredObject(
-                    sha256, sha512, digests.size, created=True, staged=temp, content=content
-                )
+                return StoredObject(sha256, sha512, digests.size, created=True, staged=temp)
             try:
                 created = self._publish(temp, sha256)
             except OSError as exc:
                 raise self._store_problem(exc) from exc
-            return StoredObject(
-                sha256=sha256, sha512=sha512, size=digests.size, created=created, content=content
-            )
+            return StoredObject(sha256=sha256, sha512=sha512, size=digests.size, created=created)
         finally:
             # Gone already when published by link or rename; left when the object existed.
             if not keep_temp:
