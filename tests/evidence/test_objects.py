@@ -492,13 +492,17 @@ def test_small_file_that_shrinks_before_it_is_read_is_refused(
 BIG = objects_module._DIRECT_FROM + 3 * CHUNK_SIZE + 5
 
 
-def direct_reads_work(tmp_path: Path) -> bool:
+@pytest.fixture
+def direct_io(tmp_path: Path) -> None:
+    """Skips the test where the file system of its temporary folder takes no O_DIRECT."""
     probe = write(tmp_path / "probe.bin", b"\0" * 4096)
     fd = os.open(probe, os.O_RDONLY)
     try:
-        return objects_module._bypass_cache(fd)
+        works = objects_module._bypass_cache(fd)
     finally:
         os.close(fd)
+    if not works:
+        pytest.skip("this file system takes no O_DIRECT")
 
 
 def has_direct(fd: int) -> bool:
@@ -533,11 +537,10 @@ class Reads:
 
 
 @pytest.mark.parametrize("defer", [False, True], ids=["fsynced", "staged"])
+@pytest.mark.usefixtures("direct_io")
 def test_big_source_is_read_past_the_page_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defer: bool
 ) -> None:
-    if not direct_reads_work(tmp_path):
-        pytest.skip("this file system takes no O_DIRECT")
     reads = Reads(monkeypatch)
     data = payload(BIG)
     store = ObjectStore(tmp_path / "objects")
@@ -574,12 +577,11 @@ def test_source_is_read_through_the_cache(
     assert reads.calls == []
 
 
+@pytest.mark.usefixtures("direct_io")
 def test_refused_direct_read_goes_on_through_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Some file systems take the flag but not the alignment of a read: EINVAL.
-    if not direct_reads_work(tmp_path):
-        pytest.skip("this file system takes no O_DIRECT")
     reads = Reads(monkeypatch)
 
     def refuse_direct(fd: int, buffers: list[memoryview], offset: int) -> int | None:
@@ -597,13 +599,12 @@ def test_refused_direct_read_goes_on_through_the_cache(
     assert (BIG // CHUNK_SIZE * CHUNK_SIZE, False) in reads.calls
 
 
+@pytest.mark.usefixtures("direct_io")
 def test_short_read_in_the_middle_is_read_on_from_where_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A network file system may return fewer bytes than asked before the end of a file; the
     # reads already started after it assumed a whole chunk.
-    if not direct_reads_work(tmp_path):
-        pytest.skip("this file system takes no O_DIRECT")
     reads = Reads(monkeypatch)
     shortened: list[int] = []
 
@@ -662,11 +663,10 @@ def cached_chunks(path: Path) -> list[tuple[bool, float, float]]:
 
 
 @pytest.mark.parametrize("defer", [False, True], ids=["fsynced", "staged"])
+@pytest.mark.usefixtures("direct_io")
 def test_only_the_ends_of_a_big_copy_go_through_the_page_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defer: bool
 ) -> None:
-    if not direct_reads_work(tmp_path):
-        pytest.skip("this file system takes no O_DIRECT")
     monkeypatch.setattr(objects_module, "classified_span", lambda: 2 * CHUNK_SIZE)
     size = 20 * CHUNK_SIZE + 12_345
     data = payload(size)
@@ -682,9 +682,8 @@ def test_only_the_ends_of_a_big_copy_go_through_the_page_cache(
     assert obj.sha512 == hashlib.sha512(data).hexdigest()
 
 
+@pytest.mark.usefixtures("direct_io")
 def test_libmagic_finds_what_it_reads_of_a_big_copy_in_the_cache(tmp_path: Path) -> None:
-    if not direct_reads_work(tmp_path):
-        pytest.skip("this file system takes no O_DIRECT")
     span = classified_span()
     size = 2 * span + 10 * CHUNK_SIZE + 5
     store = ObjectStore(tmp_path / "objects")
@@ -697,13 +696,12 @@ def test_libmagic_finds_what_it_reads_of_a_big_copy_in_the_cache(tmp_path: Path)
     assert cached_chunks(copy) == before
 
 
+@pytest.mark.usefixtures("direct_io")
 def test_refused_direct_write_goes_on_through_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A file system may take O_DIRECT on a descriptor and then refuse a write's alignment,
     # here after writing part of it: the copy goes on through the cache from where it stopped.
-    if not direct_reads_work(tmp_path):
-        pytest.skip("this file system takes no O_DIRECT")
     monkeypatch.setattr(objects_module, "classified_span", lambda: CHUNK_SIZE)
     real_write = objects_module._write_all
     writes: list[tuple[int, bool]] = []
