@@ -6,8 +6,9 @@ Each file is read once: the read computes SHA-256 and SHA-512 and writes the sto
 before the events that name them commit; the flush of a batch runs while its events are signed.
 Two files are stored at a time, by two worker processes when there are many inputs (from while
 the scan is still going on) and by two threads otherwise (see ``_Storage``); each copy is
-classified (libmagic) from the staged file, as ``file`` would classify it. Events are appended and projected in batched
-transactions by this process alone, in input order; one checkpoint is signed at the end.
+classified (libmagic) from the staged file, as ``file`` would classify it. Events are appended
+and projected in batched transactions by this process alone, in input order; one checkpoint is
+signed at the end.
 
 A batch is never lost because one input is bad: refused inputs are reported with their reason
 and the rest are ingested. Re-running a command records only what is missing: a file already
