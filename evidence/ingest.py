@@ -174,7 +174,6 @@ def ingest(
     # interrupted run stored without logging it.
     known_items = frozenset(row[0] for row in case.db.execute("SELECT sha256 FROM items"))
     links: list[SymlinkRecord] = []
-    todo: list[Candidate] = []
     # The scan opens nothing: the workers open every file anyway, and refuse one they cannot
     # read with the same reason as a scan would.
     scanned = scan_inputs(
@@ -189,13 +188,12 @@ def ingest(
             elif isinstance(entry, SymlinkRecord):
                 links.append(entry)
             elif not _skipped_as_seen(entry, seen, report):
-                todo.append(entry)
                 storage.add(entry)
         if progress is not None:
-            progress.start(len(todo), sum(c.size for c in todo))
+            progress.start(storage.count, storage.size)
         pending: list[_Stored] = []
         base = _option_data(options)
-        to_come = len(todo)
+        to_come = storage.count
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flush") as flusher:
             stored = storage.outcomes()
             try:
@@ -301,6 +299,8 @@ class _Storage:
         self._chunks: list[list[Candidate]] = []  # given to the workers, in order
         self._workers: _Workers | None = None
         self._finished = False
+        self.count = 0  # inputs taken
+        self.size = 0  # their bytes, as the scan saw them
 
     def __enter__(self) -> _Storage:
         return self
@@ -311,6 +311,8 @@ class _Storage:
 
     def add(self, cand: Candidate) -> None:
         """Take the next input (in input order)."""
+        self.count += 1
+        self.size += cand.size
         self._held.append(cand)
         if self._workers is None:
             if len(self._held) < PROCESS_MIN_FILES or _FORK is None:

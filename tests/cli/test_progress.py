@@ -77,3 +77,22 @@ def test_verify_counts_the_events_then_the_objects(tmp_path: Path) -> None:
     assert verify_case(case, progress=stages).ok
     events = case.log.size()
     assert stages.stages == [[events, 0, events, 0], [3, 600, 3, 600]]
+
+
+@pytest.mark.parametrize("files", [3, 70], ids=["threads", "processes"])
+def test_ingest_counts_what_it_stores_and_not_what_it_skips(tmp_path: Path, files: int) -> None:
+    signer = signer_from_seed("investigator-a", bytes(range(32)))
+    case = init_case(tmp_path / "case", case_id="UA-TEST-0001", title="Stages", signer=signer)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for number in range(files):
+        (corpus / f"f{number:03d}.bin").write_bytes(number.to_bytes(2, "big") * (number + 1))
+    size = sum(2 * (number + 1) for number in range(files))
+    stages = _Stages()
+    ingest(case, signer, [corpus], options=ItemOptions(), recursive=True, progress=stages)
+    assert stages.stages == [[files, size, files, size]]
+    # A second run skips what it sighted before: only the new file is counted.
+    (corpus / "new.bin").write_bytes(b"new" * 10)
+    stages = _Stages()
+    ingest(case, signer, [corpus], options=ItemOptions(), recursive=True, progress=stages)
+    assert stages.stages == [[1, 30, 1, 30]]
