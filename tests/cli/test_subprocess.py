@@ -76,6 +76,8 @@ def test_the_installed_program_runs_a_whole_session(
     [
         pytest.param(("verify", "--case", "{missing}"), 3, "no case found", id="missing-case-3"),
         pytest.param(("list", "--bogus"), 2, "No such option", id="usage-error-2"),
+        pytest.param(("lst",), 2, "No such command", id="unknown-command-2"),
+        pytest.param(("--debug", "keys", "lst"), 2, "No such command", id="unknown-subcommand-2"),
         pytest.param(("show", "zz", "--case", "{case}"), 2, "not an item reference", id="input-2"),
         pytest.param(("verify", "--case", "{case}"), 1, "PROBLEMS", id="problems-1"),
         pytest.param(("--help",), 0, "Usage", id="help-0"),
