@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from chain_of_custody.canonical import strict_b64decode
 from chain_of_custody.errors import InputError, KeyFileError, PassphraseError
-from chain_of_custody.secretfile import read_secret_file, write_secret_file
+from chain_of_custody.secretfile import encrypt_private_key, read_secret_file, write_secret_file
 
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
@@ -248,11 +248,7 @@ def save_signer(signer: Signer, path: Path | str, passphrase: bytes) -> None:
             f"key file {path} already exists and will not be overwritten",
             hint="choose another file name, or move the old key away first",
         )
-    pem = signer._private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
+    pem = encrypt_private_key(signer._private, passphrase)
     content = (
         f"{_KEY_NAME_HEADER}{signer.name}\n"
         f"{_PUBLIC_KEY_HEADER}{signer.verifier.to_note_text()}\n".encode()
@@ -284,7 +280,9 @@ def load_signer(path: Path | str, passphrase: bytes) -> Signer:
             f"the passphrase does not unlock key file {path}",
             hint="check the passphrase; if it is right, the key file is damaged",
         ) from exc
-    except (TypeError, UnsupportedAlgorithm) as exc:
+    except (TypeError, UnsupportedAlgorithm, InternalError) as exc:
+        # OpenSSL fails without a reason it names (InternalError) on scrypt parameters it
+        # refuses, such as a cost that is not a power of two; a wrong passphrase never does that.
         raise KeyFileError(
             f"key file {path} cannot be read as an encrypted PKCS#8 key",
             hint="the file is damaged or not written by this toolkit",

@@ -1,5 +1,12 @@
 """Files that hold secrets (encrypted private keys): written once, mode 0600, read with care.
 
+Private keys are encrypted as PKCS#8 (RFC 5958) with PBES2 (RFC 8018): scrypt (RFC 7914) derives
+a key from the passphrase, and that key encrypts the private key with AES-256-CBC. The scrypt
+cost is one of OWASP's recommended settings, and within the 32 MiB that OpenSSL allows scrypt,
+so ``openssl pkey`` opens the files too. Unlocking takes about 0.15 s and 16 MiB, and so does
+each guess at the passphrase; ``cryptography``'s default PKCS#8 encryption (2,048 rounds of
+PBKDF2, about 0.5 ms) made guessing some three hundred times cheaper, and needed no memory.
+
 A secret file is written under a temporary name with mode 0600, fsynced, then hard-linked to its
 name, which never replaces an existing file; the directory is fsynced after. Reading refuses a
 file that is not regular, is open to group or others, or is too large to be a key file; the
@@ -8,18 +15,112 @@ checks are made on the opened file, so a swap between check and read cannot slip
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import os
 import secrets
 import stat
+import textwrap
 from pathlib import Path
+
+from cryptography.hazmat.primitives import padding, serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from chain_of_custody.errors import KeyFileError
 
 MAX_SECRET_FILE = 64 * 1024
 
-__all__ = ["MAX_SECRET_FILE", "read_secret_file", "write_secret_file"]
+#: scrypt cost of new key files: N = 2^14 (16 MiB with r = 8), r = 8, p = 5.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 5
+
+__all__ = [
+    "MAX_SECRET_FILE",
+    "SCRYPT_N",
+    "SCRYPT_P",
+    "SCRYPT_R",
+    "encrypt_private_key",
+    "read_secret_file",
+    "write_secret_file",
+]
+
+_PBES2 = "1.2.840.113549.1.5.13"
+_SCRYPT = "1.3.6.1.4.1.11591.4.11"
+_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+
+
+def encrypt_private_key(key: PrivateKeyTypes, passphrase: bytes) -> bytes:
+    """The PEM of ``key`` as an encrypted PKCS#8 key: PBES2 with scrypt and AES-256-CBC.
+
+    ``serialization.load_pem_private_key`` and ``openssl pkey`` read it back.
+    """
+    plain = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    salt = secrets.token_bytes(16)
+    iv = secrets.token_bytes(16)
+    secret = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase)
+    padder = padding.PKCS7(algorithms.AES.block_size).padder()
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(secret), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    scrypt_params = _sequence(
+        _octets(salt), _integer(SCRYPT_N), _integer(SCRYPT_R), _integer(SCRYPT_P)
+    )
+    algorithm = _sequence(
+        _oid(_PBES2),
+        _sequence(
+            _sequence(_oid(_SCRYPT), scrypt_params),
+            _sequence(_oid(_AES256_CBC), _octets(iv)),
+        ),
+    )
+    der = _sequence(algorithm, _octets(ciphertext))
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
+    return (
+        f"-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    ).encode("ascii")
+
+
+# The few DER (X.690) encodings an EncryptedPrivateKeyInfo needs.
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def _sequence(*parts: bytes) -> bytes:
+    return _tlv(0x30, b"".join(parts))
+
+
+def _octets(data: bytes) -> bytes:
+    return _tlv(0x04, data)
+
+
+def _integer(value: int) -> bytes:
+    # Non-negative only; a leading zero byte keeps the sign bit clear.
+    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def _oid(dotted: str) -> bytes:
+    first, second, *rest = (int(arc) for arc in dotted.split("."))
+    encoded = bytearray([40 * first + second])
+    for arc in rest:
+        # Base 128, most significant group first; every group but the last has its top bit set.
+        groups = [arc & 0x7F]
+        higher = arc >> 7
+        while higher:
+            groups.append(0x80 | (higher & 0x7F))
+            higher >>= 7
+        encoded.extend(reversed(groups))
+    return _tlv(0x06, bytes(encoded))
 
 
 def write_secret_file(path: Path, data: bytes) -> None:

@@ -53,7 +53,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import rfc8785
-from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import constant_time, hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,7 +67,7 @@ from chain_of_custody.errors import (
     PassphraseError,
     VerificationError,
 )
-from chain_of_custody.secretfile import read_secret_file, write_secret_file
+from chain_of_custody.secretfile import encrypt_private_key, read_secret_file, write_secret_file
 
 __all__ = [
     "COMMITMENT_DOMAIN",
@@ -279,11 +279,7 @@ def save_recipient(key: RecipientKey, path: Path, passphrase: bytes) -> None:
             f"no passphrase given for key file {path}",
             hint="choose a passphrase; the key file is always encrypted",
         )
-    pem = key._private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
+    pem = encrypt_private_key(key._private, passphrase)
     # The public key beside the ciphertext lets load_recipient detect a damaged file: PKCS#8
     # encryption has no integrity check and could decrypt to another valid key.
     data = f"{_NAME_HEADER}{key.name}\n{_PUBLIC_HEADER}{key.public.to_text()}\n".encode() + pem
@@ -335,6 +331,13 @@ def load_recipient(path: Path, passphrase: bytes) -> RecipientKey:
         raise PassphraseError(
             f"the passphrase does not unlock key file {path}",
             hint="check the passphrase; if it is right, the key file is damaged",
+        ) from exc
+    except InternalError as exc:
+        # OpenSSL refuses scrypt parameters, such as a cost that is not a power of two, without
+        # naming a reason; a wrong passphrase never fails that way.
+        raise KeyFileError(
+            f"key file {path} is damaged: its encryption parameters cannot be used",
+            hint="restore the key file from its backup",
         ) from exc
     if not isinstance(private, X25519PrivateKey):
         raise KeyFileError(
