@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -25,7 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from chain_of_custody.canonical import strict_b64decode
 from chain_of_custody.errors import InputError, KeyFileError, PassphraseError
-from chain_of_custody.secretfile import encrypt_private_key, read_secret_file, write_secret_file
+from chain_of_custody.secretfile import (
+    decrypt_private_key,
+    encrypt_private_key,
+    read_secret_file,
+    write_secret_file,
+)
 
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
@@ -271,22 +276,7 @@ def load_signer(path: Path | str, passphrase: bytes) -> Signer:
             f"no passphrase given for key file {path}",
             hint="give it by prompt, --passphrase-file or EVIDENCE_PASSPHRASE",
         )
-    try:
-        private = serialization.load_pem_private_key(pem, password=passphrase)
-    except ValueError as exc:
-        # cryptography reports a failed decryption and a damaged ciphertext alike; the
-        # structure was checked above, so a wrong passphrase is by far the likelier cause.
-        raise PassphraseError(
-            f"the passphrase does not unlock key file {path}",
-            hint="check the passphrase; if it is right, the key file is damaged",
-        ) from exc
-    except (TypeError, UnsupportedAlgorithm, InternalError) as exc:
-        # OpenSSL fails without a reason it names (InternalError) on scrypt parameters it
-        # refuses, such as a cost that is not a power of two; a wrong passphrase never does that.
-        raise KeyFileError(
-            f"key file {path} cannot be read as an encrypted PKCS#8 key",
-            hint="the file is damaged or not written by this toolkit",
-        ) from exc
+    private = decrypt_private_key(pem, passphrase, path)
     if not isinstance(private, Ed25519PrivateKey):
         raise KeyFileError(
             f"key file {path} holds a {type(private).__name__.lstrip('_')}, not an Ed25519 key",

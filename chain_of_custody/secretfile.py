@@ -24,12 +24,13 @@ import stat
 import textwrap
 from pathlib import Path
 
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from chain_of_custody.errors import KeyFileError
+from chain_of_custody.errors import KeyFileError, PassphraseError
 
 MAX_SECRET_FILE = 64 * 1024
 
@@ -43,6 +44,7 @@ __all__ = [
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
+    "decrypt_private_key",
     "encrypt_private_key",
     "read_secret_file",
     "write_secret_file",
@@ -83,6 +85,31 @@ def encrypt_private_key(key: PrivateKeyTypes, passphrase: bytes) -> bytes:
     return (
         f"-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"
     ).encode("ascii")
+
+
+def decrypt_private_key(pem: bytes, passphrase: bytes, path: Path) -> PrivateKeyTypes:
+    """The private key in the encrypted PKCS#8 ``pem`` read from key file ``path``.
+
+    Reads what :func:`encrypt_private_key` writes and older files encrypted with PBKDF2.
+    Raises :class:`PassphraseError` when the passphrase does not decrypt it, and
+    :class:`KeyFileError` when the file is not an encrypted key this toolkit can read.
+    """
+    try:
+        return serialization.load_pem_private_key(pem, password=passphrase)
+    except ValueError as exc:
+        # cryptography reports a failed decryption and a damaged ciphertext alike; a wrong
+        # passphrase is by far the likelier cause.
+        raise PassphraseError(
+            f"the passphrase does not unlock key file {path}",
+            hint="check the passphrase; if it is right, the key file is damaged",
+        ) from exc
+    except (TypeError, UnsupportedAlgorithm, InternalError) as exc:
+        # OpenSSL fails without naming a reason (InternalError) on scrypt parameters it
+        # refuses, such as a cost that is not a power of two; a wrong passphrase never does.
+        raise KeyFileError(
+            f"key file {path} cannot be read as an encrypted PKCS#8 key",
+            hint="the file is damaged or not written by this toolkit",
+        ) from exc
 
 
 # The few DER (X.690) encodings an EncryptedPrivateKeyInfo needs.

@@ -53,7 +53,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import rfc8785
-from cryptography.exceptions import InternalError, InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import constant_time, hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,7 +67,12 @@ from chain_of_custody.errors import (
     PassphraseError,
     VerificationError,
 )
-from chain_of_custody.secretfile import encrypt_private_key, read_secret_file, write_secret_file
+from chain_of_custody.secretfile import (
+    decrypt_private_key,
+    encrypt_private_key,
+    read_secret_file,
+    write_secret_file,
+)
 
 __all__ = [
     "COMMITMENT_DOMAIN",
@@ -325,20 +330,7 @@ def load_recipient(path: Path, passphrase: bytes) -> RecipientKey:
             f"key file {path} is not encrypted",
             hint="key files must be passphrase-protected; make a new key",
         )
-    try:
-        private = serialization.load_pem_private_key(pem, passphrase)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise PassphraseError(
-            f"the passphrase does not unlock key file {path}",
-            hint="check the passphrase; if it is right, the key file is damaged",
-        ) from exc
-    except InternalError as exc:
-        # OpenSSL refuses scrypt parameters, such as a cost that is not a power of two, without
-        # naming a reason; a wrong passphrase never fails that way.
-        raise KeyFileError(
-            f"key file {path} is damaged: its encryption parameters cannot be used",
-            hint="restore the key file from its backup",
-        ) from exc
+    private = decrypt_private_key(pem, passphrase, path)
     if not isinstance(private, X25519PrivateKey):
         raise KeyFileError(
             f"key file {path} does not hold an X25519 recipient key",
