@@ -586,6 +586,35 @@ def test_wrong_passphrase_exits_3_and_writes_nothing(
     assert not list((case.root / "objects" / "sha256").glob("*/*"))[12:]
 
 
+def test_key_file_with_a_damaged_scrypt_cost_exits_3_and_writes_nothing(
+    ingested: Ingested, cli: Cli, make_corpus: Callable[..., Path]
+) -> None:
+    case, _, _ = ingested
+    size = _log_size(case)
+    catalog = (case.root / "catalog.sqlite").read_bytes()
+    text = case.key_path.read_bytes()
+    start = text.index(b"-----BEGIN")
+    der = base64.b64decode(b"".join(text[start:].splitlines()[1:-1]))
+    # scrypt's N = 2^14 as DER writes it, made 2^14 + 1: not a power of two, so OpenSSL
+    # refuses it without naming a reason.
+    assert der.count(bytes.fromhex("02024000")) == 1
+    damaged = der.replace(bytes.fromhex("02024000"), bytes.fromhex("02024001"))
+    case.key_path.write_bytes(
+        text[:start]
+        + b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+        + base64.encodebytes(damaged)
+        + b"-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    result = cli("ingest", "--case", case.root, "-r", make_corpus(3, seed=5))
+    assert result.exit_code == 3, result.output
+    assert str(case.key_path) in result.stderr
+    assert "cannot be read as an encrypted PKCS#8 key" in result.stderr
+    assert "Traceback" not in result.output
+    assert PASSPHRASE not in result.output
+    assert _log_size(case) == size
+    assert (case.root / "catalog.sqlite").read_bytes() == catalog
+
+
 def test_no_passphrase_off_a_terminal_exits_3(
     ingested: Ingested, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
