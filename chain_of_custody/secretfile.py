@@ -3,7 +3,7 @@
 Private keys are encrypted as PKCS#8 (RFC 5958) with PBES2 (RFC 8018): scrypt (RFC 7914) derives
 a key from the passphrase, and that key encrypts the private key with AES-256-CBC. The scrypt
 cost is one of OWASP's recommended settings, and within the 32 MiB that OpenSSL allows scrypt,
-so ``openssl pkey`` opens the files too. Unlocking takes about 0.15 s and 16 MiB, and so does
+so ``openssl pkey`` opens the files too. Unlocking takes about 0.17 s and 16 MiB, and so does
 each guess at the passphrase; ``cryptography``'s default PKCS#8 encryption (2,048 rounds of
 PBKDF2, about 0.5 ms) made guessing some three hundred times cheaper, and needed no memory.
 
