@@ -24,12 +24,35 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from evidence.errors import InputError
 from evidence.workspace import Case, open_case
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def shown(text: str) -> str:
+    """``text`` with every character that is not printable, other than a line break or a tab,
+    written as ``\\uNNNN``: text a user typed (a title, a reason, a source) can hold terminal
+    escape sequences, which must reach the screen as text and never act on the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char
+        if char.isprintable() or char in "\n\t"
+        else (f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+        for char in text
+    )
+
+
+class _Console(Console):
+    """A console that shows the characters of every string it prints (:func:`shown`)."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        return super().render_str(shown(text), *args, **kwargs)
+
+
+out = _Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 CaseOpt = Annotated[
     Path,
@@ -73,8 +96,10 @@ def print_json(value: Any) -> None:
 class Bar:
     """A rich progress bar on stderr, only when stderr is a terminal.
 
-    Work in stages (verify: the log, then the objects) starts the bar once per stage; each
-    stage takes the next of ``labels`` and replaces the bar of the stage before.
+    The bar follows bytes when the work has a byte total (with speed and time left) and shows
+    the count of files beside it; work without one (the events of the log) shows the count
+    alone. Work in stages (verify: the log, then the objects) starts the bar once per stage;
+    each stage takes the next of ``labels`` and replaces the bar of the stage before.
     """
 
     def __init__(self, *labels: str) -> None:
@@ -82,6 +107,8 @@ class Bar:
         self.stage = 0
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+        self.by_bytes = False
+        self.done = 0
 
     def start(self, files: int, total_bytes: int) -> None:
         label = self.labels[min(self.stage, len(self.labels) - 1)]
@@ -89,28 +116,40 @@ class Bar:
         self.close()
         if not err.is_terminal or files == 0:
             return
+        self.by_bytes, self.done = total_bytes > 0, 0
+        columns = (
+            (
+                TextColumn("{task.fields[done]}/{task.fields[files]} files"),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+            )
+            if self.by_bytes
+            else (MofNCompleteColumn(),)
+        )
         self.progress = Progress(
             TextColumn(label),
             BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *columns,
             TimeRemainingColumn(),
             console=err,
             transient=True,
         )
         self.progress.start()
-        self.files_task = self.progress.add_task(label, total=files)
-        self.task = self.progress.add_task("bytes", total=total_bytes, visible=False)
+        self.task = self.progress.add_task(
+            label, total=total_bytes if self.by_bytes else files, done=0, files=files
+        )
 
     def advance(self, files: int, nbytes: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.files_task, files)
+        if self.progress is None or self.task is None:
+            return
+        self.done += files
+        self.progress.update(self.task, advance=nbytes if self.by_bytes else files, done=self.done)
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+            self.task = None
 
 
 def read_file(path: Path) -> bytes:

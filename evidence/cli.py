@@ -49,6 +49,7 @@ from evidence._cli_common import (
     print_json,
     read_file,
 )
+from evidence.entities import get_entity
 from evidence.errors import InputError
 from evidence.ingest import IngestReport, ingest
 from evidence.loaders import parse_options
@@ -375,6 +376,10 @@ def list_cmd(
         "child": child or [],
     }
     with open_case_dir(case_dir) as case:
+        for kind, ids in links.items():
+            for entity_id in ids:
+                # An unknown or mistyped id is an input error, not an empty list.
+                get_entity(case, entity_id, kind)
         items = custody.list_items(case, links=links)
     if as_json:
         print_json(items)

@@ -51,6 +51,36 @@ def test_bar_in_stages_shows_each_stage_label(monkeypatch: pytest.MonkeyPatch) -
     assert "log" in sink.getvalue() and "objects" in sink.getvalue()
 
 
+def _drawn(bar_labels: tuple[str, ...], stages: list[tuple[int, int]]) -> str:
+    """What a bar draws on a terminal for ``stages`` of (files, bytes), each done in full."""
+    sink = io.StringIO()
+    console = Console(file=sink, force_terminal=True, width=140)
+    bar = _cli_common.Bar(*bar_labels)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_cli_common, "err", console)
+        for files, nbytes in stages:
+            bar.start(files, nbytes)
+            bar.progress.refresh()  # type: ignore[union-attr]
+            for _ in range(files):
+                bar.advance(1, nbytes // files)
+            bar.progress.refresh()  # type: ignore[union-attr]
+        bar.close()
+    return sink.getvalue()
+
+
+def test_bar_counts_files_as_files_and_bytes_as_bytes() -> None:
+    drawn = _drawn(("ingest",), [(3000, 3_000_000)])
+    assert "3000/3000 files" in drawn
+    assert "3.0/3.0 MB" in drawn
+    assert "3.0/3.0 kB" not in drawn  # the count of files is never shown as bytes
+
+
+def test_bar_without_bytes_shows_the_count_alone() -> None:
+    drawn = _drawn(("log",), [(250, 0)])
+    assert "250/250" in drawn
+    assert "bytes" not in drawn and "B/s" not in drawn and "files" not in drawn
+
+
 class _Stages:
     """A Progress that records what each stage was told."""
 

@@ -192,6 +192,11 @@ def test_link_list_timeline_unlink(world: Any, cli: Cli) -> None:
     _ok(cli("link", "W-017", "--facility", "FAC-0001", "--reason", "the witness names it", *c))
     listed = _json(cli("list", "--incident", "INC-0001", "--json", *c))
     assert [i["sha256"] for i in listed] == [sha]
+    # An unknown or mistyped entity is an input error, not an empty list.
+    for option, wrong in [("--incident", "INC-9999"), ("--facility", "INC-0001")]:
+        refused = cli("list", option, wrong, *c)
+        assert refused.exit_code == 2, refused.output
+        assert wrong in refused.stderr and "Traceback" not in refused.stderr
     line = _json(cli("timeline", "--facility", "FAC-0001", "--json", *c))
     assert [(e["date"], e["kind"]) for e in line] == [
         ("2022-05-20", "file"),
@@ -347,3 +352,18 @@ def test_identity_without_recipient_is_refused_with_a_hint(
     assert result.exit_code == 2
     assert "identity" in result.stderr and "evidence keys recipient add" in result.stderr
     assert _log_size(case) == size
+
+
+def test_typed_text_with_terminal_controls_is_shown_escaped(world: Any, cli: Cli) -> None:
+    """A title or reason holding escape sequences reaches the screen as text (SPEC 9)."""
+    _case, sha, c = world
+    title = "Bus \x1b[2J\x1b]0;renamed\x07depot"
+    _ok(cli("incident", "add", "--title", title, "--start", "2022-05", "--place", "Depot", *c))
+    _ok(cli("link", sha[:10], "--incident", "INC-0002", "--reason", "seen \x1b[31mred", *c))
+    for args in (("incident", "list"), ("incident", "show", "INC-0002"), ("show", sha[:10])):
+        shown = _ok(cli(*args, *c)).stdout
+        assert "\x1b" not in shown and "\x07" not in shown, args
+    assert "Bus \\u001b[2J\\u001b]0;renamed\\u0007depot" in _ok(cli("incident", "list", *c)).stdout
+    assert "seen \\u001b[31mred" in _ok(cli("show", sha[:10], *c)).stdout
+    # The record keeps the text exactly; only its display is escaped.
+    assert _json(cli("incident", "show", "INC-0002", "--json", *c))["title"] == title
