@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,13 +177,6 @@ def export_bundle(
         created=created,
         recipient=recipient,
     )
-    step("writing the bag")
-    written = write_bag(content, out_dir, sign_tagmanifest=signer.sign, signer_key_id=signer.key_id)
-    if zip_path is not None:
-        step("writing the zip")
-        write_zip(written.path, zip_path, created=created)
-
-    step("recording the export")
     data: dict[str, Any] = {
         "bundle_id": content.info.bundle_id,
         "profile": profile,
@@ -193,9 +187,32 @@ def export_bundle(
     }
     if recipient is not None and any(t.annex for t in chosen.testimonies):
         data["recipient"] = recipient.recipient_id
-    [appended] = case.record(
-        [EventDraft(action=EXPORT_MADE, subject=content.info.bundle_id, data=data)], signer
-    )
+
+    step("writing the bag")
+    try:
+        written = write_bag(
+            content, out_dir, sign_tagmanifest=signer.sign, signer_key_id=signer.key_id
+        )
+    except OSError as exc:
+        raise _cannot_write(out_dir, exc) from exc
+    try:
+        if zip_path is not None:
+            step("writing the zip")
+            try:
+                write_zip(written.path, zip_path, created=created)
+            except OSError as exc:
+                raise _cannot_write(zip_path, exc) from exc
+        step("recording the export")
+        [appended] = case.record(
+            [EventDraft(action=EXPORT_MADE, subject=content.info.bundle_id, data=data)], signer
+        )
+    except BaseException:
+        # Neither a bag without the zip asked for nor a bundle that no event records is left
+        # behind: the same command, run again, writes and records both.
+        shutil.rmtree(written.path, ignore_errors=True)
+        if zip_path is not None and zip_path.is_file() and not zip_path.is_symlink():
+            zip_path.unlink()
+        raise
     case.checkpoint(signer)
     return ExportResult(
         bundle_id=content.info.bundle_id,
@@ -209,6 +226,13 @@ def export_bundle(
         event_seq=appended.event.seq,
         stamped=written.stamped,
         warnings=(*chosen.warnings, *written.warnings),
+    )
+
+
+def _cannot_write(target: Path, exc: OSError) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"cannot write the bundle to {target}: {exc.strerror or exc}",
+        "check the free space and permissions where --out points, then run the export again",
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import bagit
 import pytest
 
 from chain_of_custody import parse_leaf
-from evidence.errors import InputError
+from evidence.errors import EnvironmentProblem, InputError
 from evidence.workspace import Case
 from exports.audit import audit_bundle
 from exports.bundle import ExportResult, export_bundle
@@ -178,6 +180,41 @@ def test_existing_output_is_refused_before_anything_is_recorded(
         _export(case, out, zip_file=True)
     assert case.log.size() == size
     assert (out / existing).read_text(encoding="utf-8") == "keep me"
+
+
+@pytest.mark.parametrize("fails", ["zip", "record"])
+def test_a_failed_zip_or_record_leaves_no_bundle_behind(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """A full disk under the zip, or a catalog that refuses the event: nothing unrecorded
+    is left under --out, the error names the file, and the same export then succeeds."""
+    out = tmp_path / "out"
+    if fails == "zip":
+
+        def no_space(*_args: object, **_kw: object) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / ".partial"))
+
+        monkeypatch.setattr("exports.bundle.write_zip", no_space)
+    else:
+
+        def refused(*_args: object, **_kw: object) -> None:
+            raise EnvironmentProblem("the catalog is read-only", "fix the permissions")
+
+        monkeypatch.setattr(case, "record", refused)
+    exported = case.log.size()
+    with pytest.raises(EnvironmentProblem) as raised:
+        _export(case, out, zip_file=True)
+    if fails == "zip":
+        assert str(out / "bundle.zip") in raised.value.message
+        assert "No space left on device" in raised.value.message
+    assert sorted(p.name for p in out.iterdir()) == []
+    assert "export.made" not in {
+        parse_leaf(case.log.leaf(seq)).event.action for seq in range(case.log.size())
+    }
+    assert case.log.size() >= exported  # ERNs given before writing stay given
+    monkeypatch.undo()
+    result = _export(case, out, zip_file=True)
+    assert result.bag.is_dir() and (out / "bundle.zip").is_file()
 
 
 def test_bad_created_time_is_refused(case: Case, tmp_path: Path) -> None:
