@@ -290,6 +290,17 @@ def _exists(rec: Recorder, entity_id: str) -> bool:
 
 def _check_references(rec: Recorder, entity: Entity) -> None:
     if isinstance(entity, Child):
+        # A pseudonym names one child: two children under one code could not be told apart.
+        other = rec.db.execute(
+            "SELECT id FROM entities WHERE kind = 'child' AND json_extract(data, '$.code') = ? "
+            "AND id != ? ORDER BY number LIMIT 1",
+            [entity.code, entity.id],
+        ).fetchone()
+        if other is not None:
+            raise InputError(
+                f"code: {entity.code} is the code of {other[0]} already",
+                f"choose another code, or correct {other[0]} with `evidence child edit`",
+            )
         for index, placement in enumerate(entity.placements):
             if not _exists(rec, placement.facility):
                 raise InputError(

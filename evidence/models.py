@@ -92,17 +92,22 @@ def _pattern(regex: str, example: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+# The number of an entity id as format_entity_id writes it: four digits, zero-padded, or more
+# without a leading zero (so INC-0001 and INC-00001 cannot both exist), below a billion (it is
+# stored as an SQLite integer).
+_NUMBER: Final = r"(?:[0-9]{4}|[1-9][0-9]{4,8})"
+
 IncidentId: TypeAlias = Annotated[
-    str, _pattern(r"INC-[0-9]{4,}", "INC-0001", "INC- and at least four digits")
+    str, _pattern(rf"INC-{_NUMBER}", "INC-0001", "INC- and a number of four digits or more")
 ]
 FacilityId: TypeAlias = Annotated[
-    str, _pattern(r"FAC-[0-9]{4,}", "FAC-0001", "FAC- and at least four digits")
+    str, _pattern(rf"FAC-{_NUMBER}", "FAC-0001", "FAC- and a number of four digits or more")
 ]
 PerpetratorId: TypeAlias = Annotated[
-    str, _pattern(r"PER-[0-9]{4,}", "PER-0001", "PER- and at least four digits")
+    str, _pattern(rf"PER-{_NUMBER}", "PER-0001", "PER- and a number of four digits or more")
 ]
 ChildId: TypeAlias = Annotated[
-    str, _pattern(r"CH-[0-9]{4,}", "CH-0001", "CH- and at least four digits")
+    str, _pattern(rf"CH-{_NUMBER}", "CH-0001", "CH- and a number of four digits or more")
 ]
 WitnessCode: TypeAlias = Annotated[
     str, _pattern(r"W-[0-9]{3,}", "W-017", "W- and at least three digits")
@@ -427,6 +432,7 @@ class RomeStatuteProvision(StrEnum):
     ART_6_E = "art. 6(e)"
     ART_7_1_D = "art. 7(1)(d)"
     ART_7_1_E = "art. 7(1)(e)"
+    ART_7_1_F = "art. 7(1)(f)"
     ART_7_1_G = "art. 7(1)(g)"
     ART_7_1_H = "art. 7(1)(h)"
     ART_7_1_I = "art. 7(1)(i)"
@@ -439,6 +445,11 @@ class RomeStatuteProvision(StrEnum):
     ART_8_2_B_XXI = "art. 8(2)(b)(xxi)"
     ART_8_2_B_XXII = "art. 8(2)(b)(xxii)"
     ART_8_2_B_XXVI = "art. 8(2)(b)(xxvi)"
+    ART_8_2_C_I = "art. 8(2)(c)(i)"
+    ART_8_2_C_II = "art. 8(2)(c)(ii)"
+    ART_8_2_E_VI = "art. 8(2)(e)(vi)"
+    ART_8_2_E_VII = "art. 8(2)(e)(vii)"
+    ART_8_2_E_VIII = "art. 8(2)(e)(viii)"
 
     @property
     def label(self) -> str:
@@ -452,6 +463,7 @@ _PROVISION_TITLES: Final = {
     RomeStatuteProvision.ART_7_1_D: "crime against humanity: deportation or forcible transfer",
     RomeStatuteProvision.ART_7_1_E: "crime against humanity: imprisonment or severe deprivation"
     " of liberty",
+    RomeStatuteProvision.ART_7_1_F: "crime against humanity: torture",
     RomeStatuteProvision.ART_7_1_G: "crime against humanity: rape and other sexual violence",
     RomeStatuteProvision.ART_7_1_H: "crime against humanity: persecution",
     RomeStatuteProvision.ART_7_1_I: "crime against humanity: enforced disappearance",
@@ -466,6 +478,16 @@ _PROVISION_TITLES: Final = {
     RomeStatuteProvision.ART_8_2_B_XXI: "war crime: outrages upon personal dignity",
     RomeStatuteProvision.ART_8_2_B_XXII: "war crime: rape and other sexual violence",
     RomeStatuteProvision.ART_8_2_B_XXVI: "war crime: conscripting or enlisting children under 15",
+    RomeStatuteProvision.ART_8_2_C_I: "war crime (non-international conflict): violence to life"
+    " and person, cruel treatment, torture",
+    RomeStatuteProvision.ART_8_2_C_II: "war crime (non-international conflict): outrages upon"
+    " personal dignity",
+    RomeStatuteProvision.ART_8_2_E_VI: "war crime (non-international conflict): rape and other"
+    " sexual violence",
+    RomeStatuteProvision.ART_8_2_E_VII: "war crime (non-international conflict): conscripting or"
+    " enlisting children under 15",
+    RomeStatuteProvision.ART_8_2_E_VIII: "war crime (non-international conflict): ordering the"
+    " displacement of the civilian population",
 }
 
 
@@ -476,6 +498,8 @@ class LiabilityMode(StrEnum):
     ORDERING_SOLICITING_INDUCING = "art. 25(3)(b)"
     AIDING_ABETTING = "art. 25(3)(c)"
     COMMON_PURPOSE = "art. 25(3)(d)"
+    COMMON_PURPOSE_AIM = "art. 25(3)(d)(i)"
+    COMMON_PURPOSE_KNOWLEDGE = "art. 25(3)(d)(ii)"
     INCITING_GENOCIDE = "art. 25(3)(e)"
     ATTEMPT = "art. 25(3)(f)"
     MILITARY_COMMANDER = "art. 28(a)"
@@ -553,7 +577,7 @@ ENTITY_PREFIX: Final[dict[str, str]] = {
 """The id prefix of each entity kind."""
 
 _KIND_BY_PREFIX: Final = {prefix: kind for kind, prefix in ENTITY_PREFIX.items()}
-_ENTITY_ID = re.compile(r"(INC|FAC|PER|CH)-([0-9]{4,})")
+_ENTITY_ID = re.compile(rf"(INC|FAC|PER|CH)-({_NUMBER})")
 
 
 def format_entity_id(kind: str, number: int) -> str:

@@ -78,6 +78,26 @@ def test_a_child_placement_must_name_a_known_facility(case: Any) -> None:
     assert entities.add_entity(opened, signer, child).id == "CH-0001"
 
 
+def test_a_child_code_names_one_child(case: Any) -> None:
+    opened, signer = case
+    add = entities.parse_new_entity
+    first = entities.add_entity(
+        opened, signer, add("child", {"code": "C-101", "status": "missing"})
+    )
+    other = entities.add_entity(
+        opened, signer, add("child", {"code": "C-102", "status": "located"})
+    )
+    size = opened.log.size()
+    with pytest.raises(InputError, match=f"code: C-101 is the code of {first.id} already"):
+        entities.add_entity(opened, signer, add("child", {"code": "C-101", "status": "returned"}))
+    with pytest.raises(InputError, match=f"code: C-101 is the code of {first.id} already"):
+        entities.edit_entity(opened, signer, other.id, changes={"code": "C-101"}, reason="typo")
+    assert opened.log.size() == size
+    # A correction of a child that keeps its own code is not a clash.
+    entities.edit_entity(opened, signer, first.id, changes={"status": "located"}, reason="found")
+    assert opened.log.size() == size + 1
+
+
 def test_two_investigators_adding_at_once_never_clash(
     make_case: Callable[..., CaseHandle],
 ) -> None:

@@ -304,7 +304,17 @@ def test_entity_ids() -> None:
         assert parse_entity_id(entity_id) == (EntityKind(kind), 7)
         # The id a kind formats is the id its model accepts.
         model.model_validate({**BASES[model], "id": entity_id})
-    for bad in ("INC-1", "XYZ-0001", "inc-0001", "INC-0001 "):
+        with pytest.raises(ValidationError, match="id"):
+            model.model_validate({**BASES[model], "id": entity_id.replace("-", "-0")})
+    # One id per number: no second spelling of INC-0001, no number SQLite cannot hold.
+    for bad in (
+        "INC-1",
+        "XYZ-0001",
+        "inc-0001",
+        "INC-0001 ",
+        "INC-00001",
+        "INC-99999999999999999999",
+    ):
         with pytest.raises(ValueError, match="not an entity id"):
             parse_entity_id(bad)
     with pytest.raises(ValueError, match="unknown entity kind"):
@@ -348,6 +358,19 @@ def test_provisions_have_labels() -> None:
     for provision in RomeStatuteProvision:
         assert provision.label
         assert provision.value.startswith("art. ")
+    # Non-international conflict, torture and the two forms of common purpose are accepted.
+    incident = Incident.model_validate(
+        {**BASES[Incident], "crimes": ["art. 8(2)(e)(viii)", "Art. 7(1)(f)", "8(2)(c)(ii)"]}
+    )
+    assert [c.value for c in incident.crimes] == [
+        "art. 8(2)(e)(viii)",
+        "art. 7(1)(f)",
+        "art. 8(2)(c)(ii)",
+    ]
+    perpetrator = Perpetrator.model_validate(
+        {**BASES[Perpetrator], "liability": ["art. 25(3)(d)(ii)"]}
+    )
+    assert perpetrator.liability == (LiabilityMode.COMMON_PURPOSE_KNOWLEDGE,)
 
 
 def test_place_coordinates_come_in_pairs() -> None:
