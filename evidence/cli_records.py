@@ -35,7 +35,7 @@ from evidence._cli_common import (
     out,
     print_json,
 )
-from evidence.errors import InputError
+from evidence.errors import InputError, PassphraseError
 from evidence.loaders import testimony_template
 
 
@@ -418,6 +418,16 @@ def testimony_list(case_dir: CaseOpt = Path(), as_json: JsonOpt = False) -> None
     out.print(table)
 
 
+RecipientPassOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--recipient-passphrase-file",
+        help="Read the recipient key's passphrase from this file (default: the signing key's).",
+        show_default=False,
+    ),
+]
+
+
 @testimony_app.command("show")
 def testimony_show(
     witness: Annotated[str, typer.Argument(help="Witness code, e.g. W-017.")],
@@ -434,14 +444,24 @@ def testimony_show(
     case_dir: CaseOpt = Path(),
     key: KeyOpt = None,
     passphrase_file: PassOpt = None,
+    recipient_passphrase_file: RecipientPassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a testimony; with --reveal also its identity, to a holder of a recipient key."""
     with open_case_dir(case_dir) as case:
         shown = testimony.show_testimony(case, witness)
         if reveal:
-            passphrase = keystore.read_passphrase(passphrase_file)
-            rkey = recipients.find_recipient_key(case, recipient_key, passphrase)
+            passphrase = keystore.read_passphrase(recipient_passphrase_file or passphrase_file)
+            try:
+                rkey = recipients.find_recipient_key(case, recipient_key, passphrase)
+            except PassphraseError as exc:
+                if recipient_passphrase_file is not None:
+                    raise
+                raise PassphraseError(
+                    exc.message,
+                    "a recipient key with a passphrase of its own needs "
+                    "--recipient-passphrase-file; otherwise check the passphrase",
+                ) from None
             signer = keystore.unlock(case, key, passphrase_file)
             shown["identity"] = testimony.reveal_identity(case, signer, witness, rkey, purpose)
     if as_json:
@@ -523,6 +543,7 @@ def recipient_add(
     case_dir: CaseOpt = Path(),
     key: KeyOpt = None,
     passphrase_file: PassOpt = None,
+    recipient_passphrase_file: RecipientPassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a recipient; without --public-key, make a new key pair kept outside the case."""
@@ -532,7 +553,9 @@ def recipient_add(
         if public_key is not None:
             public = recipients.read_public_key(public_key, name)
         else:
-            passphrase = keystore.read_passphrase(passphrase_file, new=True)
+            passphrase = keystore.read_passphrase(
+                recipient_passphrase_file or passphrase_file, new=True
+            )
             made, path = recipients.create_recipient_key(name, passphrase)
             public = made.public
         info = recipients.add_recipient(case, signer, public)

@@ -304,7 +304,7 @@ def load_recipient(path: Path, passphrase: bytes) -> RecipientKey:
     if not sep or not header.startswith(_NAME_HEADER):
         raise KeyFileError(
             f"key file {path} does not start with a '{_NAME_HEADER.strip()}' line",
-            hint="this is not a recipient key file written by 'evidence keys generate'",
+            hint="this is not a recipient key file written by 'evidence keys recipient add'",
         )
     try:
         name = _check_name(header[len(_NAME_HEADER) :])

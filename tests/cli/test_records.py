@@ -159,6 +159,25 @@ def test_testimony_show_list_reveal_and_withdraw(world: Any, cli: Cli) -> None:
     assert "left out of bundles" in _ok(cli("testimony", "show", "W-017", *c)).stdout
 
 
+def test_a_recipient_key_with_its_own_passphrase_reveals(
+    world: Any, cli: Cli, evidence_home: Path, tmp_path: Path
+) -> None:
+    """A prosecutor's recipient key need not share the investigator's passphrase."""
+    _case, _sha, c = world
+    own = tmp_path / "recipient-pass.txt"
+    own.write_text("another fictional phrase 8\n", encoding="utf-8")
+    _ok(cli("keys", "recipient", "add", "prosecutor-b", "--recipient-passphrase-file", own, *c))
+    _ok(cli("testimony", "add", write_testimony(tmp_path, make_testimony("W-018")), *c))
+    rkey = evidence_home / "recipients" / "prosecutor-b.key"
+    reveal = ("testimony", "show", "W-018", "--reveal", "--recipient-key", rkey, "--json", *c)
+    refused = cli(*reveal)
+    assert refused.exit_code == 3
+    assert "--recipient-passphrase-file" in refused.stderr
+    assert "Protected-Identity-Marker" not in refused.output
+    revealed = _json(cli(*reveal, "--recipient-passphrase-file", own))
+    assert revealed["identity"]["name"] == "Testname Protected-Identity-Marker"
+
+
 def test_recipients_list_and_add_a_public_key(world: Any, cli: Cli, evidence_home: Path) -> None:
     case, _sha, c = world
     listed = _json(cli("keys", "recipient", "list", "--json", *c))
