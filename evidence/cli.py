@@ -249,10 +249,16 @@ def keys_enrol(
     passphrase_file: PassOpt = None,
 ) -> None:
     """Enrol another investigator's public key (signed by your enrolled key)."""
+    give = "give the .pub file written by `evidence keys generate` or `evidence keys export`"
     try:
         text = public_key.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the public key {public_key}: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the public key {public_key}: {exc.strerror}", give) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{public_key} is not a public key file (not text)", give) from None
+    if "PRIVATE KEY" in text or text.startswith("Key-Name:"):
+        # Never echo any of it: the file holds a private key.
+        raise InputError(f"{public_key} is a private key file, not a public key", give)
     verifier = VerifierKey.from_note_text(text)
     with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)

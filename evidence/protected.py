@@ -226,7 +226,7 @@ class RecipientPublicKey:
         if not isinstance(public, X25519PublicKey):
             raise InputError(
                 f"public key PEM of recipient {name!r} is not an X25519 key",
-                hint="recipients use X25519 keys made by 'evidence keys generate'",
+                hint="recipients use X25519 keys made by 'evidence keys recipient add'",
             )
         return cls(name, public.public_bytes_raw())
 

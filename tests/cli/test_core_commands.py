@@ -257,7 +257,12 @@ def test_keys_enrol_refuses_a_malformed_public_key(
     assert "Traceback" not in result.output
     missing = cli("keys", "enrol", tmp_path / "missing.pub", "--case", case.root)
     assert missing.exit_code == 2
-    assert "missing.pub" in missing.stderr
+    assert "missing.pub" in missing.stderr and "[Errno" not in missing.stderr
+    # The private key file given by mistake is named, and nothing of it is shown.
+    private = cli("keys", "enrol", case.key_path, "--case", case.root)
+    assert private.exit_code == 2
+    assert "is a private key file, not a public key" in private.stderr
+    assert "PRIVATE" not in private.output and "Public-Key" not in private.output
 
 
 # --- ingest, list, show --------------------------------------------------------------------
