@@ -469,8 +469,19 @@ def testimony_show(
         return
     body = shown["testimony"]
     out.print(f"[bold]Testimony {shown['witness_code']}[/] ({escape(str(body.get('category')))})")
-    for field in ("interview_date", "interviewers", "interpreter", "languages", "special_measures"):
-        if body.get(field):
+    for field in (
+        "age_at_events",
+        "support_person_present",
+        "support_person_role",
+        "interview_date",
+        "interviewers",
+        "interpreter",
+        "languages",
+        "special_measures",
+        "referral",
+        "recordings",
+    ):
+        if body.get(field) not in (None, "", [], False):
             out.print(f"  [bold]{field}[/]: {escape(_plain(body[field]))}")
     place = body.get("interview_place", {})
     out.print(f"  [bold]interview_place[/]: {escape(_plain(place))}")
@@ -485,7 +496,9 @@ def testimony_show(
         out.print(escape(translation["text"]))
     consent = shown["consent"]
     out.print(f"[bold]consent[/]: {escape(_plain(consent))}")
-    if not shown["consent_covers_icc"]:
+    if consent.get("withdrawn_on"):
+        out.print(f"[yellow]consent withdrawn on {consent['withdrawn_on']}: left out of bundles[/]")
+    elif not shown["consent_covers_icc"]:
         out.print("[yellow]consent does not cover ICC use: left out of bundles[/]")
     annex = shown["protected_annex"]
     if annex is None:

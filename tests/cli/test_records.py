@@ -156,7 +156,9 @@ def test_testimony_show_list_reveal_and_withdraw(world: Any, cli: Cli) -> None:
     )
     listed = _json(cli("testimony", "list", "--json", *c))
     assert listed[0]["consent_withdrawn"] is True
-    assert "left out of bundles" in _ok(cli("testimony", "show", "W-017", *c)).stdout
+    shown_text = _ok(cli("testimony", "show", "W-017", *c)).stdout
+    assert "consent withdrawn on 2023-06-01: left out of bundles" in shown_text
+    assert "interview_date" in shown_text and "interviewers" in shown_text
 
 
 def test_a_recipient_key_with_its_own_passphrase_reveals(
@@ -167,7 +169,10 @@ def test_a_recipient_key_with_its_own_passphrase_reveals(
     own = tmp_path / "recipient-pass.txt"
     own.write_text("another fictional phrase 8\n", encoding="utf-8")
     _ok(cli("keys", "recipient", "add", "prosecutor-b", "--recipient-passphrase-file", own, *c))
-    _ok(cli("testimony", "add", write_testimony(tmp_path, make_testimony("W-018")), *c))
+    w018 = make_testimony("W-018", age_at_events=11, referral="Referred to a counsellor")
+    _ok(cli("testimony", "add", write_testimony(tmp_path, w018), *c))
+    shown_text = _ok(cli("testimony", "show", "W-018", *c)).stdout
+    assert "age_at_events: 11" in shown_text and "Referred to a counsellor" in shown_text
     rkey = evidence_home / "recipients" / "prosecutor-b.key"
     reveal = ("testimony", "show", "W-018", "--reveal", "--recipient-key", rkey, "--json", *c)
     refused = cli(*reveal)
