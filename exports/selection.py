@@ -11,9 +11,11 @@ profile then decides what may leave the case (SPEC section 6):
 - ``otp``: everything, with the protected annexes of testimonies as sealed envelopes.
 
 A testimony whose consent does not cover use in ICC proceedings, or was withdrawn, is left out
-of every profile with a warning. The groups form the tree incident -> facility -> alleged
-perpetrator of ``exports.model``: an item linked to several groups is listed in each and stored
-once.
+of every profile with a warning; so are its recordings and the working copies made from them or
+from its document, whatever else they are linked to (a recording shared with a witness who did
+consent stays out too: every witness recorded must consent). The groups form the tree incident
+-> facility -> alleged perpetrator of ``exports.model``: an item linked to several groups is
+listed in each and stored once.
 
 This module reads the catalog only; it records nothing.
 """
@@ -153,6 +155,7 @@ def select(
 
     testimonies = _testimonies(case, targets)
     testimony_objects = {t.document for t in testimonies} | _annex_objects(case)
+    recorded = _recorded_witnesses(case, testimonies)
 
     chosen: list[SelectedTestimony] = []
     for testimony in testimonies:
@@ -167,17 +170,24 @@ def select(
             warnings.append(f"testimony of witness {testimony.witness_code} left out: {reason}")
             continue
         chosen.append(_with_annex(case, testimony, profile, recipient))
-    # Recordings of a chosen testimony come with it (their own confidentiality permitting).
-    recordings = _recordings(case, {t.witness_code for t in chosen})
+    # Recordings of a chosen testimony come with it, their own confidentiality and the consent
+    # of every other witness they record permitting.
+    chosen_codes = {t.witness_code for t in chosen}
+    recordings = {sha for sha, codes in recorded.items() if codes & chosen_codes}
+    rows = _rows(case, "SELECT * FROM items ORDER BY ingested_seq, sha256")
+    withheld = _withheld(rows, testimonies, recorded, profile)
 
     items: list[SelectedItem] = []
     left_out = 0
-    for row in _rows(case, "SELECT * FROM items ORDER BY ingested_seq, sha256"):
+    for row in rows:
         sha = str(row["sha256"])
         if sha in testimony_objects:
             continue  # a testimony's document or sealed annex: handled as a testimony
         links = targets.get(sha, ())
         if not (_wanted(links, named, selection.all) or sha in recordings):
+            continue
+        if sha in withheld:
+            warnings.append(f"item {sha} left out: {withheld[sha]}")
             continue
         if not allowed_in_profile(row.get("confidentiality"), profile):
             left_out += 1
@@ -264,12 +274,94 @@ def _links(case: Case, entities: dict[str, EntityRef]) -> dict[str, tuple[Entity
     }
 
 
-def _recordings(case: Case, witness_codes: set[str]) -> set[str]:
-    """Items linked to one of the witness codes (recordings of those interviews)."""
+def _recorded_witnesses(
+    case: Case, testimonies: Sequence[SelectedTestimony]
+) -> dict[str, set[str]]:
+    """The witness codes whose interview each item records.
+
+    A testimony lists its recordings in its document, and ``testimony add`` links each of them
+    to the witness code; either is enough to make an item a recording of that interview.
+    """
+    found: dict[str, set[str]] = {}
+    for testimony in testimonies:
+        listed = testimony.data.get("recordings")
+        for sha in listed if isinstance(listed, list) else ():
+            found.setdefault(str(sha), set()).add(testimony.witness_code)
+    codes = {t.witness_code for t in testimonies}
     rows = case.db.execute(
         "SELECT subject, target FROM links WHERE target_kind = 'testimony'"
     ).fetchall()
-    return {str(subject) for subject, target in rows if target in witness_codes}
+    for subject, target in rows:
+        if target in codes:
+            found.setdefault(str(subject), set()).add(str(target))
+    return found
+
+
+def _withheld(
+    rows: Sequence[dict[str, Any]],
+    testimonies: Sequence[SelectedTestimony],
+    recorded: dict[str, set[str]],
+    profile: Profile,
+) -> dict[str, str]:
+    """Items that may not leave the case whatever they are linked to, each with the reason.
+
+    Those are the recordings of a witness whose consent does not allow a bundle of ``profile``
+    (that witness's refusal prevails over the consent of any other witness recorded with them)
+    and the working copies made, at any remove, from such a recording or from the testimony's
+    document. Reasons name witness codes and hashes only.
+    """
+    barred = {t.witness_code: why for t in testimonies if (why := _consent_problem(t, profile))}
+    reasons: dict[str, str] = {}
+    sources: dict[str, str] = {}  # what a working copy made from the item would be a copy of
+    for sha, codes in recorded.items():
+        refused = sorted(codes & barred.keys())
+        if not refused:
+            continue
+        whose = " and ".join(f"witness {code} ({barred[code]})" for code in refused)
+        sources[sha] = f"recording {sha} of the interview of {whose}"
+        reasons[sha] = f"it is a recording of the interview of {whose}"
+        consenting = sorted(codes - barred.keys())
+        if consenting:
+            others = "witness" if len(consenting) == 1 else "witnesses"
+            reasons[sha] += (
+                f"; it also records {others} {', '.join(consenting)}, whose consent allows it, "
+                "but a withdrawal or lack of consent of any witness it records prevails"
+            )
+    for testimony in testimonies:
+        code = testimony.witness_code
+        if code in barred:
+            for stored in (testimony.document, testimony.document_row.get("_annex_sha256")):
+                if stored:
+                    sources[str(stored)] = f"the testimony of witness {code} ({barred[code]})"
+    if not sources:
+        return reasons
+    origin_of = {str(r["sha256"]): str(r["derived_from"]) for r in rows if r.get("derived_from")}
+    for row in rows:
+        sha = str(row["sha256"])
+        origin = origin_of.get(sha)
+        if origin is None or sha in reasons:
+            continue
+        root, seen = origin, {sha}
+        while root not in sources and root in origin_of and root not in seen:
+            seen.add(root)
+            root = origin_of[root]
+        if root not in sources:
+            continue
+        copy = f"a {_derivation_kind(row)} of"
+        if root == origin:
+            reasons[sha] = f"it is {copy} {sources[root]}"
+        else:
+            reasons[sha] = f"it is {copy} item {origin}, itself made from {sources[root]}"
+    return reasons
+
+
+def _derivation_kind(row: dict[str, Any]) -> str:
+    try:
+        derivation = json.loads(row.get("derivation") or "{}")
+    except ValueError:
+        derivation = {}
+    kind = derivation.get("kind") if isinstance(derivation, dict) else None
+    return str(kind) if kind else "working copy"
 
 
 def _annex_objects(case: Case) -> set[str]:
