@@ -337,6 +337,7 @@ def ingest_cmd(
                 recursive=recursive,
                 follow_symlinks=follow_symlinks,
                 progress=bar,
+                private_keys=[key] if key is not None else [],
             )
         finally:
             bar.close()
@@ -560,7 +561,7 @@ def open_cmd(
     with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
         target = custody.open_item(case, signer, item, to, purpose)
-    out.print(f"Copied to {target}")
+    out.print(f"Copied to {escape(str(target))}")
 
 
 @app.command("verify")

@@ -6,9 +6,16 @@ nothing, except ``open_item``, which copies an original out and records the acce
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
+import os
 import re
-import shutil
+import secrets
+import sqlite3
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,8 @@ from chain_of_custody import (
     parse_note,
     verify_consistency,
 )
-from evidence.errors import EnvironmentProblem, InputError, UnknownId
+from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
+from evidence.objects import _rename_noreplace
 from evidence.workspace import Case
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
@@ -165,34 +173,313 @@ def transfer(case: Case, signer: Signer, items: list[str], to: str, reason: str)
 
 
 def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) -> Path:
-    """Copy an original out to ``dest`` (a folder or file name) and record the access."""
+    """Copy an original out to ``dest`` (a folder or a new file name) and record the access.
+
+    All or nothing: the bytes are copied to a temporary file beside the destination and checked
+    against the item's sha256 and size on the way; the ``item.accessed`` event is appended, the
+    copy takes its name (never replacing a file, never through a link), and only then is the
+    event committed. A failure at any step leaves neither a copy under the destination name nor
+    an event. Raises :class:`VerificationError` when the store object is missing or does not
+    match the item.
+    """
+    if not purpose.strip():
+        raise InputError("--purpose is empty", "say why the original is accessed")
     sha = resolve_item(case, ref)
-    row = case.db.execute("SELECT name FROM items WHERE sha256 = ?", [sha]).fetchone()
-    target = dest / _safe_name(str(row[0]) if row else sha) if dest.is_dir() else dest
-    if target.exists():
-        raise InputError(f"{target} exists", "choose another destination; nothing is overwritten")
+    row = case.db.execute("SELECT name, size FROM items WHERE sha256 = ?", [sha]).fetchone()
+    name, size = (row[0], row[1]) if row else (None, None)
     try:
-        shutil.copyfile(case.objects.path_for(sha), target)
-        target.chmod(0o644)
+        into_folder = dest.is_dir()
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot copy to {target}: {exc.strerror}") from None
-    case.record(
-        [
-            EventDraft(
-                action="item.accessed",
-                subject=sha,
-                data={"purpose": purpose, "copied_to": str(target)},
-            )
-        ],
-        signer,
-    )
-    case.checkpoint(signer)
+        raise _destination_problem(dest, exc) from exc
+    target = dest / _safe_name(str(name) if name else sha) if into_folder else dest
+    _check_destination(target)
+    source = case.objects.path_for(sha)
+    temp = _copy_checked(source, sha, None if size is None else int(size), target)
+    try:
+        _record_and_place(case, signer, sha, purpose, temp, target)
+    finally:
+        # Gone already when the copy was renamed into place; an extra name when it was linked.
+        temp.unlink(missing_ok=True)
+    try:
+        case.checkpoint(signer)
+    except sqlite3.OperationalError as exc:
+        raise EnvironmentProblem(
+            f"the access is recorded and the copy is at {target}, but no checkpoint could be "
+            f"signed in {case.catalog_path}: {_sqlite_trouble(exc)[0]}",
+            "sign one with `evidence log checkpoint --sign` once the catalog can be written",
+        ) from exc
     return target
 
 
+_COPY_CHUNK = 1 << 20
+_SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_TEMP_PREFIX = ".evidence-open-"
+# A working copy is the investigator's to annotate; the original stays read-only in the store.
+_COPY_MODE = 0o644
+
+
+def _check_destination(target: Path) -> None:
+    try:
+        info = target.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise _destination_problem(target, exc) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise InputError(
+            f"{target} is a symbolic link",
+            "give a new file name or a folder; a copy is never written through a link",
+        )
+    raise _destination_exists(target)
+
+
+def _destination_exists(target: Path) -> InputError:
+    return InputError(
+        f"{target} exists",
+        "choose another destination (a new file name or another folder); nothing is overwritten",
+    )
+
+
+def _destination_problem(target: Path, exc: OSError) -> CustodyError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return InputError(
+            f"cannot copy to {target}: {reason}",
+            "give an existing folder, or a new file name inside one",
+        )
+    return EnvironmentProblem(
+        f"cannot copy to {target}: {reason}",
+        "check the free space and permissions where --to points, then run the command again",
+    )
+
+
+def _store_finding(sha: str, source: Path, code: str, message: str) -> VerificationError:
+    return VerificationError(
+        Finding(code, message, subject=sha, path=str(source)),
+        "nothing was copied or recorded; restore the object from a backup copy of the case, "
+        "then run `evidence verify` to check the whole store",
+    )
+
+
+def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> Path:
+    """Copy the store object to a new temporary file beside ``target``, hashing it on the way.
+
+    The temporary file is returned only when its bytes are the item's (sha256 and size); it is
+    fsynced, so the name it later takes never shows a half-written copy, even after a crash.
+    """
+    try:
+        src = os.open(source, _SOURCE_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise _store_finding(
+                sha, source, "object-missing", "the item's original is missing from the store"
+            ) from exc
+        if exc.errno == errno.ELOOP:
+            raise _store_finding(
+                sha, source, "object-corrupt", "the store object is a symbolic link"
+            ) from exc
+        raise EnvironmentProblem(
+            f"cannot read the store object {source}: {exc.strerror}",
+            "check the permissions of the case directory, then run `evidence verify`",
+        ) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            raise _store_finding(
+                sha, source, "object-corrupt", "the store object is not a regular file"
+            )
+        temp = target.parent / f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.part"
+        try:
+            dst = os.open(temp, _TEMP_FLAGS, 0o600)
+        except OSError as exc:
+            raise _destination_problem(target, exc) from exc
+        try:
+            digest, copied = _pump(src, dst, source)
+            os.fchmod(dst, _COPY_MODE)
+            os.fsync(dst)
+        except OSError as exc:
+            os.close(dst)
+            temp.unlink(missing_ok=True)
+            raise _destination_problem(target, exc) from exc
+        except BaseException:
+            os.close(dst)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(dst)
+    finally:
+        os.close(src)
+    if digest != sha or (size is not None and copied != size):
+        temp.unlink(missing_ok=True)
+        expected = "" if size is None else f", the item has {size}"
+        raise _store_finding(
+            sha,
+            source,
+            "object-corrupt",
+            f"the store object was altered: its bytes hash to sha256 {digest[:16]}…, not to "
+            f"the item's ({copied} bytes read{expected})",
+        )
+    return temp
+
+
+def _pump(src: int, dst: int, source: Path) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` to the end; return the sha256 (hex) and size of what was read."""
+    hasher = hashlib.sha256()
+    copied = 0
+    while True:
+        try:
+            chunk = os.read(src, _COPY_CHUNK)
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"cannot read the store object {source}: {exc.strerror}",
+                "check the disk holding the case, then run `evidence verify`",
+            ) from exc
+        if not chunk:
+            return hasher.hexdigest(), copied
+        hasher.update(chunk)
+        copied += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view) :]
+
+
+def _record_and_place(
+    case: Case, signer: Signer, sha: str, purpose: str, temp: Path, target: Path
+) -> None:
+    """Append the access, give the checked copy its name, commit; undo the name on failure."""
+    draft = EventDraft(
+        action="item.accessed", subject=sha, data={"purpose": purpose, "copied_to": str(target)}
+    )
+    copy = temp.stat()
+    committed = False
+    try:
+        with case.transaction() as rec:
+            rec.append(draft, signer)
+            # Named before the commit: a name taken meanwhile rolls the event back, and a
+            # commit that fails takes the name away again (below). No unrecorded copy stays.
+            _place(temp, target)
+        committed = True
+    except sqlite3.OperationalError as exc:
+        reason, hint = _sqlite_trouble(exc)
+        raise EnvironmentProblem(
+            f"cannot record the access in the catalog {case.catalog_path}: {reason}; "
+            "no copy was made",
+            hint,
+        ) from exc
+    finally:
+        if not committed:
+            _remove_if_same(target, copy)
+
+
+def _remove_if_same(target: Path, copy: os.stat_result) -> None:
+    """Take the name ``target`` away if it names the file ``copy`` (and not another's file)."""
+    try:
+        named = target.lstat()
+    except OSError:
+        return
+    if (named.st_dev, named.st_ino) == (copy.st_dev, copy.st_ino):
+        target.unlink(missing_ok=True)
+
+
+def _place(temp: Path, target: Path) -> None:
+    """Give the finished copy its name; an existing file or link of that name is never replaced."""
+    try:
+        # A hard link fails on any existing name, a dangling link included, and follows none.
+        os.link(temp, target)
+    except FileExistsError:
+        raise _destination_exists(target) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise _destination_problem(target, exc) from exc
+        # File systems without hard links (FAT and exFAT memory sticks): rename, not replacing.
+        _rename_into_place(temp, target)
+    with contextlib.suppress(OSError):
+        # Makes the name last through a power cut; a folder that cannot be synced (some
+        # network shares) still holds the complete copy.
+        fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _rename_into_place(temp: Path, target: Path) -> None:
+    """Rename the copy to ``target`` unless that name exists, with the object store's
+    no-replace rename (Linux ``renameat2``), shared rather than written a second time."""
+    try:
+        moved = _rename_noreplace(temp, target)
+        if moved == "unsupported":
+            # No atomic way is left: the name was free a moment ago and is checked again.
+            if os.path.lexists(target):
+                moved = False
+            else:
+                temp.rename(target)
+                moved = True
+    except OSError as exc:
+        raise _destination_problem(target, exc) from exc
+    if moved is None:
+        raise _destination_problem(target, FileNotFoundError(errno.ENOENT, "No such folder"))
+    if moved is False:
+        raise _destination_exists(target)
+
+
+def _sqlite_trouble(exc: sqlite3.OperationalError) -> tuple[str, str]:
+    """What went wrong with the catalog, and what to do: from the error code, never from
+    SQLite's message, which can quote the data of a statement."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_READONLY:
+        return "the catalog is read-only", (
+            "make catalog.sqlite and the case folder (SQLite writes catalog.sqlite-wal and "
+            "-shm beside it) writable for your user, then run the command again"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return "the disk is full", "free disk space where the case is kept, then run it again"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "another process holds the catalog", "wait for it to finish, then run it again"
+    name = getattr(exc, "sqlite_errorname", None) or "of unknown kind"
+    return f"SQLite error {name}", "check the case folder's disk and permissions, then run it again"
+
+
+# Characters that Windows, macOS or Linux refuse in a file name, or read as a path.
+_UNSAFE_IN_NAME = frozenset('<>:"/\\|?*')
+# Device names Windows reserves whatever the extension: the copy may go to a memory stick.
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{n}" for n in range(1, 10)}
+    | {f"LPT{n}" for n in range(1, 10)}
+)
+# UTF-8 bytes of a name: file systems allow 255; a Cyrillic letter takes two.
+_NAME_BYTES = 200
+_SUFFIX_CHARS = 16
+
+
 def _safe_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", name).strip(" .") or "item"
-    return cleaned[:150]
+    """A file name for a copy in a folder: the item's name with its letters and digits in any
+    script, and with separators, controls, invisible formatting characters (bidirectional
+    overrides that could disguise the extension, zero-width marks) and characters that some
+    file system refuses replaced by ``_``. Too long a name is shortened, keeping the extension.
+    """
+    cleaned = "".join(
+        "_" if ch in _UNSAFE_IN_NAME or not ch.isprintable() else ch for ch in name
+    ).strip(" .")
+    if not cleaned:
+        return "item"
+    stem, dot, suffix = cleaned.rpartition(".")
+    if not dot or not stem or len(suffix) > _SUFFIX_CHARS:
+        stem, suffix = cleaned, ""
+    else:
+        suffix = "." + suffix
+    if stem.split(".")[0].upper().rstrip(" ") in _RESERVED_NAMES:
+        stem = "_" + stem
+    budget = _NAME_BYTES - len(suffix.encode())
+    if len(stem.encode()) > budget:
+        cut = len(stem)
+        while len(stem[:cut].encode()) > budget:
+            cut -= 1
+        # A letter and the accents combined with it are kept or dropped together.
+        while cut and unicodedata.category(stem[cut]).startswith("M"):
+            cut -= 1
+        stem = stem[:cut].rstrip(" .") or "item"
+    return stem + suffix
 
 
 @dataclass(frozen=True)
