@@ -511,8 +511,10 @@ def enrol_key(case: Case, signer: Signer, verifier: VerifierKey, role: str) -> i
         "SELECT revoked_seq FROM keys WHERE key_id = ?", [verifier.key_id]
     ).fetchone()
     if known is not None:
+        if known[0] is None:
+            raise InputError(f"the key {verifier.key_id} is already enrolled")
         raise InputError(
-            f"the key {verifier.key_id} is already enrolled",
+            f"the key {verifier.key_id} was revoked at seq {known[0]}",
             "a revoked key cannot be enrolled again; generate a new key",
         )
     [appended] = case.record(
@@ -538,6 +540,17 @@ def revoke_key(case: Case, signer: Signer, key_id: str, reason: str) -> int:
         raise InputError(f"the key {key_id} was already revoked at seq {row[0]}")
     if not reason.strip():
         raise InputError("--reason is empty", "say why the key is revoked")
+    others = case.db.execute(
+        "SELECT COUNT(*) FROM keys WHERE revoked_seq IS NULL AND key_id != ?", [key_id]
+    ).fetchone()[0]
+    if not others:
+        # Every later event must be signed by an enrolled key, and only an enrolled key can
+        # enrol another: with none left, nothing could ever be recorded in the case again.
+        raise InputError(
+            f"{key_id} is the last key of the case that is not revoked",
+            "enrol another key first (`evidence keys generate`, then `evidence keys enrol`), "
+            "then revoke this one",
+        )
     [appended] = case.record(
         [EventDraft(action="key.revoked", subject=key_id, data={"reason": reason})], signer
     )

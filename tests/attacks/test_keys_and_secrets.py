@@ -45,7 +45,11 @@ def test_no_option_takes_a_passphrase_as_a_value() -> None:
             if any(word in lowered for word in ("pass", "secret", "pin", "password")):
                 passphrase_options.append((path, name))
     assert passphrase_options, "the --passphrase-file option should exist"
-    assert {name for _, name in passphrase_options} == {"--passphrase-file"}
+    # Passphrases come from files (or the environment or a prompt), never as a value.
+    assert {name for _, name in passphrase_options} == {
+        "--passphrase-file",
+        "--recipient-passphrase-file",
+    }
 
 
 @pytest.mark.parametrize("option", ["--passphrase", "--password", "--pass"])

@@ -207,11 +207,18 @@ def test_keys_generate_enrol_export_revoke(
     again = cli("keys", "generate", "--name", "investigator-b", "--out", out)
     assert again.exit_code == 2
 
+    # The only key cannot be revoked: nothing could be recorded in the case after it.
+    last = cli(
+        "keys", "revoke", case.signer.verifier.key_id, "--reason", "test", "--case", case.root,
+        "--key", case.key_path,
+    )  # fmt: skip
+    assert last.exit_code == 2 and "last key of the case" in last.stderr
+
     enrolled = cli("keys", "enrol", pub, "--case", case.root, "--key", case.key_path)
     assert enrolled.exit_code == 0, enrolled.output
     twice = cli("keys", "enrol", pub, "--case", case.root, "--key", case.key_path)
     assert twice.exit_code == 2
-    assert "already enrolled" in twice.stderr
+    assert "already enrolled" in twice.stderr and "revoked" not in twice.stderr
 
     keys = _json(cli("keys", "list", "--case", case.root, "--json"))
     assert isinstance(keys, list)
