@@ -1,17 +1,23 @@
-"""Verification of a whole case: log, catalog and content store (SPEC sections 3 and 4).
+"""Verification of a whole case: log, catalog, case file and content store (SPEC sections 3, 4).
 
 ``verify_case`` collects every finding in a :class:`CaseReport`; it does not stop at the first.
-The log is checked by ``chain_of_custody.verify_log``; the catalog is rebuilt from the log and
-compared row by row; every stored object is rehashed (in worker processes, while the log is
-checked) and the store is compared with the log in both directions.
+The log is checked by ``chain_of_custody.verify_log``; the lookup columns of each log row are
+compared with the signed event of its leaf, the case file with what the log records for it, and
+the catalog is rebuilt from the log and compared row by row; every stored object is rehashed (in
+worker processes, while the log is checked) and the store is compared with the log in both
+directions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import json
 import os
+import re
 import sqlite3
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +28,7 @@ from evidence import catalog
 from evidence.errors import CustodyError
 from evidence.objects import read_ahead
 from evidence.progress import Progress
-from evidence.workspace import Case
+from evidence.workspace import CASE_FILE, Case
 
 READ_SIZE = 1 << 20
 # Objects rehashed per task: enough to read ahead, few enough to spread over the workers.
@@ -30,6 +36,16 @@ REHASH_CHUNK = 32
 REHASH_NICENESS = 10
 # The events between two updates of the progress of the log check.
 _EVENTS_PER_TICK = 500
+# The event that records the settings case.toml holds (no later event changes them), and the
+# settings it records besides the case id, its subject.
+_CASE_CREATED = "case.created"
+_CASE_SETTINGS = ("title", "origin", "ern_prefix", "organisation", "hash_algorithms")
+# The log table's columns besides the leaf, each a field of the leaf's event. The seq and the
+# leaf hash are checked by the log check.
+_LOG_COLUMNS = ("time", "action", "actor", "subject")
+# Objects are named objects/sha256/<2 hex>/<62 hex>, in lowercase.
+_FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
+_OBJECT_NAME = re.compile(r"[0-9a-f]{62}")
 
 
 @dataclass
@@ -55,6 +71,24 @@ class CaseReport:
             "objects": self.objects,
             "findings": [finding.as_json() for finding in self.findings],
         }
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    """Why an entry of the store under an object name could not be rehashed: the code and
+    message of its finding."""
+
+    code: str
+    message: str
+
+
+class NotARegularFile(OSError):
+    """An entry of the store under an object name is not a regular file; ``kind`` says what
+    it is (``a folder``, say)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
 
 
 def verify_case(
@@ -89,7 +123,7 @@ def verify_case(
             # object an event of the snapshot names was stored before that event committed,
             # so the listing holds it.
             conn.execute("SELECT seq FROM log ORDER BY seq DESC LIMIT 1").fetchall()
-            stored = _list_store(case)
+            stored, strays = _list_store(case)
             # Text paths built directly: a Path per object costs more than hashing a small one.
             where = os.fspath(case.objects.objects_dir) + os.sep
             paths = [f"{where}{sha[:2]}{os.sep}{sha[2:]}" for sha in stored]
@@ -101,18 +135,32 @@ def verify_case(
         finally:
             if snapshot:
                 conn.execute("ROLLBACK")
-        _compare_store(case, report, named, stored, conn if snapshot else None)
-        present = [sha in named for sha in stored]
-        report.objects = sum(present)
+        unexpected = _compare_store(case, report, named, stored, conn if snapshot else None)
+        report.findings.extend(strays)
         if progress is not None:
             # The sizes the log gives: no file is looked at twice for a progress bar.
-            progress.start(report.objects, sum(named[sha][1] for sha in stored if sha in named))
+            progress.start(
+                sum(sha in named for sha in stored),
+                sum(named[sha][1] for sha in stored if sha in named),
+            )
         results = (result for future in rehashing for result in future.result())
-        for sha, path, (got256, got512, size) in zip(stored, paths, results, strict=True):
+        for sha, path, result in zip(stored, paths, results, strict=True):
             if sha not in named:
-                continue  # reported as unexpected; its bytes are not the log's to judge
+                # Its bytes are not the log's to judge; what stands under its name is.
+                if isinstance(result, StoreProblem):
+                    report.findings.append(_store_finding(result, sha, path))
+                elif sha in unexpected:
+                    report.findings.append(_unexpected_object(sha, path))
+                continue
+            if isinstance(result, StoreProblem):
+                if progress is not None:
+                    progress.advance(1, named[sha][1])
+                report.findings.append(_store_finding(result, sha, path))
+                continue
+            got256, got512, size = result
             if progress is not None:
                 progress.advance(1, size)
+            report.objects += 1
             if got256 != sha or got512 != named[sha][0]:
                 report.findings.append(
                     Finding(
@@ -134,38 +182,122 @@ def _yield_to_the_log_check() -> None:
         os.nice(REHASH_NICENESS)
 
 
-def _list_store(case: Case) -> list[str]:
+def _list_store(case: Case) -> tuple[list[str], list[Finding]]:
+    """Every object name the store holds, sorted, whatever stands under it; and a finding for
+    each other entry of ``objects/sha256/``. No link is followed."""
+    top = os.fspath(case.objects.objects_dir)
     try:
-        return list(case.objects.iter_objects())
+        if stat.S_ISLNK(os.lstat(top).st_mode):
+            linked = Finding(
+                "store-unexpected-file",
+                "a symbolic link stands in place of the object store's folder (it is not "
+                "followed); restore the folder from a backup of the case",
+                path=top,
+            )
+            return [], [linked]
+        with os.scandir(top) as entries:
+            folders = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+    except FileNotFoundError:
+        return [], []
     except OSError as exc:
         raise CustodyError(f"cannot read the content store: {exc}") from None
+    stored: list[str] = []
+    strays: list[Finding] = []
+    for prefix, is_folder in folders:
+        folder = f"{top}{os.sep}{prefix}"
+        if not is_folder or not _FOLDER_NAME.fullmatch(prefix):
+            strays.append(_stray(folder))
+            continue
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError as exc:
+            strays.append(
+                Finding(
+                    "store-unreadable",
+                    f"a folder of the object store cannot be read: {_reason(exc)}",
+                    path=folder,
+                )
+            )
+            continue
+        for name in names:
+            if _OBJECT_NAME.fullmatch(name):
+                stored.append(prefix + name)
+            else:
+                strays.append(_stray(f"{folder}{os.sep}{name}"))
+    return stored, strays
+
+
+def _stray(path: str) -> Finding:
+    """The finding for an entry of the store that is not named as an object or its folder."""
+    return Finding(
+        "store-unexpected-file",
+        f"{_kind(path)} in the object store that is not an object (objects are files named "
+        "<2 hex>/<62 hex>, in lowercase); find out how it came there",
+        path=path,
+    )
+
+
+def _kind(path: str) -> str:
+    """What stands at ``path``, without following a link: ``a file``, ``a folder`` ..."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "an entry"
+    return _kind_of_mode(mode)
+
+
+def _kind_of_mode(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (not followed)"
+    return "a special file"
 
 
 def _check_log_and_catalog(
     case: Case, workers: int, since: Sequence[bytes], progress: Progress | None
 ) -> tuple[CaseReport, dict[str, tuple[str, int]]]:
-    """Check the log and the catalog it produces; return the report and each logged object's
-    SHA-512 and size by SHA-256. ``progress`` counts the events (first stage of a verify)."""
-    # The catalog is rebuilt from the events as the log check reads them: each leaf is
-    # parsed once. Unreadable leaves give no event; the log check reports them by seq.
+    """Check the log, its table's columns, the case file and the catalog the log produces;
+    return the report and each logged object's SHA-512 and size by SHA-256. ``progress``
+    counts the events (first stage of a verify)."""
+    # The catalog is rebuilt and the log table's columns compared as the log check reads the
+    # events: each leaf is parsed once. Unreadable leaves give no event; the log check
+    # reports them by seq.
     rebuild = catalog.Rebuild()
-    on_event: Callable[[Event], None] = rebuild.add
+    columns = _LogColumns(case.log.conn)
+    created: list[Event] = []
+
+    def take(event: Event) -> None:
+        rebuild.add(event)
+        columns.compare(event)
+        if event.action == _CASE_CREATED and not created:
+            created.append(event)
+
+    on_event: Callable[[Event], None] = take
     counted = [0]
     if progress is not None:
         progress.start(case.log.size(), 0)
 
         def on_event(event: Event) -> None:
-            rebuild.add(event)
+            take(event)
             counted[0] += 1
             if counted[0] % _EVENTS_PER_TICK == 0:
                 progress.advance(_EVENTS_PER_TICK, 0)
 
-    log_report: LogReport = verify_log(
-        case.log, workers=workers, extra_checkpoints=since, on_event=on_event
-    )
+    try:
+        log_report: LogReport = verify_log(
+            case.log, workers=workers, extra_checkpoints=since, on_event=on_event
+        )
+    finally:
+        columns.close()
     if progress is not None:
         progress.advance(counted[0] % _EVENTS_PER_TICK, 0)
     report = CaseReport(case.config.case_id, log_report.size, 0, list(log_report.findings))
+    report.findings.extend(columns.findings)
+    report.findings.extend(_check_case_file(case, created[0] if created else None))
     report.findings.extend(rebuild.findings)
     expected = rebuild.finish()
     try:
@@ -179,14 +311,112 @@ def _check_log_and_catalog(
     return report, named
 
 
+class _LogColumns:
+    """The log table's columns besides the leaf, read in seq order beside the log check and
+    compared with the event of each row's leaf, as the log check hands it over.
+
+    The toolkit looks events up by these columns (an item's custody history, the events a
+    bundle carries) and takes the time of the next event from the last one, so a row edited
+    behind its back must not pass for the signed event.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        # The seq, then the columns in _LOG_COLUMNS order.
+        self._rows = conn.execute("SELECT seq, time, action, actor, subject FROM log ORDER BY seq")
+        self._row: tuple[Any, ...] | None = self._rows.fetchone()
+        self.findings: list[Finding] = []
+
+    def compare(self, event: Event) -> None:
+        """Compare the row of ``event`` with it; events come in log order."""
+        row, seq = self._row, event.seq
+        # Rows whose leaf gives no event (reported by the log check) are passed over.
+        while row is not None and row[0] < seq:
+            row = self._rows.fetchone()
+        if row is None or row[0] != seq:
+            # An event stored out of its place, which the log check reports: which row it
+            # came from is unknown here, and the rows its seq names were compared already.
+            self._row = row
+            return
+        if (
+            row[1] != event.time
+            or row[2] != event.action
+            or row[3] != event.actor
+            or row[4] != event.subject
+        ):
+            self._report(row, event)
+        self._row = self._rows.fetchone()
+
+    def _report(self, row: tuple[Any, ...], event: Event) -> None:
+        for column, stored in zip(_LOG_COLUMNS, row[1:], strict=True):
+            signed = getattr(event, column)
+            if stored != signed:
+                self.findings.append(
+                    Finding(
+                        "log-column-mismatch",
+                        f"the log table's {column} column holds {_shown(stored)}, but the "
+                        f"signed event says {_shown(signed)}: what is looked up by it (custody "
+                        "history, bundles) is wrong; keep a copy of the case as it is and "
+                        "report it",
+                        seq=row[0],
+                        subject=f"log.{column}",
+                    )
+                )
+
+    def close(self) -> None:
+        """Release the query (rows after the last event are left unread)."""
+        self._rows.close()
+
+
+def _check_case_file(case: Case, created: Event | None) -> list[Finding]:
+    """Compare the settings in case.toml with those the log records (exports read the file)."""
+    path = str(case.root / CASE_FILE)
+    if created is None:
+        return [
+            Finding(
+                "case-file-unrecorded",
+                f"the log holds no readable {_CASE_CREATED} event, so the settings in "
+                f"{CASE_FILE} cannot be checked",
+                path=path,
+            )
+        ]
+    recorded: dict[str, Any] = {"case_id": created.subject}
+    recorded.update((name, created.data[name]) for name in _CASE_SETTINGS if name in created.data)
+    # As the catalog projects it: a case made without an organisation records none.
+    recorded.setdefault("organisation", "")
+    findings = []
+    for name, logged in recorded.items():
+        in_file = getattr(case.config, name)
+        if isinstance(in_file, tuple):
+            in_file = list(in_file)
+        if in_file != logged:
+            findings.append(
+                Finding(
+                    "case-file-mismatch",
+                    f"{CASE_FILE} says {name} = {_shown(in_file)}, the log records "
+                    f"{_shown(logged)} ({_CASE_CREATED} event): restore {CASE_FILE} from a "
+                    "backup of the case; the log is the source of truth",
+                    seq=created.seq,
+                    subject=name,
+                    path=path,
+                )
+            )
+    return findings
+
+
+def _shown(value: Any) -> str:
+    """A value as a report shows it: JSON where it can be (as in case.toml), else repr."""
+    return json.dumps(value, ensure_ascii=False, default=repr)
+
+
 def _compare_store(
     case: Case,
     report: CaseReport,
     named: dict[str, tuple[str, int]],
     listed: list[str],
     conn: sqlite3.Connection | None,
-) -> None:
-    """Report objects the log names that the store lacks, and stored objects no event names.
+) -> set[str]:
+    """Report objects the log names that the store lacks; return the stored objects that no
+    event names (reported with what their rehash tells).
 
     With ``conn`` (the check ran on a snapshot), objects that another process logged after
     the snapshot was taken are not unexpected.
@@ -209,43 +439,80 @@ def _compare_store(
                 path=str(case.objects.path_for(sha)),
             )
         )
-    for sha in sorted(stored - named.keys()):
-        report.findings.append(
-            Finding(
-                "object-unexpected",
-                "the store holds an object that no event names",
-                subject=sha,
-                path=str(case.objects.path_for(sha)),
+    return stored - named.keys()
+
+
+def _unexpected_object(sha: str, path: str) -> Finding:
+    return Finding(
+        "object-unexpected",
+        "the store holds an object that no event names: an interrupted ingest leaves such "
+        "objects (stored before its events were recorded); run the same ingest command again "
+        "to record them (nothing is lost), otherwise find out how it came there",
+        subject=sha,
+        path=path,
+    )
+
+
+def _store_finding(problem: StoreProblem, sha: str, path: str) -> Finding:
+    return Finding(problem.code, problem.message, subject=sha, path=path)
+
+
+def rehash_all(paths: list[str]) -> list[tuple[str, str, int] | StoreProblem]:
+    """:func:`rehash` of each file, having asked the kernel to read them all at once (on a
+    cold cache the reads then overlap instead of waiting for each other); what stops a file
+    from being read is given in place of its digests."""
+    for path in paths:
+        read_ahead(path)
+    return [_rehash_or_problem(path) for path in paths]
+
+
+def _rehash_or_problem(path: str) -> tuple[str, str, int] | StoreProblem:
+    try:
+        return rehash(path)
+    except NotARegularFile as exc:
+        return StoreProblem(
+            "object-not-regular",
+            f"{exc.kind} stands under the object's name, not a regular file; restore the "
+            "object from a backup of the case",
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return StoreProblem(
+                "object-symlink",
+                "a symbolic link stands under the object's name (it is not followed); restore "
+                "the object from a backup of the case",
             )
+        return StoreProblem(
+            "object-unreadable",
+            f"the object cannot be read: {_reason(exc)}; check its permissions (objects are "
+            "read-only, mode 0444) or restore it from a backup of the case",
         )
 
 
-def rehash_all(paths: list[str]) -> list[tuple[str, str, int]]:
-    """:func:`rehash` of each file, having asked the kernel to read them all at once (on a
-    cold cache the reads then overlap instead of waiting for each other)."""
-    for path in paths:
-        read_ahead(path)
-    return [rehash(path) for path in paths]
-
-
 def rehash(path: str) -> tuple[str, str, int]:
-    """SHA-256 and SHA-512 of a file, read once; ``("", "", 0)`` when it cannot be read."""
+    """SHA-256, SHA-512 and size of a regular file, read once.
+
+    Raises :class:`OSError` when it cannot be read: ``ELOOP`` for a symbolic link (never
+    followed), :class:`NotARegularFile` for a folder or a special file.
+    """
     h256, h512 = hashlib.sha256(), hashlib.sha512()
     size = 0
+    fd = os.open(path, _READ_FLAGS)
     try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError:
-        return "", "", 0
-    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(_kind_of_mode(mode))
         while chunk := os.read(fd, READ_SIZE):
             h256.update(chunk)
             h512.update(chunk)
             size += len(chunk)
-    except OSError:
-        return "", "", 0
     finally:
         os.close(fd)
     return h256.hexdigest(), h512.hexdigest(), size
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 # Objects are regular files: never follow a link, never block on something else put there.
