@@ -97,7 +97,8 @@ class VerificationError(CustodyError):
             raise ValueError("VerificationError needs at least one finding")
         self.findings: tuple[Finding, ...] = tuple(items)
         first = items[0]
-        text = f"{first.message} ({first.where()})"
+        where = first.where()
+        text = first.message if where == "-" else f"{first.message} ({where})"
         if len(items) > 1:
             text += f" and {len(items) - 1} more finding(s)"
         super().__init__(text, hint)

@@ -30,7 +30,6 @@ from evidence._cli_common import (
     open_case_dir,
     out,
     print_json,
-    read_file,
 )
 from evidence.errors import InputError
 from evidence.recipients import read_public_key
@@ -161,10 +160,14 @@ def audit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle offline: bag, signatures, events, proofs and checkpoint (exit 1 if not)."""
-    from exports.audit import audit_bundle, load_trusted_key  # noqa: PLC0415 - see the docstring
+    from exports.audit import (  # noqa: PLC0415 - see the docstring
+        audit_bundle,
+        load_since_checkpoint,
+        load_trusted_key,
+    )
 
     trusted = [load_trusted_key(path) for path in trust or []]
-    earlier = read_file(since) if since is not None else None
+    earlier = load_since_checkpoint(since) if since is not None else None
     bar = Bar("audit")
     try:
         report = audit_bundle(bundle, trusted, since=earlier, progress=bar)

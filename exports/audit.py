@@ -6,10 +6,15 @@ The bundle is untrusted input. It is checked from the outside in, and every prob
 1. a zip is unpacked into a fresh temporary folder, entry by entry, refusing absolute paths,
    ``..``, symlinks, duplicate names, too many entries, and sizes or compression ratios of a
    zip bomb; nothing is ever written outside that folder, and it is removed afterwards. A bag
-   directory is read in place and never followed through a symlink;
+   directory is read in place; a symlink given as the bundle itself is followed to the folder
+   it names, and inside the bag nothing is followed through a symlink;
 2. the bag: ``bagit.txt``, every payload manifest (each listed file present with its hash, no
-   file unlisted, no path leading out of the bag), ``Payload-Oxum`` and the tag manifest;
-3. the Ed25519 signature of the tag manifest by the exporting key, which must be trusted;
+   file unlisted, no path leading out of the bag), ``Payload-Oxum`` and the tag manifest; every
+   file is either under ``data/`` or a tag file at the top of the bag. A file the audit reads
+   must be a regular file: a folder, symlink or special file in its place is a finding and is
+   never opened;
+3. the Ed25519 signature of the tag manifest by the exporting key, which must be trusted, and
+   its base64 copy;
 4. the signed checkpoint, by a trusted key;
 5. each custody event (leaf): its signature by its actor's key;
 6. each proof file: inclusion of its leaf in the bundle's checkpoint;
@@ -23,7 +28,10 @@ The bundle is untrusted input. It is checked from the outside in, and every prob
    be shown.
 
 Without trusted keys the audit trusts the keys shipped in the bundle and says so in a warning:
-that shows the bundle is intact and self-consistent, not who made it.
+that shows the bundle is intact and self-consistent, not who made it. A trusted key is either a
+named verifier key (a signed-note line, or a PEM with a ``Key-Name:`` line) or bare key material
+(:class:`KeyMaterial`, from a PEM without a name), which trusts the bundle's keys that have that
+key material under the names the bundle gives them.
 """
 
 from __future__ import annotations
@@ -43,7 +51,6 @@ from typing import Any
 
 from chain_of_custody import (
     Checkpoint,
-    CustodyError,
     Finding,
     InputError,
     Leaf,
@@ -67,14 +74,18 @@ from exports.consistency import format_consistency_proof, parse_consistency_proo
 __all__ = [
     "CONSISTENCY_FOLDER",
     "AuditReport",
+    "KeyMaterial",
+    "TrustedKey",
     "ZipLimits",
     "audit_bundle",
     "format_consistency_proof",
+    "load_since_checkpoint",
     "load_trusted_key",
     "parse_consistency_proof",
 ]
 
 TAG_MANIFEST = "tagmanifest-sha256.txt"
+CHECKPOINT_FILE = "data/custody/checkpoint.txt"
 SIGNATURE_FILE = "tagmanifest-sha256.txt.sig"
 SIGNATURE_B64_FILE = "tagmanifest-sha256.txt.sig.b64"
 REQUIRED_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt")
@@ -82,6 +93,11 @@ _ALGORITHMS = ("sha256", "sha512")
 _HEX = {"sha256": 64, "sha512": 128}
 _CHUNK = 1 << 20
 _ORIGINAL = re.compile(r"([A-Z0-9]+(?:-[A-Z0-9]+)*)_.+")
+_PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
+_SINCE_HINT = (
+    "give data/custody/checkpoint.txt of an earlier bundle of this case, or a checkpoint "
+    "printed by `evidence log checkpoint`"
+)
 
 
 @dataclass(frozen=True)
@@ -152,11 +168,28 @@ class AuditReport:
 # --- trusted keys -----------------------------------------------------------------------------
 
 
-def load_trusted_key(path: Path) -> VerifierKey:
-    """Read a verifier key file: the signed-note line (``evidence keys export``) or a PEM.
+@dataclass(frozen=True)
+class KeyMaterial:
+    """A trusted Ed25519 public key without a name: what a PEM file holds.
 
-    A PEM carries no key name, and the name is part of a signed-note key; it is taken from a
-    ``Key-Name: <name>`` line before the PEM block, or else from the file name without suffix.
+    A signed-note key is a name and a key, and its key id hashes both, but a PEM carries only
+    the key. Trusting the material trusts each key of the bundle that has it, under the name the
+    bundle gives it: whoever holds the private key made those signatures, whatever the name.
+    """
+
+    public_key: bytes
+
+
+TrustedKey = VerifierKey | KeyMaterial
+"""What ``--trust`` gives: a named verifier key, or key material from a PEM."""
+
+
+def load_trusted_key(path: Path) -> TrustedKey:
+    """Read a trusted key file: the signed-note line (``evidence keys export``) or a PEM.
+
+    A PEM with a ``Key-Name: <name>`` line before its block is the verifier key of that name
+    only. A PEM without one is :class:`KeyMaterial`: its file name says nothing about the key
+    (the bundle's own ``<name>_<key hash>.pem``, or any name an auditor saved it under).
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -165,13 +198,20 @@ def load_trusted_key(path: Path) -> VerifierKey:
             f"cannot read the trusted key file {path}: {exc}",
             "give a file written by `evidence keys export`",
         ) from None
-    if "-----BEGIN PUBLIC KEY-----" in text:
-        name = Path(path).stem
-        for line in text.splitlines():
-            if line.startswith("Key-Name:"):
-                name = line.split(":", 1)[1].strip()
-        pem = text[text.index("-----BEGIN PUBLIC KEY-----") :]
-        return VerifierKey.from_pem(name, pem.encode("ascii", errors="replace"))
+    if _PEM_BEGIN in text:
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("Key-Name:")
+        ]
+        pem = text[text.index(_PEM_BEGIN) :].encode("ascii", errors="replace")
+        try:
+            # Without a Key-Name the name is a placeholder: only the key material is kept.
+            key = VerifierKey.from_pem(names[-1] if names else "pem", pem)
+        except InputError as exc:
+            message = exc.message if names else "does not hold an Ed25519 public key PEM"
+            raise InputError(f"{path}: {message}", exc.hint) from None
+        return key if names else KeyMaterial(key.public_key)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise InputError(
@@ -182,6 +222,37 @@ def load_trusted_key(path: Path) -> VerifierKey:
         return VerifierKey.from_note_text(lines[0])
     except InputError as exc:
         raise InputError(f"{path}: {exc.message}", exc.hint) from None
+
+
+def load_since_checkpoint(path: Path) -> bytes:
+    """Read the earlier checkpoint for ``--since``: the bytes of a signed checkpoint note.
+
+    A file that is not a signed note at all (empty, binary, unsigned) is an :class:`InputError`
+    naming it. Its signature is checked by the audit, against the trusted keys, and only then
+    its text as a checkpoint.
+    """
+    try:
+        note = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the earlier checkpoint {path}: {exc.strerror}", _SINCE_HINT
+        ) from None
+    _check_since_form(note, str(path))
+    return note
+
+
+def _check_since_form(note: bytes, source: str) -> None:
+    """Refuse ``note`` unless it is a signed note (empty, binary or unsigned files are not).
+
+    Its text is parsed as a checkpoint only after its signature is checked (:func:`_check_since`):
+    a checkpoint altered after signing is a finding, not a wrong file.
+    """
+    try:
+        parse_note(note)
+    except InputError as exc:
+        raise InputError(
+            f"{source} is not a signed checkpoint: {exc.message}", _SINCE_HINT
+        ) from None
 
 
 # --- unpacking --------------------------------------------------------------------------------
@@ -290,8 +361,10 @@ def _find_bag_root(folder: Path) -> Path:
 
 @contextmanager
 def _opened(bundle: Path, limits: ZipLimits) -> Iterator[Path]:
-    if bundle.is_dir() and not bundle.is_symlink():
-        yield _find_bag_root(bundle)
+    if bundle.is_dir():
+        # The auditor named this path: a symlink to the bag is followed once, here. Symlinks
+        # inside the bag are still findings of the bag walk.
+        yield _find_bag_root(bundle.resolve())
         return
     if not bundle.is_file():
         raise InputError(
@@ -331,6 +404,62 @@ def _walk_files(root: Path, report: AuditReport) -> dict[str, Path]:
     return found
 
 
+def _mode_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a special file"
+
+
+def _read_bag_file(
+    root: Path,
+    rel: str,
+    report: AuditReport,
+    *,
+    missing_code: str = "file-missing",
+    missing: str = "",
+) -> bytes | None:
+    """The bytes of the regular file ``rel`` of the bag, or None after a finding naming it.
+
+    Every part of ``rel`` is checked with ``lstat`` before anything is opened: a folder named
+    like a file cannot be read, a FIFO would block the audit, and a symlink (here or in a
+    folder above) would lead out of the bag. Those are reported as ``not-a-file``; a missing
+    file as ``missing_code`` with the ``missing`` message (by default "<rel> is missing").
+    """
+    parts = rel.split("/")
+    path = root
+    for depth, part in enumerate(parts, 1):
+        path = path / part
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            report.add(missing_code, missing or f"{rel} is missing", path=rel)
+            return None
+        except OSError as exc:
+            report.add("file-unreadable", f"{rel} cannot be read: {exc.strerror}", path=rel)
+            return None
+        last = depth == len(parts)
+        if stat.S_ISDIR(mode) and not last:
+            continue
+        if stat.S_ISREG(mode) and last:
+            break
+        if last:
+            message = f"{rel} is {_mode_kind(mode)}, where the audit expects a file"
+        else:
+            above = "/".join(parts[:depth])
+            message = f"{rel} cannot be read: {above} is {_mode_kind(mode)}, not a folder"
+        report.add("not-a-file", message, path=rel)
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        report.add("file-unreadable", f"{rel} cannot be read: {exc.strerror}", path=rel)
+        return None
+
+
 def _decode_manifest_path(raw: str) -> str:
     return raw.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
 
@@ -339,14 +468,13 @@ def _read_manifest(
     root: Path, name: str, algorithm: str, report: AuditReport, *, payload: bool
 ) -> dict[str, str]:
     entries: dict[str, str] = {}
-    path = root / name
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        report.add("manifest-missing", f"{name} is missing", path=name)
+    raw = _read_bag_file(root, name, report, missing_code="manifest-missing")
+    if raw is None:
         return entries
-    except (OSError, UnicodeDecodeError) as exc:
-        report.add("manifest-unreadable", f"{name} cannot be read: {exc}", path=name)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.add("manifest-unreadable", f"{name} is not UTF-8: {exc}", path=name)
         return entries
     for number, line in enumerate(text.splitlines(), 1):
         digest, sep, rel = line.partition(" ")
@@ -390,15 +518,13 @@ def _hash_file(path: Path) -> tuple[str, str, int]:
 
 def _bag_info(root: Path, report: AuditReport) -> dict[str, str]:
     info: dict[str, str] = {}
-    try:
-        text = (root / "bag-info.txt").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        report.add("bag-info-missing", "bag-info.txt is missing", path="bag-info.txt")
+    raw = _read_bag_file(root, "bag-info.txt", report, missing_code="bag-info-missing")
+    if raw is None:
         return info
-    except (OSError, UnicodeDecodeError) as exc:
-        report.add(
-            "bag-info-unreadable", f"bag-info.txt cannot be read: {exc}", path="bag-info.txt"
-        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.add("bag-info-unreadable", f"bag-info.txt is not UTF-8: {exc}", path="bag-info.txt")
         return info
     for line in text.splitlines():
         label, sep, value = line.partition(":")
@@ -409,19 +535,25 @@ def _bag_info(root: Path, report: AuditReport) -> dict[str, str]:
 
 def _check_bag(
     root: Path, report: AuditReport, progress: Progress | None
-) -> tuple[dict[str, tuple[str, str, int]], dict[str, str]]:
-    """Check the bag layer; return the payload files' hashes and the bag-info fields."""
+) -> tuple[dict[str, Path], dict[str, tuple[str, str, int]], dict[str, str]]:
+    """Check the bag layer; return its regular files, the payload's hashes and bag-info."""
     files = _walk_files(root, report)
-    try:
-        bagit = (root / "bagit.txt").read_text(encoding="utf-8")
-        if "BagIt-Version: 1.0" not in bagit.splitlines():
-            report.add(
-                "bagit-version", "bagit.txt does not declare BagIt-Version: 1.0", path="bagit.txt"
-            )
-    except (OSError, UnicodeDecodeError):
-        report.add("bagit-missing", "bagit.txt is missing or unreadable", path="bagit.txt")
+    bagit = _read_bag_file(root, "bagit.txt", report, missing_code="bagit-missing")
+    if bagit is not None and b"BagIt-Version: 1.0" not in bagit.splitlines():
+        report.add(
+            "bagit-version", "bagit.txt does not declare BagIt-Version: 1.0", path="bagit.txt"
+        )
 
     payload_files = {rel: p for rel, p in files.items() if rel.startswith("data/")}
+    # A bag is its payload under data/ and tag files at its top; the manifests cover nothing
+    # else, so a file anywhere else would ride along unsigned.
+    for rel in sorted(files):
+        if "/" in rel and rel not in payload_files:
+            report.add(
+                "file-outside-payload",
+                f"{rel} is neither under data/ nor a tag file at the top of the bag",
+                path=rel,
+            )
     manifests = {
         alg: _read_manifest(root, f"manifest-{alg}.txt", alg, report, payload=True)
         for alg in _ALGORITHMS
@@ -480,7 +612,7 @@ def _check_bag(
     extra = top - set(tags) - {TAG_MANIFEST, SIGNATURE_FILE, SIGNATURE_B64_FILE}
     for name in sorted(extra):
         report.add("tag-file-unlisted", f"{name} is not listed in {TAG_MANIFEST}", path=name)
-    return hashed, info
+    return files, hashed, info
 
 
 # --- custody ----------------------------------------------------------------------------------
@@ -494,52 +626,109 @@ def _bundle_keys(root: Path, report: AuditReport) -> dict[str, VerifierKey]:
         return keys
     for path in sorted(folder.glob("*.pub")):
         rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
+        raw = _read_bag_file(root, rel, report)
+        if raw is None:
             continue
         try:
-            key = VerifierKey.from_note_text(path.read_text(encoding="utf-8"))
-        except (InputError, OSError, UnicodeDecodeError) as exc:
+            key = VerifierKey.from_note_text(raw.decode("utf-8"))
+        except (InputError, UnicodeDecodeError) as exc:
             report.add("key-malformed", f"{rel} is not a verifier key: {exc}", path=rel)
             continue
         keys[key.key_id] = key
         pem = path.with_suffix(".pem")
-        if pem.is_file() and not pem.is_symlink():
+        if not os.path.lexists(pem):
+            continue
+        pem_rel = pem.relative_to(root).as_posix()
+        pem_bytes = _read_bag_file(root, pem_rel, report)
+        if pem_bytes is None:
+            continue
+        try:
+            same = VerifierKey.from_pem(key.name, pem_bytes) == key
+        except InputError:
+            same = False
+        if not same:
+            report.add(
+                "key-pem-mismatch",
+                f"{pem.name} does not hold the same public key as {path.name}",
+                path=pem_rel,
+            )
+    return keys
+
+
+def _resolve_trust(
+    trusted: Sequence[TrustedKey],
+    shipped: dict[str, VerifierKey],
+    info: dict[str, str],
+    checkpoint_note: bytes | None,
+) -> list[VerifierKey]:
+    """The keys to trust: the named keys given, and given key material under the bundle's names.
+
+    The names come from the bundle's key files, the ``Signing-Key-Id`` of ``bag-info.txt`` and
+    the signature lines of the checkpoint; a name is kept for the material only where the key
+    id the bundle claims is the one that name and material make. The bundle cannot add trust
+    this way: a key counts only if it has the trusted material.
+    """
+    keys = [key for key in trusted if isinstance(key, VerifierKey)]
+    materials = [key.public_key for key in trusted if isinstance(key, KeyMaterial)]
+    if not materials:
+        return keys
+    claimed: set[tuple[str, str]] = set()
+    for key_id in [*shipped, info.get("Signing-Key-Id", "")]:
+        name, _sep, key_hash = key_id.partition("+")
+        claimed.add((name, key_hash))
+    if checkpoint_note is not None:
+        try:
+            signatures = parse_note(checkpoint_note).signatures
+        except InputError:
+            signatures = ()  # reported when the checkpoint is opened
+        claimed.update((sig.name, sig.key_hash.hex()) for sig in signatures)
+    for name, key_hash in sorted(claimed):
+        for material in materials:
             try:
-                same = VerifierKey.from_pem(key.name, pem.read_bytes()) == key
+                key = VerifierKey(name, material)
             except InputError:
-                same = False
-            if not same:
-                report.add(
-                    "key-pem-mismatch",
-                    f"{pem.name} does not hold the same public key as {path.name}",
-                    path=pem.relative_to(root).as_posix(),
-                )
+                continue  # not a usable key name: no key of the bundle can have it
+            if key.note_key_hash.hex() == key_hash and key not in keys:
+                keys.append(key)
     return keys
 
 
 def _check_signature(
-    root: Path, info_key_id: str, trusted: Sequence[VerifierKey], report: AuditReport
+    root: Path,
+    files: dict[str, Path],
+    info_key_id: str,
+    trusted: Sequence[VerifierKey],
+    report: AuditReport,
 ) -> None:
-    try:
-        manifest = (root / TAG_MANIFEST).read_bytes()
-        signature = (root / SIGNATURE_FILE).read_bytes()
-    except OSError:
-        report.add(
-            "signature-missing",
-            f"{SIGNATURE_FILE} or {TAG_MANIFEST} is missing",
-            path=SIGNATURE_FILE,
-        )
-        return
-    b64 = root / SIGNATURE_B64_FILE
+    signature = _read_bag_file(
+        root,
+        SIGNATURE_FILE,
+        report,
+        missing_code="signature-missing",
+        missing=f"{SIGNATURE_FILE} is missing: the tag manifest is not signed",
+    )
+    # Every bundle carries both copies (VERIFY.md names both), so either one missing is a finding.
+    b64 = _read_bag_file(
+        root,
+        SIGNATURE_B64_FILE,
+        report,
+        missing_code="signature-copy-missing",
+        missing=f"{SIGNATURE_B64_FILE}, the base64 copy of {SIGNATURE_FILE}, is missing",
+    )
     if (
-        b64.is_file()
-        and strict_b64decode(b64.read_bytes().strip().decode("ascii", "replace")) != signature
+        signature is not None
+        and b64 is not None
+        and strict_b64decode(b64.strip().decode("ascii", "replace")) != signature
     ):
         report.add(
             "signature-copies-differ",
             f"{SIGNATURE_B64_FILE} is not the same signature as {SIGNATURE_FILE}",
             path=SIGNATURE_B64_FILE,
         )
+    # A missing or unreadable tag manifest is already a finding of the bag check.
+    manifest = (root / TAG_MANIFEST).read_bytes() if TAG_MANIFEST in files else None
+    if signature is None or manifest is None:
+        return
     key = next((k for k in trusted if k.key_id == info_key_id), None)
     if key is None:
         report.add(
@@ -558,15 +747,13 @@ def _check_signature(
 
 
 def _open_bundle_checkpoint(
-    root: Path, trusted: Sequence[VerifierKey], info: dict[str, str], report: AuditReport
+    note: bytes | None, trusted: Sequence[VerifierKey], info: dict[str, str], report: AuditReport
 ) -> tuple[bytes, Checkpoint] | None:
-    rel = "data/custody/checkpoint.txt"
-    try:
-        note = (root / rel).read_bytes()
-        checkpoint = Checkpoint.from_text(parse_note(note).text)
-    except OSError:
-        report.add("checkpoint-missing", "the bundle has no checkpoint", path=rel)
+    rel = CHECKPOINT_FILE
+    if note is None:
         return None
+    try:
+        checkpoint = Checkpoint.from_text(parse_note(note).text)
     except InputError as exc:
         report.add("checkpoint-malformed", f"the checkpoint is malformed: {exc.message}", path=rel)
         return None
@@ -594,9 +781,9 @@ def _check_leaves(
     folder = root / "data" / "custody" / "events"
     for path in sorted(folder.glob("*.leaf")) if folder.is_dir() else []:
         rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
+        raw = _read_bag_file(root, rel, report)
+        if raw is None:
             continue
-        raw = path.read_bytes()
         try:
             leaf = parse_leaf(raw)
         except InputError as exc:
@@ -653,10 +840,11 @@ def _check_proofs_and_originals(
     for path in sorted(folder.glob("*.proof")) if folder.is_dir() else []:
         rel = path.relative_to(root).as_posix()
         ern = path.stem
-        if path.is_symlink():
+        raw = _read_bag_file(root, rel, report)
+        if raw is None:
             continue
         try:
-            proof = parse_proof(path.read_bytes())
+            proof = parse_proof(raw)
             leaf = parse_leaf(proof.leaf)
         except InputError as exc:
             report.add("proof-malformed", f"{rel}: {exc.message}", path=rel, subject=ern)
@@ -761,13 +949,14 @@ def _check_consistency_files(
     folder = root / CONSISTENCY_FOLDER
     for path in sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []:
         rel = path.relative_to(root).as_posix()
-        if path.is_symlink() or not path.is_file():
-            continue  # reported by the bag walk
         if path.suffix != ".proof":
             report.add("consistency-misnamed", f"{rel} is not named <old size>.proof", path=rel)
             continue
+        raw = _read_bag_file(root, rel, report)
+        if raw is None:
+            continue
         try:
-            old, new, hashes = parse_consistency_proof(path.read_bytes())
+            old, new, hashes = parse_consistency_proof(raw)
         except InputError as exc:
             report.add("consistency-malformed", f"{rel}: {exc.message}", path=rel)
             continue
@@ -803,9 +992,19 @@ def _check_since(
     """
     try:
         old = open_checkpoint(since, trusted)
-    except CustodyError as exc:
-        report.add("since-untrusted", f"the earlier checkpoint: {exc.message}", subject="--since")
+    except VerificationError as exc:
+        # Each finding's own message: the error's message ends with its (empty) location.
+        for finding in exc.findings:
+            report.add(
+                "since-untrusted", f"the earlier checkpoint: {finding.message}", subject="--since"
+            )
         return
+    except InputError as exc:
+        # Signed by a trusted key, yet not a checkpoint: the wrong file was given.
+        raise InputError(
+            f"the earlier checkpoint given with --since is not a checkpoint: {exc.message}",
+            _SINCE_HINT,
+        ) from None
     if bundle is None:
         return
     _note, new = bundle
@@ -859,7 +1058,7 @@ def _check_since(
 
 def audit_bundle(
     bundle: Path,
-    trusted: Sequence[VerifierKey],
+    trusted: Sequence[TrustedKey],
     *,
     since: bytes | None = None,
     progress: Progress | None = None,
@@ -867,10 +1066,15 @@ def audit_bundle(
 ) -> AuditReport:
     """Audit a bag directory or zip; see the module docstring for what is checked.
 
-    Raises :class:`InputError` only when ``bundle`` is neither a directory nor a file;
-    everything wrong inside the bundle is a finding in the report.
+    Raises :class:`InputError` only when ``bundle`` is neither a directory nor a file, or when
+    ``since`` is not a checkpoint at all: not a signed note, or a note signed by a trusted key
+    whose text is not a checkpoint (:func:`load_since_checkpoint` names the file). Everything
+    wrong inside the bundle is a finding in the report, and so is an earlier checkpoint that is
+    not signed by a trusted key or is not extended by the bundle's.
     """
     bundle = Path(bundle)
+    if since is not None:
+        _check_since_form(since, "the earlier checkpoint given with --since")
     report = AuditReport(bundle=str(bundle))
     try:
         with _opened(bundle, limits or ZipLimits()) as root:
@@ -882,15 +1086,22 @@ def audit_bundle(
 
 def _audit_bag(
     root: Path,
-    trusted: Sequence[VerifierKey],
+    trusted: Sequence[TrustedKey],
     since: bytes | None,
     progress: Progress | None,
     report: AuditReport,
 ) -> None:
-    hashed, info = _check_bag(root, report, progress)
+    files, hashed, info = _check_bag(root, report, progress)
     shipped = _bundle_keys(root, report)
+    checkpoint_note = _read_bag_file(
+        root,
+        CHECKPOINT_FILE,
+        report,
+        missing_code="checkpoint-missing",
+        missing="the bundle has no checkpoint",
+    )
     if trusted:
-        trust = list(trusted)
+        trust = _resolve_trust(trusted, shipped, info, checkpoint_note)
     else:
         trust = list(shipped.values())
         report.warnings.append(
@@ -899,8 +1110,8 @@ def _audit_bag(
             "you obtained from the exporting organisation"
         )
     report.trusted_keys = tuple(k.key_id for k in trust)
-    _check_signature(root, info.get("Signing-Key-Id", ""), trust, report)
-    opened = _open_bundle_checkpoint(root, trust, info, report)
+    _check_signature(root, files, info.get("Signing-Key-Id", ""), trust, report)
+    opened = _open_bundle_checkpoint(checkpoint_note, trust, info, report)
     actors = dict(shipped) | {k.key_id: k for k in trust}
     leaves = _check_leaves(root, actors, opened[1] if opened else None, report)
     _check_proofs_and_originals(root, opened, leaves, hashed, report)

@@ -7,6 +7,8 @@ import hashlib
 import os
 import shutil
 import stat
+import subprocess
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +28,11 @@ from chain_of_custody import (
 from evidence.workspace import Case
 from exports.audit import (
     AuditReport,
+    KeyMaterial,
     ZipLimits,
     audit_bundle,
     format_consistency_proof,
+    load_since_checkpoint,
     load_trusted_key,
     parse_consistency_proof,
 )
@@ -400,7 +404,8 @@ def test_trusted_key_from_note_and_pem(tmp_path: Path) -> None:
     named = tmp_path / "named.pem"
     named.write_bytes(b"Key-Name: investigator-a\n" + key.to_pem())
     assert load_trusted_key(note) == key
-    assert load_trusted_key(pem) == key
+    # A PEM carries no name: without a Key-Name line it is key material, whatever its file name.
+    assert load_trusted_key(pem) == KeyMaterial(key.public_key)
     assert load_trusted_key(named) == key
 
 
@@ -425,3 +430,334 @@ def test_bad_trusted_key_files_are_refused(tmp_path: Path, content: bytes) -> No
 def test_verifier_key_is_what_signed(exported: tuple[Path, Path, bytes, bytes]) -> None:
     keys = list((exported[0] / "data/custody/keys").glob("*.pub"))
     assert [VerifierKey.from_note_text(p.read_text()) for p in keys] == TRUSTED
+
+
+# --- files outside the payload and the tag files ---------------------------------------------
+
+
+def _zip_folder(folder: Path, target: Path) -> Path:
+    """A zip of ``folder`` under one top folder; only empty folders get an entry of their own."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            name = f"bundle/{path.relative_to(folder).as_posix()}"
+            if path.is_dir() and not any(path.iterdir()):
+                archive.write(path, name + "/")
+            elif path.is_file():
+                archive.write(path, name)
+    return target
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["bag", "zip"])
+@pytest.mark.parametrize("rel", ["extra/evil.txt", "Data/evil.txt", "datax/evil.txt", "a/b/c.txt"])
+def test_file_outside_payload_and_tag_files_is_found(bag: Path, rel: str, as_zip: bool) -> None:
+    path = bag / rel
+    path.parent.mkdir(parents=True)
+    path.write_text("invented extra content\n", encoding="utf-8")
+    target = _zip_folder(bag, bag.parent / "bundle.zip") if as_zip else bag
+    report = audit_bundle(target, TRUSTED)
+    assert not report.ok
+    assert [f.path for f in report.findings if f.code == "file-outside-payload"] == [rel]
+
+
+# --- a folder (or FIFO) where the audit reads a file -----------------------------------------
+
+
+def _key_file(root: Path, suffix: str) -> str:
+    found = next((root / "data/custody/keys").glob(f"*{suffix}"))
+    return found.relative_to(root).as_posix()
+
+
+def _proof_file(root: Path) -> str:
+    found = sorted((root / "data/custody/proofs").glob("*.proof"))[0]
+    return found.relative_to(root).as_posix()
+
+
+# Each names a file the audit reads; the test puts a folder in its place (or beside the others).
+READ_FILES: list[tuple[str, Callable[[Path], str]]] = [
+    ("new-leaf", lambda _root: "data/custody/events/999.leaf"),
+    ("new-proof", lambda _root: "data/custody/proofs/UATEST-999999.proof"),
+    ("proof", _proof_file),
+    ("checkpoint", lambda _root: "data/custody/checkpoint.txt"),
+    ("key-note", lambda root: _key_file(root, ".pub")),
+    ("key-pem", lambda root: _key_file(root, ".pem")),
+    ("consistency-proof", lambda _root: "data/custody/consistency/2.proof"),
+    ("signature", lambda _root: "tagmanifest-sha256.txt.sig"),
+    ("signature-b64", lambda _root: "tagmanifest-sha256.txt.sig.b64"),
+    ("tag-manifest", lambda _root: "tagmanifest-sha256.txt"),
+    ("manifest", lambda _root: "manifest-sha256.txt"),
+    ("bag-info", lambda _root: "bag-info.txt"),
+]  # bagit.txt marks the top of the bag: a folder in its place is bag-not-found
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["bag", "zip"])
+@pytest.mark.parametrize("where", [pytest.param(w, id=name) for name, w in READ_FILES])
+def test_folder_in_place_of_a_file_is_a_finding(
+    bag: Path, where: Callable[[Path], str], as_zip: bool
+) -> None:
+    rel = where(bag)
+    path = bag / rel
+    if path.exists():
+        path.unlink()
+    path.mkdir(parents=True)
+    target = _zip_folder(bag, bag.parent / "bundle.zip") if as_zip else bag
+    report = audit_bundle(target, TRUSTED)
+    assert not report.ok
+    assert rel in [f.path for f in report.findings if f.code == "not-a-file"], report.findings
+
+
+def test_fifo_named_like_a_leaf_does_not_block(bag: Path) -> None:
+    fifo = bag / "data/custody/events/999.leaf"
+    os.mkfifo(fifo)
+    done: list[AuditReport] = []
+    worker = threading.Thread(target=lambda: done.append(audit_bundle(bag, TRUSTED)))
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():
+        # Open the FIFO for writing so that the blocked reader returns and the test can end.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join()
+        pytest.fail("the audit opened a FIFO and blocked on it")
+    report = done[0]
+    rel = "data/custody/events/999.leaf"
+    assert {"bag-special-file", "not-a-file"} <= codes(report)
+    assert rel in [f.path for f in report.findings if f.code == "not-a-file"]
+
+
+def test_symlink_in_place_of_the_checkpoint_is_not_followed(bag: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside-checkpoint.txt"
+    checkpoint = bag / "data/custody/checkpoint.txt"
+    outside.write_bytes(checkpoint.read_bytes())
+    checkpoint.unlink()
+    checkpoint.symlink_to(outside)
+    report = audit_bundle(bag, TRUSTED)
+    assert {"bag-symlink", "not-a-file"} <= codes(report)
+    assert report.checkpoint_size is None
+
+
+# --- trusting a PEM by its key material ------------------------------------------------------
+
+
+def test_bundle_pem_is_trusted_by_its_key_material(bag: Path) -> None:
+    pem = bag / _key_file(bag, ".pem")
+    assert pem.stem != "investigator-a"
+    report = audit_bundle(bag, [load_trusted_key(pem)])
+    assert report.ok, report.findings
+    assert report.trusted_keys == (investigator_signer().key_id,)
+
+
+def test_pem_under_any_file_name_is_trusted(bag: Path, tmp_path: Path) -> None:
+    pem = tmp_path / "key from the NGO website.pem"
+    pem.write_bytes(investigator_signer().verifier.to_pem())
+    assert audit_bundle(bag, [load_trusted_key(pem)]).ok
+
+
+def test_pem_of_another_key_is_not_trusted(bag: Path, tmp_path: Path) -> None:
+    pem = tmp_path / "investigator-a.pem"
+    pem.write_bytes(OTHER.verifier.to_pem())
+    report = audit_bundle(bag, [load_trusted_key(pem)])
+    assert {"signer-untrusted", "checkpoint-note-untrusted"} <= codes(report)
+    assert report.trusted_keys == ()
+
+
+def test_pem_with_key_name_is_trusted_under_that_name_only(bag: Path, tmp_path: Path) -> None:
+    pem = investigator_signer().verifier.to_pem()
+    right = tmp_path / "right.pem"
+    right.write_bytes(b"Key-Name: investigator-a\n" + pem)
+    wrong = tmp_path / "wrong.pem"
+    wrong.write_bytes(b"Key-Name: someone-else\n" + pem)
+    assert audit_bundle(bag, [load_trusted_key(right)]).ok
+    assert "signer-untrusted" in codes(audit_bundle(bag, [load_trusted_key(wrong)]))
+
+
+def test_pem_trust_does_not_fall_back_to_the_bundle_keys(bag: Path, tmp_path: Path) -> None:
+    rebag(bag, OTHER)  # a forger's bundle: its own key files would let it pass without --trust
+    pem = tmp_path / "trusted.pem"
+    pem.write_bytes(investigator_signer().verifier.to_pem())
+    report = audit_bundle(bag, [load_trusted_key(pem)])
+    assert "tagmanifest-bad-signature" in codes(report)
+    assert report.warnings == []
+
+
+def test_pem_that_is_not_ed25519_is_refused_naming_the_file(tmp_path: Path) -> None:
+    from chain_of_custody import InputError
+
+    path = tmp_path / "broken.pem"
+    path.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(InputError, match=r"broken\.pem"):
+        load_trusted_key(path)
+
+
+# --- the base64 copy of the signature --------------------------------------------------------
+
+
+def test_missing_base64_signature_copy_is_a_finding(bag: Path) -> None:
+    (bag / "tagmanifest-sha256.txt.sig.b64").unlink()
+    report = audit_bundle(bag, TRUSTED)
+    assert codes(report) == {"signature-copy-missing"}
+    assert report.findings[0].path == "tagmanifest-sha256.txt.sig.b64"
+
+
+# --- --since that is not a checkpoint --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(bytes(range(256)) * 3, id="binary"),
+        pytest.param(b"just some text\n", id="text"),
+        pytest.param(b"origin\n1\nAAAA\n\n", id="unsigned"),
+    ],
+)
+def test_since_that_is_not_a_checkpoint_is_an_input_error(
+    exported: tuple[Path, Path, bytes, bytes], tmp_path: Path, data: bytes
+) -> None:
+    from chain_of_custody import InputError
+
+    with pytest.raises(InputError, match="--since"):
+        audit_bundle(exported[0], TRUSTED, since=data)
+    path = tmp_path / "earlier.txt"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=r"earlier\.txt") as raised:
+        load_since_checkpoint(path)
+    assert "checkpoint.txt" in raised.value.hint
+
+
+def test_since_signed_note_that_is_not_a_checkpoint_is_an_input_error(
+    exported: tuple[Path, Path, bytes, bytes],
+) -> None:
+    from chain_of_custody import InputError
+
+    # A custody event is a signed note too, signed by the trusted key, but not a checkpoint.
+    leaf = sorted((exported[0] / "data/custody/events").glob("*.leaf"))[0].read_bytes()
+    with pytest.raises(InputError, match="is not a checkpoint"):
+        audit_bundle(exported[0], TRUSTED, since=leaf)
+
+
+def test_since_checkpoint_file_is_read(
+    exported: tuple[Path, Path, bytes, bytes], tmp_path: Path
+) -> None:
+    from chain_of_custody import InputError
+
+    path = tmp_path / "earlier.txt"
+    path.write_bytes(exported[2])
+    assert load_since_checkpoint(path) == exported[2]
+    with pytest.raises(InputError, match=r"missing\.txt"):
+        load_since_checkpoint(tmp_path / "missing.txt")
+
+
+def test_since_untrusted_message_has_no_empty_location(
+    exported: tuple[Path, Path, bytes, bytes],
+) -> None:
+    note = (exported[0] / "data/custody/checkpoint.txt").read_bytes()
+    stranger_note = sign_checkpoint(Checkpoint.from_text(parse_note(note).text), [OTHER])
+    report = audit_bundle(exported[0], TRUSTED, since=stranger_note)
+    [finding] = report.findings
+    assert finding.code == "since-untrusted"
+    assert "(-)" not in finding.message
+    assert finding.message.endswith("(signed by: someone-else)")
+
+
+# --- a symlink named as the bundle -----------------------------------------------------------
+
+
+def test_symlink_to_the_bag_is_followed(
+    exported: tuple[Path, Path, bytes, bytes], tmp_path: Path
+) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(exported[0], target_is_directory=True)
+    report = audit_bundle(link, TRUSTED)
+    assert report.ok, report.findings
+    assert report.bundle == str(link)
+    zip_link = tmp_path / "link.zip"
+    zip_link.symlink_to(exported[1])
+    assert audit_bundle(zip_link, TRUSTED).ok
+
+
+def test_symlink_inside_a_linked_bag_is_still_a_finding(bag: Path, tmp_path: Path) -> None:
+    _symlink_in_bag(bag)
+    link = tmp_path / "link"
+    link.symlink_to(bag, target_is_directory=True)
+    assert "bag-symlink" in codes(audit_bundle(link, TRUSTED))
+
+
+# --- VERIFY.md: checking the exporter key with standard tools --------------------------------
+
+
+def _verify_md_step_2(root: Path) -> tuple[str, list[str]]:
+    """The text of step 2 of the bundle's VERIFY.md and its commands (indented lines)."""
+    text = (root / "data/custody/VERIFY.md").read_text(encoding="utf-8")
+    step = text.split("\n## 2. ", 1)[1].split("\n## 3. ", 1)[0]
+    commands = [line.strip() for line in step.splitlines() if line.startswith("    ")]
+    return step, commands
+
+
+def _sh(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", "-c", command], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def _openssl_or_skip(bag: Path) -> tuple[str, str]:
+    """The key derivation and signature commands of step 2; skip without OpenSSL 3."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True, check=False)
+    if not version.stdout.startswith("OpenSSL ") or int(version.stdout.split()[1][0]) < 3:
+        pytest.skip(f"VERIFY.md needs OpenSSL 3.0 or later, found {version.stdout.strip()!r}")
+    _step, commands = _verify_md_step_2(bag)
+    derive = [c for c in commands if "openssl pkey " in c]
+    verify = [c for c in commands if "openssl pkeyutl " in c]
+    assert len(derive) == 1 and len(verify) == 1, commands
+    return derive[0], verify[0]
+
+
+def _trusted_key_field() -> str:
+    """The third field of the verifier key line the auditor got from the NGO.
+
+    Everything after the second '+': the name has no '+' and the key id is hex, but the base64
+    may hold one (the fixed test key's does).
+    """
+    field = investigator_signer().verifier.to_note_text().split("+", 2)[2]
+    assert "+" in field  # so that a split at the last '+' would fail this test
+    return field
+
+
+def test_verify_md_commands_check_the_key_the_auditor_trusts(bag: Path) -> None:
+    derive, verify = _openssl_or_skip(bag)
+    derived = _sh(derive, bag)
+    assert derived.returncode == 0, derived.stderr
+    assert derived.stdout.strip() == _trusted_key_field()
+    verified = _sh(verify, bag)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "Signature Verified Successfully" in verified.stdout
+
+
+def test_verify_md_commands_expose_a_swapped_pem(bag: Path, tmp_path: Path) -> None:
+    derive, verify = _openssl_or_skip(bag)
+    # A forger replaces the exporter's key files with their own key and signs again.
+    pem = bag / _key_file(bag, ".pem")
+    pem.write_bytes(OTHER.verifier.to_pem())
+    (bag / _key_file(bag, ".pub")).write_text(OTHER.verifier.to_note_text() + "\n")
+    rebag(bag, OTHER)
+    assert _sh(verify, bag).returncode == 0  # the bundle's own PEM proves nothing by itself
+    derived = _sh(derive, bag)
+    assert derived.returncode == 0, derived.stderr
+    assert derived.stdout.strip() != _trusted_key_field()
+    # With the auditor's own copy of the PEM, as step 2 also allows, the signature fails.
+    own = tmp_path / "own.pem"
+    own.write_bytes(investigator_signer().verifier.to_pem())
+    bundle_pem = pem.relative_to(bag).as_posix()
+    assert bundle_pem in verify
+    refused = _sh(verify.replace(bundle_pem, str(own)), bag)
+    assert refused.returncode != 0
+    assert "Signature Verified Successfully" not in refused.stdout
+
+
+def test_verify_md_says_what_the_signature_covers(bag: Path) -> None:
+    step, _commands = _verify_md_step_2(bag)
+    flat = " ".join(step.split())
+    assert "covers every file of the bundle" not in flat
+    assert "the files the manifests list" in flat
+    assert "reports any file that no manifest lists" in flat
+    assert "everything after its second `+`" in flat

@@ -1,0 +1,152 @@
+"""``evidence audit`` through the command line: the exit code and message of each bad input.
+
+The library tests (test_audit.py) name the findings; these check what an auditor sees: exit 1
+with the file named for a bad bundle, exit 2 for a wrong argument, never exit 3.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from exports.bundle import export_bundle
+from exports.model import Selection
+from tests.conftest import CliResult
+from tests.exports.casebuilder import (
+    CREATED,
+    build_case,
+    copy_case,
+    investigator_signer,
+)
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture(scope="module")
+def exported_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A restricted bundle of INC-0001, as a bag directory."""
+    root = tmp_path_factory.mktemp("audit-cli")
+    case = copy_case(build_case(root / "built"), root / "case").open()
+    try:
+        result = export_bundle(
+            case,
+            investigator_signer(),
+            selection=Selection(incidents=("INC-0001",)),
+            profile="restricted",
+            out_dir=root / "out" / "bundle",
+            created=CREATED,
+        )
+    finally:
+        case.close()
+    return result.bag
+
+
+@pytest.fixture
+def bag(exported_bag: Path, tmp_path: Path) -> Path:
+    """A private copy of the bag to change."""
+    target = tmp_path / "bundle"
+    shutil.copytree(exported_bag, target)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+@pytest.fixture
+def trust_file(tmp_path: Path) -> Path:
+    """The exporter's verifier key line, as the organisation would publish it."""
+    path = tmp_path / "investigator-a.pub"
+    path.write_text(investigator_signer().verifier.to_note_text() + "\n", encoding="utf-8")
+    return path
+
+
+def test_clean_bag_exits_0(cli: Cli, bag: Path, trust_file: Path) -> None:
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.stdout
+
+
+@pytest.mark.parametrize("rel", ["extra/evil.txt", "Data/evil.txt", "datax/evil.txt"])
+def test_file_outside_payload_exits_1_naming_it(
+    cli: Cli, bag: Path, trust_file: Path, rel: str
+) -> None:
+    (bag / rel).parent.mkdir()
+    (bag / rel).write_text("invented\n", encoding="utf-8")
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 1, result.output
+    assert "file-outside-payload" in result.stdout
+    assert rel in result.stdout
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "data/custody/events/999.leaf",
+        "data/custody/proofs/UATEST-999999.proof",
+        "data/custody/consistency/1.proof",
+    ],
+)
+def test_folder_named_like_a_custody_file_exits_1_naming_it(
+    cli: Cli, bag: Path, trust_file: Path, rel: str
+) -> None:
+    (bag / rel).mkdir(parents=True)
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 1, result.output
+    assert "unexpected error" not in result.output
+    assert "not-a-file" in result.stdout
+    assert rel in result.stdout
+
+
+def test_checkpoint_replaced_by_a_folder_exits_1(cli: Cli, bag: Path, trust_file: Path) -> None:
+    checkpoint = bag / "data/custody/checkpoint.txt"
+    checkpoint.unlink()
+    checkpoint.mkdir()
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 1, result.output
+    assert "data/custody/checkpoint.txt" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["own copy.pem", "investigator-a_key.pem"])
+def test_trusted_pem_under_any_name_exits_0(cli: Cli, bag: Path, tmp_path: Path, name: str) -> None:
+    pem = tmp_path / name
+    pem.write_bytes(investigator_signer().verifier.to_pem())
+    result = cli("audit", bag, "--trust", pem)
+    assert result.exit_code == 0, result.output
+
+
+def test_bundle_pem_as_trust_exits_0(cli: Cli, bag: Path) -> None:
+    pem = next((bag / "data/custody/keys").glob("*.pem"))
+    result = cli("audit", bag, "--trust", pem)
+    assert result.exit_code == 0, result.output
+
+
+def test_missing_base64_signature_exits_1(cli: Cli, bag: Path, trust_file: Path) -> None:
+    (bag / "tagmanifest-sha256.txt.sig.b64").unlink()
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 1, result.output
+    assert "tagmanifest-sha256.txt.sig.b64" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content", [pytest.param(b"", id="empty"), pytest.param(bytes(range(256)), id="binary")]
+)
+def test_since_that_is_not_a_checkpoint_exits_2(
+    cli: Cli, bag: Path, trust_file: Path, tmp_path: Path, content: bytes
+) -> None:
+    since = tmp_path / "earlier.txt"
+    since.write_bytes(content)
+    result = cli("audit", bag, "--trust", trust_file, "--since", since)
+    assert result.exit_code == 2, result.output
+    assert "not a signed checkpoint" in result.stderr
+    assert "checkpoint.txt" in result.stderr  # the hint says what to give
+    assert "(-)" not in result.output
+
+
+def test_symlink_to_the_bag_exits_0(cli: Cli, bag: Path, trust_file: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(bag, target_is_directory=True)
+    result = cli("audit", link, "--trust", trust_file)
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.stdout
