@@ -6,7 +6,9 @@ user gave into a deterministic stream of results, one per file system entry met:
 - :class:`Candidate`: a readable, non-empty regular file to store;
 - :class:`Refusal`: an entry that is not ingested, with a reason code and a text saying why and
   what to do (directories without ``--recursive``, FIFOs, sockets, devices, empty or unreadable
-  files, symlinks leading outside the given roots or into a loop, vanished entries);
+  files, symlinks leading outside the given roots or into a loop, vanished entries, and what is
+  :class:`Excluded` whatever the inputs: the case's own folder, the investigator's key folders
+  and key files);
 - :class:`SymlinkRecord`: a symbolic link that was met; the caller records it as a sighting of a
   link, and it is followed only with ``follow_symlinks``.
 
@@ -16,7 +18,7 @@ shown through :func:`display_name`, which escapes what cannot be shown safely.
 
 # Paths are handled as the raw bytes the file system gives (os functions on bytes): pathlib
 # would decode them, and names that are not UTF-8 must be kept exactly.
-# ruff: noqa: PTH115, PTH118
+# ruff: noqa: PTH115, PTH118, PTH120
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from chain_of_custody.errors import InputError
 
 __all__ = [
     "Candidate",
+    "Excluded",
     "Reason",
     "Refusal",
     "ScanResult",
@@ -74,6 +77,9 @@ class Reason(StrEnum):
     CHANGED_WHILE_READING = "changed-while-reading"
     NAME_TOO_LONG = "name-too-long"
     IO_ERROR = "io-error"
+    CASE_FOLDER = "case-folder"
+    KEY_FOLDER = "key-folder"
+    PRIVATE_KEY = "private-key"
 
 
 _REASON_TEXT: dict[Reason, str] = {
@@ -100,6 +106,18 @@ _REASON_TEXT: dict[Reason, str] = {
     ),
     Reason.NAME_TOO_LONG: "has a path too long for the file system to open",
     Reason.IO_ERROR: "could not be read because of an input/output error",
+    Reason.CASE_FOLDER: (
+        "is the folder of the case being ingested into, or inside it; the case's own folder is "
+        "never ingested (keep the material to ingest outside it)"
+    ),
+    Reason.KEY_FOLDER: (
+        "is the folder of the investigator's private keys, or inside it; a private key is never "
+        "ingested as evidence"
+    ),
+    Reason.PRIVATE_KEY: (
+        "is one of the investigator's private key files; a private key is never ingested as "
+        "evidence"
+    ),
 }
 
 
@@ -173,13 +191,16 @@ class Candidate:
     """A readable, non-empty regular file to ingest.
 
     ``path`` is what to open: for a followed symbolic link it is the link's resolved target,
-    and ``is_symlink_target_of`` holds the raw path of that link.
+    and ``is_symlink_target_of`` holds the raw path of that link. ``size``, ``mtime_ns`` and
+    ``ctime_ns`` are those of the scan's stat (``ctime_ns``: the last change of content or
+    metadata, which no user command can set back).
     """
 
     raw_path: bytes
     display: str
     size: int
     mtime_ns: int
+    ctime_ns: int
     is_symlink_target_of: bytes | None = None
 
     # Made on first use: an ingest of many files needs neither for most of them.
@@ -243,8 +264,27 @@ class SymlinkRecord:
 ScanResult = Candidate | Refusal | SymlinkRecord
 
 
+@dataclass(frozen=True)
+class Excluded:
+    """A folder or a file that is never ingested, whatever the inputs, with the reason.
+
+    Recognised by device and inode, never by the path's text, so that ``..``, symbolic links,
+    hard links and bind mounts lead to the same answer. A folder is never walked into, and an
+    input given inside it is refused; a file is refused wherever it is met. A path that does
+    not exist when the scan starts excludes nothing.
+    """
+
+    path: Path
+    reason_code: Reason
+
+
 def scan_inputs(
-    paths: Sequence[Path], recursive: bool, follow_symlinks: bool, *, probe: bool = True
+    paths: Sequence[Path],
+    recursive: bool,
+    follow_symlinks: bool,
+    *,
+    probe: bool = True,
+    excluded: Sequence[Excluded] = (),
 ) -> Iterator[ScanResult]:
     """Scan the given inputs, yielding a result for every entry met, in a deterministic order.
 
@@ -253,11 +293,16 @@ def scan_inputs(
     as :class:`SymlinkRecord`; they are followed only with ``follow_symlinks`` and only to
     targets inside the given inputs. Nothing other than regular files is ever opened, and
     those only to check that they can be read. Without ``probe`` nothing is opened at all: an
-    ingest opens every file anyway and refuses one it cannot read with the same reason.
+    ingest opens every file anyway and refuses one it cannot read with the same reason. What is
+    ``excluded`` is refused with its reason, once however often it is met.
     """
     raw_inputs = [os.fsencode(p) for p in paths]
     scanner = _Scanner(
-        _roots(raw_inputs), recursive=recursive, follow_symlinks=follow_symlinks, probe=probe
+        _roots(raw_inputs),
+        recursive=recursive,
+        follow_symlinks=follow_symlinks,
+        probe=probe,
+        excluded=_identify(excluded),
     )
     for raw in raw_inputs:
         yield from scanner.scan_given(raw)
@@ -327,6 +372,32 @@ def _roots(raw_inputs: Sequence[bytes]) -> tuple[bytes, ...]:
     return tuple(roots)
 
 
+# (st_dev, st_ino): what a file system entry is, whatever the path that leads to it.
+_FileKey = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Exclusions:
+    """Internal: the excluded folders and files by (device, inode), each with its reason."""
+
+    folders: dict[_FileKey, Reason]
+    files: dict[_FileKey, Reason]
+
+
+def _identify(excluded: Sequence[Excluded]) -> _Exclusions:
+    """One stat of each excluded path, when the scan starts."""
+    folders: dict[_FileKey, Reason] = {}
+    files: dict[_FileKey, Reason] = {}
+    for entry in excluded:
+        try:
+            st = os.stat(entry.path)
+        except OSError:
+            continue
+        kind = folders if stat.S_ISDIR(st.st_mode) else files
+        kind.setdefault((st.st_dev, st.st_ino), entry.reason_code)
+    return _Exclusions(folders, files)
+
+
 def _inside(real: bytes, roots: Sequence[bytes]) -> bool:
     return any(real == root or real.startswith(root.rstrip(b"/") + b"/") for root in roots)
 
@@ -349,25 +420,34 @@ def unsupported_kind(mode: int) -> Reason:
     return Reason.UNSUPPORTED_TYPE
 
 
-_DirKey = tuple[int, int]
-
-
 @dataclass(frozen=True)
 class _Descend:
     """Internal: walk this directory next (``ancestors`` include it, for loop detection)."""
 
     raw: bytes
-    ancestors: frozenset[_DirKey]
+    ancestors: frozenset[_FileKey]
 
 
 class _Scanner:
     def __init__(
-        self, roots: tuple[bytes, ...], *, recursive: bool, follow_symlinks: bool, probe: bool
+        self,
+        roots: tuple[bytes, ...],
+        *,
+        recursive: bool,
+        follow_symlinks: bool,
+        probe: bool,
+        excluded: _Exclusions,
     ):
         self.roots = roots
         self.recursive = recursive
         self.follow_symlinks = follow_symlinks
         self.probe = probe
+        self.excluded = excluded
+        self._reported: set[_FileKey] = set()  # excluded entries already refused
+        # Whether a folder is an excluded one or inside one: by (device, inode) for each folder
+        # looked at, and by path for the folders of the inputs given.
+        self._enclosed: dict[_FileKey, Reason | None] = {}
+        self._enclosed_by_path: dict[bytes, Reason | None] = {}
 
     def scan_given(self, raw: bytes) -> Iterator[ScanResult]:
         yield from self._walk(raw, given=True)
@@ -375,7 +455,7 @@ class _Scanner:
     def _walk(self, raw: bytes, *, given: bool) -> Iterator[ScanResult]:
         # An explicit stack rather than recursion: a hostile tree can be deeper than Python's
         # recursion limit.
-        stack: list[tuple[bytes, Iterator[bytes], frozenset[_DirKey]]] = []
+        stack: list[tuple[bytes, Iterator[bytes], frozenset[_FileKey]]] = []
         visit = self._visit(raw, frozenset(), given=given)
         while True:
             for item in visit:
@@ -405,7 +485,7 @@ class _Scanner:
             return Refusal.from_error(source_error(raw_dir, exc))
 
     def _visit(
-        self, raw: bytes, ancestors: frozenset[_DirKey], *, given: bool
+        self, raw: bytes, ancestors: frozenset[_FileKey], *, given: bool
     ) -> Iterator[ScanResult | _Descend]:
         """Results for one entry; a directory to walk is always the last thing yielded."""
         missing = Reason.NOT_FOUND if given else Reason.VANISHED
@@ -414,13 +494,21 @@ class _Scanner:
         except OSError as exc:
             yield Refusal.from_error(source_error(raw, exc, vanished=missing))
             return
+        if given and self.excluded.folders and (st.st_dev, st.st_ino) not in self.excluded.files:
+            # Entries met in a walk need no such look upwards: the walk refuses an excluded
+            # folder before it enters it. An excluded file is refused for what it is, below.
+            folder = raw if stat.S_ISDIR(st.st_mode) else os.path.dirname(raw)
+            reason = self._enclosing_exclusion(folder or b".")
+            if reason is not None:
+                yield from self._refuse_excluded(raw, (st.st_dev, st.st_ino), reason)
+                return
         if stat.S_ISLNK(st.st_mode):
             yield from self._visit_link(raw, ancestors)
             return
         yield from self._visit_target(raw, raw, st, ancestors, link=None)
 
     def _visit_link(
-        self, raw: bytes, ancestors: frozenset[_DirKey]
+        self, raw: bytes, ancestors: frozenset[_FileKey]
     ) -> Iterator[ScanResult | _Descend]:
         try:
             target = os.readlink(raw)
@@ -457,6 +545,15 @@ class _Scanner:
             yield record(followed=False)
             yield Refusal.of(raw, Reason.SYMLINK_OUTSIDE_ROOTS)
             return
+        if self.excluded.folders and (st.st_dev, st.st_ino) not in self.excluded.files:
+            # A link may lead into an excluded folder that the walk itself never enters.
+            reason = self._enclosing_exclusion(
+                real if stat.S_ISDIR(st.st_mode) else os.path.dirname(real)
+            )
+            if reason is not None:
+                yield record(followed=False)
+                yield Refusal.of(raw, reason)
+                return
         if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in ancestors:
             yield record(followed=False)
             yield Refusal.of(raw, Reason.SYMLINK_LOOP)
@@ -470,17 +567,21 @@ class _Scanner:
         raw: bytes,
         shown: bytes,
         st: os.stat_result,
-        ancestors: frozenset[_DirKey],
+        ancestors: frozenset[_FileKey],
         *,
         link: bytes | None,
     ) -> Iterator[ScanResult | _Descend]:
         """Results for a non-link entry ``raw`` (reached as ``shown``, a link when ``link``)."""
         mode = st.st_mode
         if stat.S_ISDIR(mode):
+            key = (st.st_dev, st.st_ino)
+            excluded = self.excluded.folders.get(key)
+            if excluded is not None:
+                yield from self._refuse_excluded(shown, key, excluded)
+                return
             if not self.recursive:
                 yield Refusal.of(shown, Reason.DIRECTORY)
                 return
-            key = (st.st_dev, st.st_ino)
             if key in ancestors:
                 # A bind mount or similar can loop without any symbolic link.
                 yield Refusal.of(shown, Reason.SYMLINK_LOOP if link else Reason.DIRECTORY_LOOP)
@@ -491,6 +592,11 @@ class _Scanner:
         if refusal is not None:
             yield refusal
             return
+        if self.excluded.files:
+            excluded = self.excluded.files.get((st.st_dev, st.st_ino))
+            if excluded is not None:
+                yield from self._refuse_excluded(shown, (st.st_dev, st.st_ino), excluded)
+                return
         if st.st_size == 0:
             yield Refusal.of(shown, Reason.EMPTY)
             return
@@ -503,8 +609,51 @@ class _Scanner:
             display=display_name(raw),
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
             is_symlink_target_of=link,
         )
+
+    def _refuse_excluded(self, shown: bytes, key: _FileKey, reason: Reason) -> Iterator[Refusal]:
+        """The refusal of an excluded entry, the first time it is met."""
+        if key not in self._reported:
+            self._reported.add(key)
+            yield Refusal.of(shown, reason)
+
+    def _enclosing_exclusion(self, folder: bytes) -> Reason | None:
+        """Why ``folder`` is never ingested, if it is an excluded folder or inside one.
+
+        Goes up through ``..`` rather than through the path's text, so that the answer is that
+        of the folders really above it; each folder is looked at once per scan.
+        """
+        if folder in self._enclosed_by_path:
+            return self._enclosed_by_path[folder]
+        walked: list[_FileKey] = []
+        reason: Reason | None = None
+        path = folder
+        try:
+            st = os.stat(path)
+            while True:
+                key = (st.st_dev, st.st_ino)
+                if key in self._enclosed:
+                    reason = self._enclosed[key]
+                    break
+                if key in walked:
+                    break  # a file system whose ``..`` leads round in a circle
+                walked.append(key)
+                reason = self.excluded.folders.get(key)
+                if reason is not None:
+                    break
+                path = os.path.join(path, b"..")
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == key:
+                    break  # the root of the file system is its own parent
+        except OSError:
+            # A folder above that cannot be looked at: nothing known about it excludes this.
+            return None
+        for key in walked:
+            self._enclosed[key] = reason
+        self._enclosed_by_path[folder] = reason
+        return reason
 
 
 def _probe_readable(raw: bytes) -> Refusal | None:

@@ -11,9 +11,15 @@ and projected in batched transactions by this process alone, in input order; one
 signed at the end.
 
 A batch is never lost because one input is bad: refused inputs are reported with their reason
-and the rest are ingested. Re-running a command records only what is missing: a file already
-sighted at the same absolute path with the same size and modification time is skipped without
-being read again.
+and the rest are ingested. The case's own folder and the investigator's private keys are never
+ingested, whatever the inputs: each is refused once, with its reason (see :func:`never_ingested`).
+
+Re-running a command records only what is missing. A file already sighted at the same absolute
+path with the same size and modification time is skipped without being read again, provided
+its status change time (ctime) is earlier than the event that recorded the sighting: copying with
+``cp -p``, ``touch -r``, tar or rsync keeps a file's size and modification time but not its
+ctime, which no user command can set back, so a file changed that way is read again (and is then
+a new item, or recorded as already seen by its content).
 """
 
 from __future__ import annotations
@@ -28,20 +34,23 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from chain_of_custody import EventDraft, Signer
+from chain_of_custody import EventDraft, Signer, parse_event_time
 from evidence.acquire import (
     Candidate,
+    Excluded,
     Reason,
     Refusal,
     SourceError,
@@ -52,10 +61,12 @@ from evidence.acquire import (
     source_error,
 )
 from evidence.errors import EnvironmentProblem
+from evidence.keystore import KEY_ENV, key_dir
 from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore, StoredObject, read_ahead
 from evidence.progress import Progress
+from evidence.recipients import recipient_dir
 from evidence.workspace import Case, Recorder
 
 BATCH_EVENTS = 1000
@@ -72,6 +83,13 @@ FILES_PER_TASK = 32
 READ_AHEAD_CHUNKS = 2
 WORKER_NICENESS = 5
 _EMPTY_REASON = "empty file (0 bytes); there is nothing to preserve"
+# On Windows st_ctime is the creation time, which a copy over an existing file keeps: every
+# file sighted before is read again there.
+_CTIME_IS_CHANGE_TIME = sys.platform != "win32"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The last sighting of a path: sha256, size, mtime_ns (as recorded) and its event's time. Plain
+# tuples: a rerun on a large case reads one per file of the case.
+_Sighting = tuple[str, int, str, str]
 # Worker processes are forked: they start at once, with everything imported. Elsewhere than
 # Linux (fork is unsafe on macOS), threads store every input.
 _FORK: BaseContext | None = (
@@ -164,10 +182,18 @@ def ingest(
     follow_symlinks: bool = False,
     progress: Progress | None = None,
     derivation: dict[str, Any] | None = None,
+    private_keys: Sequence[Path] = (),
 ) -> IngestReport:
-    """Ingest ``paths`` into ``case``; see the module docstring for the guarantees."""
+    """Ingest ``paths`` into ``case``; see the module docstring for the guarantees.
+
+    ``private_keys`` names key files kept elsewhere than in the key folders (the ``--key`` of
+    the command): like those, they are refused if met.
+    """
     report = IngestReport()
     case.objects.remove_stale_temp()
+    # Read before anything is recorded: a sighting whose event time is later than this was
+    # stamped by a clock that was ahead, and cannot tell that a file is unchanged since.
+    started_ns = time.time_ns()
     seen = _known_sightings(case)
     # Metadata is extracted for content the case does not know yet. Deciding by the catalog,
     # not by whether the object file is new, keeps the metadata of a file whose object an
@@ -177,7 +203,11 @@ def ingest(
     # The scan opens nothing: the workers open every file anyway, and refuse one they cannot
     # read with the same reason as a scan would.
     scanned = scan_inputs(
-        list(paths), recursive=recursive, follow_symlinks=follow_symlinks, probe=False
+        list(paths),
+        recursive=recursive,
+        follow_symlinks=follow_symlinks,
+        probe=False,
+        excluded=never_ingested(case, private_keys),
     )
     # Storing starts while the scan goes on (see _Storage); events are recorded once it is over.
     with _Storage(case, known_items) as storage:
@@ -187,7 +217,7 @@ def ingest(
                 report.refused.append(RefusedInput(entry.display, code, entry.reason))
             elif isinstance(entry, SymlinkRecord):
                 links.append(entry)
-            elif not _skipped_as_seen(entry, seen, report):
+            elif not _skipped_as_seen(entry, seen, started_ns, report):
                 storage.add(entry)
         if progress is not None:
             progress.start(storage.count, storage.size)
@@ -218,15 +248,74 @@ def ingest(
     return report
 
 
+def never_ingested(case: Case, private_keys: Sequence[Path] = ()) -> list[Excluded]:
+    """What an ingest into ``case`` refuses whatever its inputs.
+
+    The case's own folder: its catalog, log and objects change with every run, so ingesting
+    them would add a new item each time. The investigator's key folders (signing and recipient
+    keys): private keys must never leave in a bundle. Each key file in them, the key named by
+    ``EVIDENCE_KEY`` and ``private_keys`` are also refused as files, wherever they are met
+    (through a hard or a symbolic link, say). Paths that do not exist exclude nothing.
+    """
+    excluded = [Excluded(case.root, Reason.CASE_FOLDER)]
+    try:
+        folders = [key_dir(), recipient_dir()]
+    except RuntimeError:
+        folders = []  # no EVIDENCE_HOME and no home folder: no key folder there either
+    for folder in folders:
+        excluded.append(Excluded(folder, Reason.KEY_FOLDER))
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            excluded += [Excluded(Path(e.path), Reason.PRIVATE_KEY) for e in entries if e.is_file()]
+    named = os.environ.get(KEY_ENV)
+    keys = [*private_keys, Path(named)] if named else list(private_keys)
+    excluded += [Excluded(key, Reason.PRIVATE_KEY) for key in keys]
+    return excluded
+
+
 def _skipped_as_seen(
-    cand: Candidate, seen: dict[str, tuple[str, int, str]], report: IngestReport
+    cand: Candidate, seen: dict[str, _Sighting], started_ns: int, report: IngestReport
 ) -> bool:
-    """Report ``cand`` as skipped if it was sighted at the same path, size and time before."""
+    """Report ``cand`` as skipped if it was sighted at the same path, size and modification
+    time before, and has not changed since: see the module docstring."""
     prior = seen.get(path_key(_abs_raw(cand)))
-    if prior is None or prior[1] != cand.size or prior[2] != str(cand.mtime_ns):
+    if prior is None or not _CTIME_IS_CHANGE_TIME:
         return False
-    report.files.append(IngestedFile("skipped", prior[0], cand.size, cand.display, None))
+    sha256, size, mtime_ns, event_time = prior
+    if size != cand.size or mtime_ns != str(cand.mtime_ns):
+        return False
+    recorded_ns = _event_time_ns(event_time)
+    if recorded_ns is None or recorded_ns > started_ns:
+        return False
+    if cand.ctime_ns + _ctime_allowance(cand.ctime_ns) >= recorded_ns:
+        return False
+    report.files.append(IngestedFile("skipped", sha256, cand.size, cand.display, None))
     return True
+
+
+def _ctime_allowance(ctime_ns: int) -> int:
+    """How much later than its ctime a file may have changed.
+
+    File systems that keep times in whole seconds (ext3, HFS+; FAT's in two seconds) or in
+    hundredths (exFAT) round the time of a change down, so a change made just after an event
+    could be stamped before it. A finer stamp is taken as it is: the kernel may stamp it up to
+    a clock tick early, a narrower gap than the one that remains between reading a file and
+    recording its event (a change in either that keeps size and mtime goes unseen).
+    """
+    if ctime_ns % 1_000_000_000 == 0:
+        return 2_000_000_000
+    if ctime_ns % 10_000_000 == 0:
+        return 10_000_000
+    return 0
+
+
+def _event_time_ns(text: str) -> int | None:
+    """An event time (RFC 3339 UTC, at most microseconds) in nanoseconds since the epoch,
+    exactly; ``None`` for a time that is not of that form."""
+    try:
+        moment = parse_event_time(text)
+    except ValueError:
+        return None
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 @dataclass(frozen=True)
@@ -737,11 +826,14 @@ def _abs_raw(cand: Candidate) -> bytes:
     return cand.absolute
 
 
-def _known_sightings(case: Case) -> dict[str, tuple[str, int, str]]:
+def _known_sightings(case: Case) -> dict[str, _Sighting]:
+    """The last sighting of each path, by path key."""
+    # The time is the log's own (that of the signed event), not the catalog's copy of it.
     rows = case.db.execute(
-        "SELECT path_key, sha256, size, mtime_ns FROM sightings ORDER BY seq"
+        "SELECT s.path_key, s.sha256, s.size, s.mtime_ns, l.time "
+        "FROM sightings AS s JOIN log AS l ON l.seq = s.seq ORDER BY s.seq"
     ).fetchall()
-    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
 
 def _option_data(options: ItemOptions) -> dict[str, Any]:

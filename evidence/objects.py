@@ -531,8 +531,10 @@ class ObjectStore:
             stored.size != before.st_size
         ):
             # The stored bytes match their name but may not be the file the user meant to give:
-            # refuse the input rather than record a moving target. The object stays (another
-            # process may already rely on it); unreferenced, it is harmless.
+            # refuse the input rather than record a moving target. A staged copy goes at once;
+            # a named object stays (another process may already rely on it); unreferenced, it
+            # is harmless.
+            self.discard(stored)
             raise SourceError(raw, Reason.CHANGED_WHILE_READING)
         return stored
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from evidence import acquire
 from evidence.acquire import (
     Candidate,
+    Excluded,
     Reason,
     Refusal,
     ScanResult,
@@ -548,6 +549,234 @@ def test_unreadable_inputs_as_unprivileged_user() -> None:
     finally:
         (base / "d" / "locked").chmod(0o755)
         shutil.rmtree(base)
+
+
+# --- what is never ingested -------------------------------------------------------------------
+
+# A fictional key file: only its place and identity matter, never its bytes.
+FICTIONAL_KEY = (
+    b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nZmljdGlvbmFs\n-----END ENCRYPTED PRIVATE KEY-----\n"
+)
+
+
+def locker(tmp: Path) -> list[Excluded]:
+    """A folder ``root`` holding evidence, a case and a key folder; what the scan excludes."""
+    root = tmp / "root"
+    write(root / "a.txt")
+    write(root / "case" / "case.toml", b'case_id = "UA-TEST-0001"\n')
+    write(root / "case" / "catalog.sqlite", b"not really a database")
+    write(root / "case" / "objects" / "sha256" / "ab" / "cdef", b"stored")
+    key = write(root / "home" / "keys" / "investigator-a.key", FICTIONAL_KEY)
+    return [
+        Excluded(root / "case", Reason.CASE_FOLDER),
+        Excluded(root / "home" / "keys", Reason.KEY_FOLDER),
+        Excluded(key, Reason.PRIVATE_KEY),
+    ]
+
+
+def folder_holding_case_and_keys(tmp: Path) -> tuple[list[Path], bool, bool]:
+    return [tmp / "root"], True, False
+
+
+def case_given_again(tmp: Path) -> tuple[list[Path], bool, bool]:
+    return [tmp / "root", tmp / "root" / "case"], True, False
+
+
+def case_folder_given(tmp: Path) -> tuple[list[Path], bool, bool]:
+    return [tmp / "root" / "case"], True, False
+
+
+def case_folder_given_without_recursive(tmp: Path) -> tuple[list[Path], bool, bool]:
+    return [tmp / "root" / "case"], False, False
+
+
+def file_inside_case_given(tmp: Path) -> tuple[list[Path], bool, bool]:
+    return [tmp / "root" / "case" / "catalog.sqlite"], False, False
+
+
+def folder_inside_case_given_through_dotdot(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "root" / "sub").mkdir()
+    return [tmp / "root" / "sub" / ".." / "case" / "objects"], True, False
+
+
+def folder_inside_case_given_through_a_link(tmp: Path) -> tuple[list[Path], bool, bool]:
+    # The link is not the last component: no follow option is needed to pass through it.
+    (tmp / "alias").symlink_to(tmp / "root" / "case")
+    return [tmp / "alias" / "objects"], True, False
+
+
+def link_into_case_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "root" / "shortcut").symlink_to("case/objects")
+    return [tmp / "root"], True, True
+
+
+def private_key_given(tmp: Path) -> tuple[list[Path], bool, bool]:
+    return [tmp / "root" / "home" / "keys" / "investigator-a.key"], False, False
+
+
+def hard_link_to_key_elsewhere(tmp: Path) -> tuple[list[Path], bool, bool]:
+    os.link(tmp / "root" / "home" / "keys" / "investigator-a.key", tmp / "root" / "b.bin")
+    return [tmp / "root"], True, False
+
+
+def link_to_key_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "root" / "k").symlink_to("home/keys/investigator-a.key")
+    return [tmp / "root"], True, True
+
+
+CASE_FOLDER = ("refused", b"root/case", Reason.CASE_FOLDER)
+KEY_FOLDER = ("refused", b"root/home/keys", Reason.KEY_FOLDER)
+EXCLUSION_CASES: list[tuple[str, Build, list[tuple[object, ...]]]] = [
+    (
+        "folder-holding-case-and-keys",
+        folder_holding_case_and_keys,
+        [("file", b"root/a.txt", None), CASE_FOLDER, KEY_FOLDER],
+    ),
+    (
+        "case-given-again-is-refused-once",
+        case_given_again,
+        [("file", b"root/a.txt", None), CASE_FOLDER, KEY_FOLDER],
+    ),
+    ("case-folder-given", case_folder_given, [CASE_FOLDER]),
+    ("case-folder-given-without-recursive", case_folder_given_without_recursive, [CASE_FOLDER]),
+    (
+        "file-inside-case-given",
+        file_inside_case_given,
+        [("refused", b"root/case/catalog.sqlite", Reason.CASE_FOLDER)],
+    ),
+    (
+        "folder-inside-case-given-through-dotdot",
+        folder_inside_case_given_through_dotdot,
+        [("refused", b"root/sub/../case/objects", Reason.CASE_FOLDER)],
+    ),
+    (
+        "folder-inside-case-given-through-a-link",
+        folder_inside_case_given_through_a_link,
+        [("refused", b"alias/objects", Reason.CASE_FOLDER)],
+    ),
+    (
+        "link-into-case-followed",
+        link_into_case_followed,
+        [
+            ("file", b"root/a.txt", None),
+            CASE_FOLDER,
+            KEY_FOLDER,
+            ("link", b"root/shortcut", False),
+            ("refused", b"root/shortcut", Reason.CASE_FOLDER),
+        ],
+    ),
+    (
+        "private-key-given",
+        private_key_given,
+        [("refused", b"root/home/keys/investigator-a.key", Reason.PRIVATE_KEY)],
+    ),
+    (
+        "hard-link-to-key-elsewhere",
+        hard_link_to_key_elsewhere,
+        [
+            ("file", b"root/a.txt", None),
+            ("refused", b"root/b.bin", Reason.PRIVATE_KEY),
+            CASE_FOLDER,
+            KEY_FOLDER,
+        ],
+    ),
+    (
+        "link-to-key-followed",
+        link_to_key_followed,
+        [
+            ("file", b"root/a.txt", None),
+            CASE_FOLDER,
+            KEY_FOLDER,
+            ("link", b"root/k", True),
+            ("refused", b"root/k", Reason.PRIVATE_KEY),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [pytest.param(build, expected, id=name) for name, build, expected in EXCLUSION_CASES],
+)
+def test_never_ingested(tmp_path: Path, build: Build, expected: list[tuple[object, ...]]) -> None:
+    excluded = locker(tmp_path)
+    paths, recursive, follow = build(tmp_path)
+    results = list(
+        scan_inputs(paths, recursive=recursive, follow_symlinks=follow, excluded=excluded)
+    )
+    assert summary(results, tmp_path) == expected
+
+
+def test_never_ingested_says_why(tmp_path: Path) -> None:
+    excluded = locker(tmp_path)
+    root = tmp_path / "root"
+    given = [root, root / "home" / "keys" / "investigator-a.key"]
+    refusals = [
+        r for r in scan_inputs(given, True, False, excluded=excluded) if isinstance(r, Refusal)
+    ]
+    assert [(r.reason_code, r.message()) for r in refusals] == [
+        (
+            Reason.CASE_FOLDER,
+            f"{root / 'case'}: is the folder of the case being ingested into, or inside it; the "
+            "case's own folder is never ingested (keep the material to ingest outside it)",
+        ),
+        (
+            Reason.KEY_FOLDER,
+            f"{root / 'home' / 'keys'}: is the folder of the investigator's private keys, or "
+            "inside it; a private key is never ingested as evidence",
+        ),
+        (
+            Reason.PRIVATE_KEY,
+            f"{root / 'home' / 'keys' / 'investigator-a.key'}: is one of the investigator's "
+            "private key files; a private key is never ingested as evidence",
+        ),
+    ]
+    # The codes are stable: reports and --json show them.
+    assert [str(r.reason_code) for r in refusals] == ["case-folder", "key-folder", "private-key"]
+
+
+def test_bind_mount_of_the_case_is_refused(tmp_path: Path) -> None:
+    excluded = locker(tmp_path)
+    view = tmp_path / "elsewhere" / "view"
+    view.mkdir(parents=True)
+    write(tmp_path / "elsewhere" / "b.txt")
+    mount = shutil.which("mount")
+    if not IS_ROOT or mount is None:
+        pytest.skip("needs root and mount(8) to make a bind mount")
+    bound = subprocess.run(
+        [mount, "--bind", str(tmp_path / "root" / "case"), str(view)],
+        capture_output=True,
+        check=False,
+    )
+    if bound.returncode != 0:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        results = list(scan_inputs([tmp_path / "elsewhere"], True, False, excluded=excluded))
+        inside = list(scan_inputs([view / "objects"], True, False, excluded=excluded))
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+    assert summary(results, tmp_path) == [
+        ("file", b"elsewhere/b.txt", None),
+        ("refused", b"elsewhere/view", Reason.CASE_FOLDER),
+    ]
+    assert summary(inside, tmp_path) == [("refused", b"elsewhere/view/objects", Reason.CASE_FOLDER)]
+
+
+def test_exclusions_that_do_not_exist_exclude_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a.txt")
+    gone = [
+        Excluded(tmp_path / "no-case", Reason.CASE_FOLDER),
+        Excluded(tmp_path / "no-keys" / "a.key", Reason.PRIVATE_KEY),
+    ]
+    results = list(scan_inputs([tmp_path / "d"], True, False, excluded=gone))
+    assert summary(results, tmp_path) == [("file", b"d/a.txt", None)]
+
+
+def test_scan_records_the_status_change_time(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt")
+    [candidate] = scan_inputs([path], recursive=False, follow_symlinks=False)
+    assert isinstance(candidate, Candidate)
+    assert candidate.ctime_ns == path.stat().st_ctime_ns
 
 
 # --- display_name properties ------------------------------------------------------------------

@@ -10,6 +10,7 @@ import shutil
 import signal
 import stat
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest
 
 from chain_of_custody.keys import signer_from_seed
 from evidence import ingest as ingest_module
-from evidence.acquire import detect_mime
+from evidence import objects as objects_module
+from evidence.acquire import Candidate, detect_mime
 from evidence.ingest import IngestReport, ingest
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore
@@ -270,3 +272,168 @@ def test_publish_never_replaces_an_existing_object(tmp_path: Path) -> None:
     assert named.stat().st_ino == inode
     assert named.read_bytes() == b"original bytes"
     assert list(store.tmp_dir.iterdir()) == []
+
+
+# --- re-runs: what is skipped unread, what is read again ----------------------------------------
+
+
+def _log_size(case: Case) -> int:
+    return int(case.db.execute("SELECT count(*) FROM log").fetchone()[0])
+
+
+@pytest.mark.parametrize("workers", ["processes", "threads"])
+def test_file_rewritten_keeping_its_size_and_time_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    paths = _corpus(corpus, 70)
+    if workers == "threads":
+        monkeypatch.setattr(ingest_module, "PROCESS_MIN_FILES", 10**9)
+    case, first = _ingest(tmp_path, "case", corpus)
+    assert first.ok, first.refused
+    victim = paths[7]
+    before = victim.stat()
+    rewritten = bytes(byte ^ 0x5A for byte in victim.read_bytes())
+    # Longer than a tick of the coarse clock some kernels stamp ctime from: the change is
+    # stamped after the event that recorded the first sighting, as it would be in use.
+    time.sleep(0.02)
+    victim.write_bytes(rewritten)
+    # What cp -p, touch -r, tar and rsync leave: new bytes, the old size and modification time.
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = victim.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    again = ingest(case, SIGNER, [corpus], options=ItemOptions(), recursive=True)
+
+    assert again.ok, again.refused
+    sha = hashlib.sha256(rewritten).hexdigest()
+    news = [(f.status, f.path, f.sha256) for f in again.files if f.status != "skipped"]
+    assert news == [("ingested", str(victim), sha)]
+    assert case.objects.path_for(sha).read_bytes() == rewritten
+    assert verify_case(case).ok
+    assert _staging_left(case) == []
+
+
+def test_unchanged_file_is_skipped_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    _corpus(corpus, 70)
+    case, first = _ingest(tmp_path, "case", corpus)
+    logged = _log_size(case)
+
+    def reading(storage: Any, cand: Candidate) -> None:
+        raise AssertionError(f"{cand.display} was read again")
+
+    monkeypatch.setattr(ingest_module._Storage, "add", reading)
+
+    again = ingest(case, SIGNER, [corpus], options=ItemOptions(), recursive=True)
+
+    assert again.ok, again.refused
+    assert [(f.status, f.path, f.sha256, f.seq) for f in again.files] == [
+        ("skipped", f.path, f.sha256, None) for f in first.files
+    ]
+    assert again.checkpoint is None
+    assert _log_size(case) == logged
+
+
+EVENT_TIME = "2026-11-24T03:20:00.123457Z"
+SECOND_NS = int(datetime(2026, 11, 24, 3, 20, tzinfo=UTC).timestamp()) * 10**9
+EVENT_NS = SECOND_NS + 123_457_000
+MTIME_NS = 1_700_000_000_123_456_789
+HOUR = 3600 * 10**9
+PRIOR = ("ab" * 32, 10, str(MTIME_NS), EVENT_TIME)
+
+
+def _skipped(
+    ctime_ns: int,
+    *,
+    size: int = 10,
+    mtime_ns: int = MTIME_NS,
+    prior: tuple[str, int, str, str] | None = PRIOR,
+    started_ns: int = EVENT_NS + HOUR,
+) -> bool:
+    cand = Candidate(b"/evidence/a.bin", "/evidence/a.bin", size, mtime_ns, ctime_ns)
+    seen = {} if prior is None else {ingest_module.path_key(b"/evidence/a.bin"): prior}
+    report = IngestReport()
+    skipped = ingest_module._skipped_as_seen(cand, seen, started_ns, report)
+    assert [(f.status, f.sha256) for f in report.files] == ([("skipped", PRIOR[0])] * skipped)
+    return skipped
+
+
+@pytest.mark.parametrize(
+    ("ctime_ns", "skipped"),
+    [
+        pytest.param(EVENT_NS - HOUR, True, id="unchanged"),
+        pytest.param(EVENT_NS - 1, True, id="changed-just-before-the-event"),
+        pytest.param(EVENT_NS, False, id="changed-at-the-event"),
+        pytest.param(EVENT_NS + 1, False, id="changed-after-the-event"),
+        # Whole seconds (FAT: two) and hundredths are rounded down by the file system.
+        pytest.param(SECOND_NS - 3 * 10**9, True, id="whole-seconds-long-before"),
+        pytest.param(SECOND_NS - 10**9, False, id="whole-seconds-within-two"),
+        pytest.param(SECOND_NS + 110_000_000, True, id="hundredths-before"),
+        pytest.param(SECOND_NS + 120_000_000, False, id="hundredths-within-one"),
+    ],
+)
+def test_skip_unread_only_a_file_unchanged_since_its_sighting(ctime_ns: int, skipped: bool) -> None:
+    assert _skipped(ctime_ns) is skipped
+
+
+@pytest.mark.parametrize(
+    "differs",
+    [
+        pytest.param({"size": 11}, id="size"),
+        pytest.param({"mtime_ns": MTIME_NS + 1}, id="mtime"),
+        pytest.param({"prior": None}, id="never-seen"),
+        # An event stamped later than this run began: a clock that was once ahead.
+        pytest.param({"started_ns": EVENT_NS - 1}, id="event-in-the-future"),
+        pytest.param({"prior": (*PRIOR[:3], "24 Nov 2026 03:20")}, id="time-not-rfc3339"),
+    ],
+)
+def test_skip_unread_only_the_same_size_and_mtime_at_a_trusted_time(
+    differs: dict[str, Any],
+) -> None:
+    assert _skipped(EVENT_NS - HOUR) is True
+    assert _skipped(EVENT_NS - HOUR, **differs) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [
+        ("2026-11-24T03:20:00.123457Z", EVENT_NS),
+        ("2026-11-24T03:20:00Z", EVENT_NS - 123_457_000),
+        ("2026-11-24T03:20:00.000001Z", EVENT_NS - 123_456_000),
+        ("1970-01-01T00:00:00.5Z", 500_000_000),
+    ],
+)
+def test_event_times_are_read_to_the_nanosecond(text: str, nanoseconds: int) -> None:
+    assert ingest_module._event_time_ns(text) == nanoseconds
+
+
+# --- inputs that change while they are read ----------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["processes", "threads"])
+def test_file_changed_while_read_leaves_no_staged_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    paths = _corpus(corpus, 70)
+    victim = paths[3]
+    read_whole = objects_module._read_whole
+
+    def growing(source: int, raw: bytes, expected: int) -> bytes:
+        data = read_whole(source, raw, expected)
+        if raw == os.fsencode(victim):
+            with victim.open("ab") as handle:
+                handle.write(b"appended while it was read")
+        return data
+
+    monkeypatch.setattr(objects_module, "_read_whole", growing)
+    if workers == "threads":
+        monkeypatch.setattr(ingest_module, "PROCESS_MIN_FILES", 10**9)
+    case, report = _ingest(tmp_path, "case", corpus)
+    assert [(r.path, r.code) for r in report.refused] == [(str(victim), "changed-while-reading")]
+    # Removed at once, not by the next ingest.
+    assert _staging_left(case) == []
+    assert verify_case(case).ok
