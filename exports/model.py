@@ -116,12 +116,22 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
 
+def _id_set(ids: tuple[str, ...]) -> tuple[str, ...]:
+    # The order and repetition of the options given change nothing in the bundle: the same
+    # selection gives the same bytes (SPEC section 7). Ids in number order (INC-0002 before
+    # INC-0010 before INC-10000).
+    return tuple(sorted(set(ids), key=lambda ident: (len(ident), ident)))
+
+
+IdSet = Annotated[tuple[str, ...], AfterValidator(_id_set)]
+
+
 class Selection(_Frozen):
     """What the bundle was asked to contain: the ids given, or everything."""
 
-    incidents: tuple[str, ...] = ()
-    facilities: tuple[str, ...] = ()
-    perpetrators: tuple[str, ...] = ()
+    incidents: IdSet = ()
+    facilities: IdSet = ()
+    perpetrators: IdSet = ()
     all: bool = False
 
     def describe(self) -> str:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from exports.model import BagName, BundleContent, parse_time, safe_file_name
+from exports.model import BagName, BundleContent, Selection, parse_time, safe_file_name
 from tests.exports.conftest import Fixture, build_content
 
 
@@ -138,3 +138,16 @@ def test_safe_file_name_always_gives_a_valid_bag_name(name: str) -> None:
     assert len(result.encode()) <= 200
     assert "/" not in result and "\\" not in result
     assert TypeAdapter(BagName).validate_python(result) == result
+
+
+def test_a_selection_is_a_set_of_ids_in_number_order() -> None:
+    """Options given in another order, or twice, select the same bundle (SPEC section 7)."""
+    one = Selection(incidents=("INC-0010", "INC-0002", "INC-0010"), facilities=("FAC-0001",))
+    two = Selection(incidents=("INC-0002", "INC-0010"), facilities=("FAC-0001", "FAC-0001"))
+    assert one == two
+    assert one.incidents == ("INC-0002", "INC-0010")
+    assert Selection(perpetrators=("PER-10000", "PER-9999")).perpetrators == (
+        "PER-9999",
+        "PER-10000",
+    )
+    assert one.describe() == "incidents INC-0002, INC-0010; facilities FAC-0001"
