@@ -223,22 +223,63 @@ class LogStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise EnvironmentProblem(
-                f"cannot lock the case catalog for writing: {exc}",
-                hint="another process holds the catalog; wait for it to finish and try again",
+            raise self._write_problem(exc) or EnvironmentProblem(
+                f"cannot lock the case catalog {self._catalog_path()} for writing "
+                f"({_error_name(exc)})",
+                hint="check the case folder's disk and permissions, then run the command again",
             ) from exc
         try:
             yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        try:
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise
+            problem = (
+                self._write_problem(exc) if isinstance(exc, sqlite3.OperationalError) else None
+            )
+            if problem is None:
+                raise
+            raise problem from exc
+
+    def _write_problem(self, exc: sqlite3.OperationalError) -> EnvironmentProblem | None:
+        """What stopped a write to the catalog, for the causes that lie outside the toolkit
+        (a read-only catalog, a full disk, another writer, a failing disk); ``None`` for others.
+        The transaction is rolled back: nothing of it was recorded.
+
+        Told from SQLite's error code, never from its message, which can quote the data of a
+        statement.
+        """
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        path = self._catalog_path()
+        if code == sqlite3.SQLITE_READONLY:
+            return EnvironmentProblem(
+                f"the case catalog {path} is read-only",
+                hint="make catalog.sqlite and the case folder (SQLite writes catalog.sqlite-wal "
+                "and -shm beside it) writable for your user, then run the command again",
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return EnvironmentProblem(
+                f"the disk holding the case catalog {path} is full",
+                hint="free disk space where the case is kept, then run the command again",
+            )
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return EnvironmentProblem(
+                f"cannot lock the case catalog {path} for writing: another process holds it",
+                hint="wait for it to finish and try again",
+            )
+        if code == sqlite3.SQLITE_IOERR:
+            return EnvironmentProblem(
+                f"the case catalog {path} could not be written (input/output error)",
+                hint="check the disk holding the case, then run `evidence verify`",
+            )
+        return None
+
+    def _catalog_path(self) -> str:
+        try:
+            row = self.conn.execute("PRAGMA database_list").fetchone()
+        except sqlite3.Error:
+            row = None
+        return str(row[2]) if row and row[2] else "(in memory)"
 
     @contextmanager
     def transaction(self) -> Iterator[LogTransaction]:
@@ -339,6 +380,10 @@ class LogStore:
         ).fetchall()
         for size, root, note in rows:
             yield int(size), bytes(root), bytes(note)
+
+
+def _error_name(exc: sqlite3.Error) -> str:
+    return getattr(exc, "sqlite_errorname", None) or "SQLite error"
 
 
 class LogTransaction:

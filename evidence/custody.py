@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import sqlite3
 import stat
 import unicodedata
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from chain_of_custody import (
     verify_consistency,
 )
 from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
-from evidence.objects import _rename_noreplace
+from evidence.objects import rename_noreplace
 from evidence.workspace import Case
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
@@ -200,14 +199,7 @@ def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) ->
     finally:
         # Gone already when the copy was renamed into place; an extra name when it was linked.
         temp.unlink(missing_ok=True)
-    try:
-        case.checkpoint(signer)
-    except sqlite3.OperationalError as exc:
-        raise EnvironmentProblem(
-            f"the access is recorded and the copy is at {target}, but no checkpoint could be "
-            f"signed in {case.catalog_path}: {_sqlite_trouble(exc)[0]}",
-            "sign one with `evidence log checkpoint --sign` once the catalog can be written",
-        ) from exc
+    case.checkpoint(signer)
     return target
 
 
@@ -352,19 +344,14 @@ def _record_and_place(
     copy = temp.stat()
     committed = False
     try:
+        # A catalog that cannot be written (read-only, disk full) is an environment error of
+        # the transaction itself.
         with case.transaction() as rec:
             rec.append(draft, signer)
             # Named before the commit: a name taken meanwhile rolls the event back, and a
             # commit that fails takes the name away again (below). No unrecorded copy stays.
             _place(temp, target)
         committed = True
-    except sqlite3.OperationalError as exc:
-        reason, hint = _sqlite_trouble(exc)
-        raise EnvironmentProblem(
-            f"cannot record the access in the catalog {case.catalog_path}: {reason}; "
-            "no copy was made",
-            hint,
-        ) from exc
     finally:
         if not committed:
             _remove_if_same(target, copy)
@@ -406,7 +393,7 @@ def _rename_into_place(temp: Path, target: Path) -> None:
     """Rename the copy to ``target`` unless that name exists, with the object store's
     no-replace rename (Linux ``renameat2``), shared rather than written a second time."""
     try:
-        moved = _rename_noreplace(temp, target)
+        moved = rename_noreplace(temp, target)
         if moved == "unsupported":
             # No atomic way is left: the name was free a moment ago and is checked again.
             if os.path.lexists(target):
@@ -420,23 +407,6 @@ def _rename_into_place(temp: Path, target: Path) -> None:
         raise _destination_problem(target, FileNotFoundError(errno.ENOENT, "No such folder"))
     if moved is False:
         raise _destination_exists(target)
-
-
-def _sqlite_trouble(exc: sqlite3.OperationalError) -> tuple[str, str]:
-    """What went wrong with the catalog, and what to do: from the error code, never from
-    SQLite's message, which can quote the data of a statement."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code == sqlite3.SQLITE_READONLY:
-        return "the catalog is read-only", (
-            "make catalog.sqlite and the case folder (SQLite writes catalog.sqlite-wal and "
-            "-shm beside it) writable for your user, then run the command again"
-        )
-    if code == sqlite3.SQLITE_FULL:
-        return "the disk is full", "free disk space where the case is kept, then run it again"
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return "another process holds the catalog", "wait for it to finish, then run it again"
-    name = getattr(exc, "sqlite_errorname", None) or "of unknown kind"
-    return f"SQLite error {name}", "check the case folder's disk and permissions, then run it again"
 
 
 # Characters that Windows, macOS or Linux refuse in a file name, or read as a path.

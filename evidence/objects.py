@@ -47,7 +47,7 @@ from evidence.acquire import (
     unsupported_kind,
 )
 
-__all__ = ["ObjectStore", "StoredObject", "process_alive", "read_ahead"]
+__all__ = ["ObjectStore", "StoredObject", "process_alive", "read_ahead", "rename_noreplace"]
 
 CHUNK_SIZE = 1 << 20
 # Reads that bypass the page cache run this many chunks ahead of the hashing (_direct_chunks).
@@ -399,7 +399,7 @@ _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 
 
-def _rename_noreplace(temp: str | Path, final: Path) -> bool | str | None:
+def rename_noreplace(temp: str | Path, final: Path) -> bool | str | None:
     """Rename ``temp`` to ``final`` unless ``final`` exists (Linux ``renameat2``).
 
     True when renamed, False when ``final`` exists (``temp`` is left), None when a directory
@@ -778,12 +778,12 @@ class ObjectStore:
         """Give the temporary file its object name unless that name exists; True if it did."""
         final = self.path_for(sha256)
         self._make_dir(final.parent, sync=sync_dir)
-        moved = _rename_noreplace(temp, final)
+        moved = rename_noreplace(temp, final)
         if moved is None:
             # The directory was removed since it was made (a restore, a cleanup): again.
             self._dirs.discard(final.parent)
             self._make_dir(final.parent, sync=sync_dir)
-            moved = _rename_noreplace(temp, final)
+            moved = rename_noreplace(temp, final)
         if moved is False:
             return False
         if moved is True:

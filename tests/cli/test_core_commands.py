@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 import typer
 
 from chain_of_custody import (
@@ -686,3 +688,37 @@ def test_damaged_case_file_exits_3(ingested: Ingested, cli: Cli) -> None:
     result = cli("list", "--case", case.root)
     assert result.exit_code == 3
     assert "case.toml" in result.stderr
+
+
+def _read_only_catalog(path: Path | str) -> sqlite_utils.Database:
+    # What SQLite does with a catalog.sqlite the user may not write (chmod a-w); the tests may
+    # run as root, to whom file modes do not apply.
+    return sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ingest",),
+        ("incident", "add", "--title", "T", "--start", "2022", "--place", "P"),
+        ("keys", "recipient", "add", "prosecutor-z"),
+    ],
+    ids=["ingest", "incident-add", "recipient-add"],
+)
+def test_a_read_only_catalog_is_an_environment_error_naming_it(
+    cli: Cli,
+    make_case: Callable[..., CaseHandle],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+) -> None:
+    """Every command that records says which catalog cannot be written, and why (exit 3)."""
+    case = make_case()
+    note = tmp_path / "note.txt"
+    note.write_text("fictional note\n", encoding="utf-8")
+    args = (*command, note) if command == ("ingest",) else command
+    monkeypatch.setattr("evidence.workspace.open_database", _read_only_catalog)
+    result = cli(*args, "--case", case.root, "--key", case.key_path)
+    assert result.exit_code == 3, result.output
+    assert f"the case catalog {case.root / 'catalog.sqlite'} is read-only" in result.stderr
+    assert "unexpected" not in result.stderr
