@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
+from evidence.workspace import Case
+from exports.bundle import export_bundle
 from exports.model import (
     BundleContent,
     BundleInfo,
@@ -37,6 +40,8 @@ from exports.model import (
     VerifierKeyText,
     safe_file_name,
 )
+from tests.exports import casebuilder
+from tests.exports.casebuilder import BuiltCase, build_case, copy_case, investigator_signer
 
 CREATED = "2026-11-24T03:20:00.123456Z"
 SEED = bytes(range(32))
@@ -358,3 +363,40 @@ def make_bundle(tmp_path: Path) -> Callable[..., Fixture]:
         return build_content(tmp_path / "case", **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+# --- an exported bundle, for the audit tests ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bytes, bytes]:
+    """A restricted bundle of INC-0001 (bag and zip), a checkpoint before it and the latest."""
+    root = tmp_path_factory.mktemp("audit")
+    built: BuiltCase = build_case(root / "built")
+    case: Case = copy_case(built, root / "case").open()
+    try:
+        before = case.log.latest_checkpoint()
+        result = export_bundle(
+            case,
+            investigator_signer(),
+            selection=Selection(incidents=("INC-0001",)),
+            profile="restricted",
+            out_dir=root / "out" / "bundle",
+            zip_path=root / "out" / "bundle.zip",
+            created=casebuilder.CREATED,
+        )
+        after = case.log.latest_checkpoint()
+    finally:
+        case.close()
+    assert result.zip_path is not None and before is not None and after is not None
+    return result.bag, result.zip_path, before, after
+
+
+@pytest.fixture
+def bag(exported: tuple[Path, Path, bytes, bytes], tmp_path: Path) -> Path:
+    """A private copy of the bag to tamper with."""
+    target = tmp_path / "bundle"
+    shutil.copytree(exported[0], target)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target

@@ -25,7 +25,6 @@ from chain_of_custody import (
     signer_from_seed,
     verify_consistency,
 )
-from evidence.workspace import Case
 from exports.audit import (
     AuditReport,
     KeyMaterial,
@@ -36,52 +35,12 @@ from exports.audit import (
     load_trusted_key,
     parse_consistency_proof,
 )
-from exports.bundle import export_bundle
-from exports.model import Selection
 from tests.exports.casebuilder import (
-    CREATED,
-    BuiltCase,
-    build_case,
-    copy_case,
     investigator_signer,
 )
 
 STRANGER = signer_from_seed("investigator-a", bytes(range(1, 33)))  # same name, other key
 OTHER = signer_from_seed("someone-else", bytes(range(2, 34)))
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bytes, bytes]:
-    """A restricted bundle of INC-0001 (bag and zip), a checkpoint before it and the latest."""
-    root = tmp_path_factory.mktemp("audit")
-    built: BuiltCase = build_case(root / "built")
-    case: Case = copy_case(built, root / "case").open()
-    try:
-        before = case.log.latest_checkpoint()
-        result = export_bundle(
-            case,
-            investigator_signer(),
-            selection=Selection(incidents=("INC-0001",)),
-            profile="restricted",
-            out_dir=root / "out" / "bundle",
-            zip_path=root / "out" / "bundle.zip",
-            created=CREATED,
-        )
-        after = case.log.latest_checkpoint()
-    finally:
-        case.close()
-    assert result.zip_path is not None and before is not None and after is not None
-    return result.bag, result.zip_path, before, after
-
-
-@pytest.fixture
-def bag(exported: tuple[Path, Path, bytes, bytes], tmp_path: Path) -> Path:
-    """A private copy of the bag to tamper with."""
-    target = tmp_path / "bundle"
-    shutil.copytree(exported[0], target)
-    for path in target.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return target
 
 
 TRUSTED = [investigator_signer().verifier]

@@ -6,52 +6,17 @@ with the file named for a bad bundle, exit 2 for a wrong argument, never exit 3.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from exports.bundle import export_bundle
-from exports.model import Selection
 from tests.conftest import CliResult
 from tests.exports.casebuilder import (
-    CREATED,
-    build_case,
-    copy_case,
     investigator_signer,
 )
 
 Cli = Callable[..., CliResult]
-
-
-@pytest.fixture(scope="module")
-def exported_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A restricted bundle of INC-0001, as a bag directory."""
-    root = tmp_path_factory.mktemp("audit-cli")
-    case = copy_case(build_case(root / "built"), root / "case").open()
-    try:
-        result = export_bundle(
-            case,
-            investigator_signer(),
-            selection=Selection(incidents=("INC-0001",)),
-            profile="restricted",
-            out_dir=root / "out" / "bundle",
-            created=CREATED,
-        )
-    finally:
-        case.close()
-    return result.bag
-
-
-@pytest.fixture
-def bag(exported_bag: Path, tmp_path: Path) -> Path:
-    """A private copy of the bag to change."""
-    target = tmp_path / "bundle"
-    shutil.copytree(exported_bag, target)
-    for path in target.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return target
 
 
 @pytest.fixture
