@@ -11,6 +11,8 @@ next seq and the previous leaf hash.
 from __future__ import annotations
 
 import hmac
+import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +34,7 @@ from chain_of_custody.merkle import (
     new_nodes_for_append,
 )
 
-__all__ = ["AppendedEvent", "LogStore", "LogTransaction", "open_database"]
+__all__ = ["AppendedEvent", "LogStore", "LogTransaction", "ReadOnlyDatabase", "open_database"]
 
 BUSY_TIMEOUT_MS = 60_000
 # Upper bound of each connection's page cache.
@@ -85,6 +87,15 @@ for _table in ("log", "log_nodes", "checkpoints"):
             "refused'); END"
         )
 
+
+def _made_by(statement: str) -> tuple[str, str]:
+    """``(kind, name)`` of what a schema statement creates: ``("table", "log")`` ..."""
+    match = re.match(r"CREATE (TABLE|TRIGGER) IF NOT EXISTS (\w+)", statement)
+    if match is None:
+        raise ValueError(f"not a schema statement: {statement[:40]!r}")
+    return match.group(1).lower(), match.group(2)
+
+
 _INSERT_LEAF = (
     "INSERT INTO log (seq, leaf, leaf_hash, time, action, actor, subject) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -93,13 +104,77 @@ _INSERT_NODE = "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
 _LAST_EVENT = "SELECT seq, leaf_hash, time FROM log ORDER BY seq DESC LIMIT 1"
 
 
-def open_database(path: Path | str) -> Database:
+class ReadOnlyDatabase(Database):
+    """A catalog opened for reading only: nothing is written to it.
+
+    What :func:`open_database` returns for a catalog that cannot be written (a case on a
+    write-protected stick, a read-only mount, a copy without write permission). A
+    :class:`LogStore` on it refuses every write transaction with an :class:`EnvironmentProblem`.
+    """
+
+
+def open_database(path: Path | str, *, read_only: bool | None = None) -> Database:
     """Open (or create) a catalog database for concurrent, durable use.
 
     Explicit transactions (``isolation_level=None``), WAL journal, a 60 s busy timeout so that
     writers queue instead of failing, and ``synchronous=FULL`` so a commit survives power loss.
+
+    By default (``read_only=None``) a catalog that exists but cannot be written (a case on a
+    write-protected medium, say) is opened for reading only, as a :class:`ReadOnlyDatabase`;
+    ``read_only=True`` opens any existing catalog so, ``read_only=False`` refuses one that
+    cannot be written. See :func:`_open_read_only` for what reading only takes.
     """
     path = Path(path)
+    if read_only:
+        return _open_read_only(path)
+    try:
+        db = _open_writable(path)
+    except _CannotWriteError as refused:
+        if read_only is None:
+            return _open_read_only(path)
+        raise EnvironmentProblem(
+            f"the case catalog {path} is read-only ({_error_name(refused.error)})",
+            hint=_READ_ONLY_HINT,
+        ) from refused.error
+    if read_only is None and not _writable(path):
+        # A read-only catalog file in a writable folder: SQLite opens it all the same (and
+        # refuses the first write); said at once, a command refuses before it writes anything.
+        db.conn.close()
+        return _open_read_only(path)
+    return db
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the file: what SQLite's own open finds out."""
+    if os.access in os.supports_effective_ids:
+        return os.access(path, os.W_OK, effective_ids=True)
+    return os.access(path, os.W_OK)
+
+
+_READ_ONLY_HINT = (
+    "make catalog.sqlite and the case folder writable for your user (SQLite writes "
+    "catalog.sqlite-wal and -shm beside it), or copy the whole case folder to a writable place "
+    "and run the command on the copy"
+)
+# Primary result codes of SQLite that say a file could not be written or made beside the
+# catalog (its -wal and -shm files): SQLITE_READONLY_DIRECTORY, ..._CANTINIT and the others
+# share the first, SQLITE_CANTOPEN comes from a -wal that cannot be created.
+_CANNOT_WRITE_CODES = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN})
+
+
+class _CannotWriteError(Exception):
+    """The catalog exists but cannot be opened for writing; ``error`` is SQLite's."""
+
+    def __init__(self, error: sqlite3.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _open_writable(path: Path) -> Database:
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -115,6 +190,8 @@ def open_database(path: Path | str) -> Database:
     except sqlite3.Error as exc:
         if conn is not None:
             conn.close()
+        if _primary_code(exc) in _CANNOT_WRITE_CODES and path.is_file():
+            raise _CannotWriteError(exc) from exc
         raise EnvironmentProblem(
             f"cannot open database {path}: {exc}",
             hint="check that the case directory exists, is writable and is not on a network share",
@@ -126,6 +203,74 @@ def open_database(path: Path | str) -> Database:
             hint="keep the case on a local file system",
         )
     return Database(conn)
+
+
+def _open_read_only(path: Path) -> ReadOnlyDatabase:
+    """Open the catalog at ``path`` for reading only: nothing is written to it.
+
+    SQLite reads a WAL database through its ``-shm`` index and its ``-wal`` file, which it
+    creates when they are missing. Where it can (a read-only catalog in a writable folder, or
+    a copy that came with both files), the catalog is opened with ``mode=ro``, which reads
+    what the -wal holds and sees the commits of writers working meanwhile. Where it cannot (a
+    folder that cannot be written), the catalog is read as ``immutable``, which writes nothing
+    anywhere but ignores any -wal: that is right only when there is no -wal with content (a
+    case whose last writer closed it cleanly, as every command does), so a catalog with such a
+    -wal and no usable -shm is refused rather than shown as it was before its last commits.
+    """
+    if not path.is_file():
+        raise EnvironmentProblem(
+            f"cannot open database {path}: there is no such file",
+            hint="check the case directory",
+        )
+    # A URI keeps the path as given (no symbolic link resolved), percent-encoded.
+    uri = path.absolute().as_uri()
+    try:
+        return _connect_read_only(f"{uri}?mode=ro")
+    except sqlite3.Error as exc:
+        if _primary_code(exc) not in _CANNOT_WRITE_CODES:
+            raise _unreadable(path, exc) from exc
+    wal = path.with_name(path.name + "-wal")
+    try:
+        unmerged = wal.stat().st_size > 0
+    except FileNotFoundError:
+        unmerged = False
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot read {wal}, the write-ahead log of the case catalog: {exc.strerror}",
+            hint="copy the whole case folder to a writable place and run the command there",
+        ) from exc
+    if unmerged:
+        raise EnvironmentProblem(
+            f"the case catalog {path} is read-only and its write-ahead log {wal.name} holds "
+            "changes not yet merged into it, which SQLite cannot read without writing beside it",
+            hint="copy the whole case folder (with catalog.sqlite-wal) to a writable place "
+            "and run the command on the copy; opening it there merges the changes",
+        )
+    try:
+        return _connect_read_only(f"{uri}?mode=ro&immutable=1")
+    except sqlite3.Error as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _connect_read_only(uri: str) -> ReadOnlyDatabase:
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        # The first read opens the -wal and -shm files, or fails for want of them.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return ReadOnlyDatabase(conn)
+
+
+def _unreadable(path: Path, exc: sqlite3.Error) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"cannot open database {path} for reading: {exc}",
+        hint="check that the case folder can be read; restore the catalog from a backup "
+        "of the case if it is damaged",
+    )
 
 
 def _utc_now() -> datetime:
@@ -206,9 +351,45 @@ class LogStore:
         """The underlying connection (explicit transactions)."""
         return self.db.conn
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the catalog was opened for reading only (:class:`ReadOnlyDatabase`)."""
+        return isinstance(self.db, ReadOnlyDatabase)
+
+    def require_writable(self) -> None:
+        """Raise :class:`EnvironmentProblem` if the catalog was opened for reading only."""
+        if self.read_only:
+            raise EnvironmentProblem(
+                f"the case catalog {self._catalog_path()} is read-only: the case is in a "
+                "folder or on a medium that cannot be written, so nothing can be recorded in it",
+                hint="copy the whole case folder to a writable place and run the command on the "
+                "copy; the read-only case can still be read and checked with `evidence verify`",
+            )
+
     def _ensure_schema(self) -> None:
+        """Create the log's tables and triggers that the catalog lacks.
+
+        Nothing is written when none is missing, as in every case made by the toolkit: opening
+        a case to read it takes no write lock. A read-only catalog gets each missing table as an
+        empty temporary one (in memory, never in the catalog), which is what a writable opening
+        would create; its triggers are not needed where nothing can be written.
+        """
+        present = {
+            (str(kind), str(name))
+            for kind, name in self.conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger')"
+            )
+        }
+        missing = [statement for statement in _SCHEMA if _made_by(statement) not in present]
+        if not missing:
+            return
+        if self.read_only:
+            for statement in missing:
+                if _made_by(statement)[0] == "table":
+                    self.conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+            return
         with self._immediate():
-            for statement in _SCHEMA:
+            for statement in missing:
                 self.conn.execute(statement)
 
     def now(self) -> str:
@@ -220,6 +401,7 @@ class LogStore:
         conn = self.conn
         if conn.in_transaction:
             raise RuntimeError("a custody log transaction is already open on this connection")
+        self.require_writable()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -249,14 +431,10 @@ class LogStore:
         Told from SQLite's error code, never from its message, which can quote the data of a
         statement.
         """
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        code = _primary_code(exc)
         path = self._catalog_path()
         if code == sqlite3.SQLITE_READONLY:
-            return EnvironmentProblem(
-                f"the case catalog {path} is read-only",
-                hint="make catalog.sqlite and the case folder (SQLite writes catalog.sqlite-wal "
-                "and -shm beside it) writable for your user, then run the command again",
-            )
+            return EnvironmentProblem(f"the case catalog {path} is read-only", hint=_READ_ONLY_HINT)
         if code == sqlite3.SQLITE_FULL:
             return EnvironmentProblem(
                 f"the disk holding the case catalog {path} is full",

@@ -81,8 +81,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 
 @contextmanager
-def open_case_dir(directory: Path) -> Iterator[Case]:
-    case = open_case(directory)
+def open_case_dir(directory: Path, *, read_only: bool | None = None) -> Iterator[Case]:
+    """The case in ``directory``, closed on exit; ``read_only`` as for :func:`open_case`."""
+    case = open_case(directory, read_only=read_only)
     try:
         yield case
     finally:

@@ -197,19 +197,26 @@ def projector(*actions: str) -> Callable[[Projector], Projector]:
     return register
 
 
-def ensure_schema(db: sqlite_utils.Database, *, indexes: bool = True) -> None:
+def ensure_schema(
+    db: sqlite_utils.Database, *, indexes: bool = True, temporary: bool = False
+) -> None:
     """Create the projection tables that are missing (idempotent); ``indexes=False`` leaves
-    out the secondary indexes, which only queries by other columns than the key need."""
+    out the secondary indexes, which only queries by other columns than the key need.
+
+    ``temporary`` makes them empty temporary tables, without indexes, that live only as long
+    as the connection: for a catalog opened for reading only, where nothing may be written.
+    """
     existing = set(db.table_names())
     missing = [name for name in SCHEMA if name not in existing]
     if not missing:
         return
+    create = "CREATE TEMP TABLE" if temporary else "CREATE TABLE"
     for name in missing:
         columns, pk = SCHEMA[name]
         cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
         keys = ", ".join(f'"{c}"' for c in pk)
-        db.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({cols}, PRIMARY KEY ({keys}))')
-        for index in _INDEXES.get(name, []) if indexes else []:
+        db.execute(f'{create} IF NOT EXISTS "{name}" ({cols}, PRIMARY KEY ({keys}))')
+        for index in _INDEXES.get(name, []) if indexes and not temporary else []:
             idx_name = f"idx_{name}_{'_'.join(index)}"
             idx_cols = ", ".join(f'"{c}"' for c in index)
             db.execute(f'CREATE INDEX IF NOT EXISTS "{idx_name}" ON "{name}" ({idx_cols})')

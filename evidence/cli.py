@@ -576,7 +576,9 @@ def verify_cmd(
     """Verify the whole case: objects, log, signatures, checkpoints and catalog."""
     notes = [read_file(p) for p in since or []]
     bar = Bar("log", "objects")
-    with open_case_dir(case_dir) as case:
+    # Read-only, so that opening the case cannot mend (recreate a dropped table or trigger)
+    # what verify is about to look at.
+    with open_case_dir(case_dir, read_only=True) as case:
         try:
             report = verify_case(case, since=notes, progress=bar)
         finally:

@@ -96,6 +96,8 @@ def find_key_file(case: Case, key: Path | None) -> Path:
 
 def unlock(case: Case, key: Path | None, passphrase_file: Path | None) -> Signer:
     """Find and unlock the signing key for a command that records events."""
+    # A read-only case is refused before a passphrase is asked for or anything is written.
+    case.require_writable()
     path = find_key_file(case, key)
     signer = load_signer(path, read_passphrase(passphrase_file))
     row = case.db.execute(

@@ -124,6 +124,18 @@ class Case:
         """The SQLite file holding the log and the catalog."""
         return self.root / CATALOG_FILE
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the case was opened for reading only (its catalog cannot be written):
+        every command that reads works, every one that records is refused."""
+        return self.log.read_only
+
+    def require_writable(self) -> None:
+        """Raise :class:`EnvironmentProblem` (naming the catalog, saying to copy the case to a
+        writable place) if the case was opened for reading only; for commands that write
+        anything, before they write the first byte."""
+        self.log.require_writable()
+
     @contextmanager
     def transaction(self) -> Iterator[Recorder]:
         """One write transaction: events appended through it are projected in the same commit."""
@@ -241,8 +253,20 @@ def init_case(
     return case
 
 
-def open_case(directory: Path, clock: Callable[[], datetime] = utc_now) -> Case:
-    """Open an existing case; raise :class:`CaseNotFound` when there is none."""
+def open_case(
+    directory: Path,
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    read_only: bool | None = None,
+) -> Case:
+    """Open an existing case; raise :class:`CaseNotFound` when there is none.
+
+    A case whose catalog cannot be written (on a write-protected medium, a read-only mount or
+    a copy without write permission) is opened for reading only (``Case.read_only``): it can
+    be read and verified, and a command that would record in it is refused with an
+    :class:`EnvironmentProblem`. ``read_only=True`` opens any case so, ``False`` refuses
+    one that cannot be written.
+    """
     directory = Path(directory)
     case_file = directory / CASE_FILE
     if not case_file.is_file():
@@ -267,14 +291,24 @@ def open_case(directory: Path, clock: Callable[[], datetime] = utc_now) -> Case:
             f"{directory / CATALOG_FILE} is missing",
             "restore the catalog from a backup; without it the custody log is lost",
         )
-    case = _open(directory, config, clock)
-    catalog.ensure_schema(case.db)
+    case = _open(directory, config, clock, read_only=read_only)
+    # Nothing may be written to a read-only catalog: a projection table it lacks is read as
+    # empty, as a writable opening would create it.
+    catalog.ensure_schema(case.db, temporary=case.read_only)
     return case
 
 
-def _open(directory: Path, config: CaseConfig, clock: Callable[[], datetime]) -> Case:
+def _open(
+    directory: Path,
+    config: CaseConfig,
+    clock: Callable[[], datetime],
+    *,
+    read_only: bool | None = None,
+) -> Case:
+    path = directory / CATALOG_FILE
     try:
-        db = open_database(directory / CATALOG_FILE)
+        # By default for writing where it can be written, else for reading only.
+        db = open_database(path) if read_only is None else open_database(path, read_only=read_only)
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot open {directory / CATALOG_FILE}: {exc}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ from chain_of_custody.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from chain_of_custody.store import LogStore, open_database
+from chain_of_custody.store import LogStore, ReadOnlyDatabase, open_database
 from tests.chain_of_custody.conftest import CASE_ID, ORIGIN, FrozenClock, seed_for
 
 
@@ -60,6 +62,143 @@ def test_open_database_in_missing_directory_names_the_path(tmp_path: Path) -> No
         open_database(target)
     assert str(target) in caught.value.message
     assert caught.value.hint
+
+
+# --- opening without writing, and reading only --------------------------------------------
+
+
+def test_opening_a_log_that_has_its_schema_writes_nothing(
+    store: LogStore, investigator_a: Signer, tmp_path: Path
+) -> None:
+    """Opening a case to read it takes no write lock and changes nothing."""
+    _fill(store, investigator_a, 3)
+    store.db.conn.close()
+    db = open_database(tmp_path / "catalog.db")
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    reopened = LogStore(db, CASE_ID, ORIGIN)
+    assert reopened.size() == 3
+    assert not reopened.read_only
+    assert statements
+    assert all(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+
+
+def test_a_log_opened_read_only_reads_and_refuses_every_write(
+    store: LogStore, investigator_a: Signer, tmp_path: Path
+) -> None:
+    _fill(store, investigator_a, 5)
+    store.checkpoint(investigator_a)
+    root, proof = store.root(), store.inclusion_proof(2)
+    store.db.conn.close()
+    path = tmp_path / "catalog.db"
+    before = path.read_bytes()
+    db = open_database(path, read_only=True)
+    assert isinstance(db, ReadOnlyDatabase)
+    reader = LogStore(db, CASE_ID, ORIGIN)
+    assert reader.read_only
+    assert (reader.size(), reader.root()) == (5, root)
+    assert reader.inclusion_proof(2) == proof
+    assert reader.latest_checkpoint() is not None
+
+    def append() -> None:
+        with reader.transaction() as tx:
+            tx.append(_draft(5), investigator_a)
+
+    for write in (append, lambda: reader.checkpoint(investigator_a), reader.require_writable):
+        with pytest.raises(EnvironmentProblem) as refused:
+            write()
+        assert f"the case catalog {path} is read-only" in refused.value.message
+        assert "copy the whole case folder" in (refused.value.hint or "")
+    # SQLite refuses a write that goes around the store, too.
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.conn.execute("INSERT INTO checkpoints VALUES (9, zeroblob(32), x'00', 't')")
+    assert reader.size() == 5
+    db.conn.close()
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_catalog_lacking_the_log_tables_reads_as_an_empty_log(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "catalog.db"
+    sqlite3.connect(path).close()
+    reader = LogStore(open_database(path, read_only=True), CASE_ID, ORIGIN)
+    assert (reader.size(), reader.latest_checkpoint(), list(reader.iter_checkpoints())) == (
+        0,
+        None,
+        [],
+    )
+    reader.db.conn.close()
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    finally:
+        check.close()
+
+
+def test_read_only_opening_of_a_missing_catalog_is_an_environment_problem(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "catalog.db"
+    with pytest.raises(EnvironmentProblem) as caught:
+        open_database(target, read_only=True)
+    assert str(target) in caught.value.message
+    assert not target.exists()
+
+
+_MODES_BIND = pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root writes files whatever their mode (tests/cli/test_read_only_case.py "
+    "covers this with the capabilities dropped)",
+)
+
+
+def _locked(folder: Path) -> None:
+    for path in folder.iterdir():
+        path.chmod(0o444)
+    folder.chmod(0o555)
+
+
+@_MODES_BIND
+def test_a_catalog_in_a_folder_that_cannot_be_written_is_opened_read_only(
+    store: LogStore, investigator_a: Signer, tmp_path: Path
+) -> None:
+    _fill(store, investigator_a, 2)
+    store.db.conn.close()
+    folder = tmp_path
+    _locked(folder)
+    try:
+        db = open_database(folder / "catalog.db")
+        assert isinstance(db, ReadOnlyDatabase)
+        assert LogStore(db, CASE_ID, ORIGIN).size() == 2
+        db.conn.close()
+        with pytest.raises(EnvironmentProblem, match="is read-only"):
+            open_database(folder / "catalog.db", read_only=False)
+        assert sorted(p.name for p in folder.iterdir()) == ["catalog.db"]
+    finally:
+        folder.chmod(0o755)
+
+
+@_MODES_BIND
+def test_a_read_only_copy_with_unmerged_commits_and_no_shm_is_refused(
+    store: LogStore, investigator_a: Signer, tmp_path: Path
+) -> None:
+    _fill(store, investigator_a, 2)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    # Copied while the store is open: its last commits are in the -wal file only.
+    for name in ("catalog.db", "catalog.db-wal"):
+        shutil.copyfile(tmp_path / name, copy / name)
+    store.db.conn.close()
+    assert (copy / "catalog.db-wal").stat().st_size > 0
+    _locked(copy)
+    try:
+        with pytest.raises(EnvironmentProblem) as refused:
+            open_database(copy / "catalog.db")
+        assert "catalog.db-wal" in refused.value.message
+        assert "copy the whole case folder" in (refused.value.hint or "")
+    finally:
+        copy.chmod(0o755)
 
 
 def test_empty_log(store: LogStore) -> None:
