@@ -25,7 +25,6 @@ from typing import Any
 
 from chain_of_custody import Event, Finding, LogReport, verify_log
 from evidence import catalog
-from evidence.errors import CustodyError
 from evidence.objects import read_ahead
 from evidence.progress import Progress
 from evidence.workspace import CASE_FILE, Case
@@ -199,8 +198,16 @@ def _list_store(case: Case) -> tuple[list[str], list[Finding]]:
             folders = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
     except FileNotFoundError:
         return [], []
+    except NotADirectoryError:
+        # objects/ (or objects/sha256/) replaced by a file: every object is then missing.
+        return [], [_store_replaced(case)]
     except OSError as exc:
-        raise CustodyError(f"cannot read the content store: {exc}") from None
+        unreadable = Finding(
+            "store-unreadable",
+            f"the object store's folder cannot be read: {_reason(exc)}",
+            path=top,
+        )
+        return [], [unreadable]
     stored: list[str] = []
     strays: list[Finding] = []
     for prefix, is_folder in folders:
@@ -226,6 +233,21 @@ def _list_store(case: Case) -> tuple[list[str], list[Finding]]:
             else:
                 strays.append(_stray(f"{folder}{os.sep}{name}"))
     return stored, strays
+
+
+def _store_replaced(case: Case) -> Finding:
+    """The finding for a file standing where a folder of the object store should be."""
+    path = os.fspath(case.objects.objects_dir)
+    for folder in (case.objects.objects_dir.parent, case.objects.objects_dir):
+        if not folder.is_dir():
+            path = os.fspath(folder)
+            break
+    return Finding(
+        "store-unexpected-file",
+        f"{_kind(path)} stands in place of a folder of the object store; move it aside and "
+        "restore the folder from a backup of the case",
+        path=path,
+    )
 
 
 def _stray(path: str) -> Finding:

@@ -305,6 +305,24 @@ def test_stray_entries_of_the_store_are_each_named(tmp_path: Path) -> None:
     assert by_path[str(strays[2])].startswith("a file")
 
 
+@pytest.mark.parametrize("replaced", ["objects", "objects/sha256"])
+def test_a_file_in_place_of_the_store_folder_is_named_and_every_object_missing(
+    tmp_path: Path, replaced: str
+) -> None:
+    case, items = _case(tmp_path, items=2)
+    folder = case.root / replaced
+    shutil.rmtree(folder)
+    folder.write_bytes(b"fictional file standing where a folder was")
+    findings = _found(case)
+    assert sorted((f.code, f.path) for f in findings if f.code != "object-missing") == [
+        ("store-unexpected-file", str(folder)),
+    ]
+    (replaced_finding,) = [f for f in findings if f.code == "store-unexpected-file"]
+    assert replaced_finding.message.startswith("a file stands in place of a folder")
+    missing = {f.subject or f.path for f in findings if f.code == "object-missing"}
+    assert len(missing) == len(items)
+
+
 def test_a_linked_object_folder_is_not_followed(tmp_path: Path) -> None:
     case, items = _case(tmp_path, items=1)
     sha = items[0][0]
