@@ -28,7 +28,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -190,10 +190,14 @@ def source_error(
 class Candidate:
     """A readable, non-empty regular file to ingest.
 
-    ``path`` is what to open: for a followed symbolic link it is the link's resolved target,
-    and ``is_symlink_target_of`` holds the raw path of that link. ``size``, ``mtime_ns`` and
-    ``ctime_ns`` are those of the scan's stat (``ctime_ns``: the last change of content or
-    metadata, which no user command can set back).
+    ``path`` (``raw_path``) is what to open: for a file reached through a followed symbolic
+    link it is the resolved target, checked to lie inside the given inputs, and
+    ``is_symlink_target_of`` holds the raw path of a link that names the file itself.
+    ``given_path`` is the path as met under the given inputs (through the link), the one
+    recorded, shown in ``display`` and keyed for reruns (``absolute``); ``reached_as`` holds
+    it when it differs from ``raw_path``. ``size``, ``mtime_ns`` and ``ctime_ns`` are those of
+    the scan's stat (``ctime_ns``: the last change of content or metadata, which no user
+    command can set back).
     """
 
     raw_path: bytes
@@ -202,6 +206,12 @@ class Candidate:
     mtime_ns: int
     ctime_ns: int
     is_symlink_target_of: bytes | None = None
+    reached_as: bytes | None = None
+
+    @property
+    def given_path(self) -> bytes:
+        """The path as met under the given inputs (raw bytes): what is recorded."""
+        return self.raw_path if self.reached_as is None else self.reached_as
 
     # Made on first use: an ingest of many files needs neither for most of them.
     @functools.cached_property
@@ -211,8 +221,8 @@ class Candidate:
 
     @functools.cached_property
     def absolute(self) -> bytes:
-        """The absolute form of ``raw_path`` (raw bytes)."""
-        return os.path.abspath(self.raw_path)
+        """The absolute form of ``given_path`` (raw bytes), which reruns recognise."""
+        return os.path.abspath(self.given_path)
 
 
 @dataclass(frozen=True)
@@ -422,9 +432,14 @@ def unsupported_kind(mode: int) -> Reason:
 
 @dataclass(frozen=True)
 class _Descend:
-    """Internal: walk this directory next (``ancestors`` include it, for loop detection)."""
+    """Internal: walk this directory next (``ancestors`` include it, for loop detection).
+
+    ``raw`` is the directory to list (resolved, when reached through a followed link) and
+    ``shown`` the path as met under the given inputs, under which its entries are reported.
+    """
 
     raw: bytes
+    shown: bytes
     ancestors: frozenset[_FileKey]
 
 
@@ -455,44 +470,53 @@ class _Scanner:
     def _walk(self, raw: bytes, *, given: bool) -> Iterator[ScanResult]:
         # An explicit stack rather than recursion: a hostile tree can be deeper than Python's
         # recursion limit.
-        stack: list[tuple[bytes, Iterator[bytes], frozenset[_FileKey]]] = []
-        visit = self._visit(raw, frozenset(), given=given)
+        stack: list[tuple[bytes, bytes, Iterator[bytes], frozenset[_FileKey]]] = []
+        visit = self._visit(raw, raw, frozenset(), given=given)
         while True:
             for item in visit:
                 if isinstance(item, _Descend):
-                    listing = self._list(item.raw)
+                    listing = self._list(item.raw, item.shown)
                     if isinstance(listing, Refusal):
                         yield listing
                     else:
-                        stack.append((item.raw, iter(listing), item.ancestors))
+                        stack.append((item.raw, item.shown, iter(listing), item.ancestors))
                 else:
                     yield item
             while stack:
-                parent, names, ancestors = stack[-1]
+                parent, shown_parent, names, ancestors = stack[-1]
                 name = next(names, None)
                 if name is not None:
                     break
                 stack.pop()
             else:
                 return
-            visit = self._visit(os.path.join(parent, name), ancestors, given=False)
+            visit = self._visit(
+                os.path.join(parent, name),
+                os.path.join(shown_parent, name),
+                ancestors,
+                given=False,
+            )
 
-    def _list(self, raw_dir: bytes) -> list[bytes] | Refusal:
+    def _list(self, raw_dir: bytes, shown: bytes) -> list[bytes] | Refusal:
         try:
             with os.scandir(raw_dir) as entries:
                 return sorted(entry.name for entry in entries)
         except OSError as exc:
-            return Refusal.from_error(source_error(raw_dir, exc))
+            return Refusal.from_error(source_error(shown, exc))
 
     def _visit(
-        self, raw: bytes, ancestors: frozenset[_FileKey], *, given: bool
+        self, raw: bytes, shown: bytes, ancestors: frozenset[_FileKey], *, given: bool
     ) -> Iterator[ScanResult | _Descend]:
-        """Results for one entry; a directory to walk is always the last thing yielded."""
+        """Results for one entry; a directory to walk is always the last thing yielded.
+
+        ``raw`` is where the entry is (below the resolved target of a followed link) and
+        ``shown`` the path it was met at under the given inputs: the one reported.
+        """
         missing = Reason.NOT_FOUND if given else Reason.VANISHED
         try:
             st = os.lstat(raw)
         except OSError as exc:
-            yield Refusal.from_error(source_error(raw, exc, vanished=missing))
+            yield Refusal.from_error(source_error(shown, exc, vanished=missing))
             return
         if given and self.excluded.folders and (st.st_dev, st.st_ino) not in self.excluded.files:
             # Entries met in a walk need no such look upwards: the walk refuses an excluded
@@ -500,27 +524,27 @@ class _Scanner:
             folder = raw if stat.S_ISDIR(st.st_mode) else os.path.dirname(raw)
             reason = self._enclosing_exclusion(folder or b".")
             if reason is not None:
-                yield from self._refuse_excluded(raw, (st.st_dev, st.st_ino), reason)
+                yield from self._refuse_excluded(shown, (st.st_dev, st.st_ino), reason)
                 return
         if stat.S_ISLNK(st.st_mode):
-            yield from self._visit_link(raw, ancestors)
+            yield from self._visit_link(raw, shown, ancestors)
             return
-        yield from self._visit_target(raw, raw, st, ancestors, link=None)
+        yield from self._visit_target(raw, shown, st, ancestors, link=None)
 
     def _visit_link(
-        self, raw: bytes, ancestors: frozenset[_FileKey]
+        self, raw: bytes, shown: bytes, ancestors: frozenset[_FileKey]
     ) -> Iterator[ScanResult | _Descend]:
         try:
             target = os.readlink(raw)
         except OSError as exc:
-            yield Refusal.from_error(source_error(raw, exc))
+            yield Refusal.from_error(source_error(shown, exc))
             return
 
         def record(followed: bool) -> SymlinkRecord:
             return SymlinkRecord(
-                path=Path(os.fsdecode(raw)),
-                raw_path=raw,
-                display=display_name(raw),
+                path=Path(os.fsdecode(shown)),
+                raw_path=shown,
+                display=display_name(shown),
                 target=target,
                 target_display=display_name(target),
                 followed=followed,
@@ -534,16 +558,16 @@ class _Scanner:
         except OSError as exc:
             yield record(followed=False)
             if exc.errno == errno.ELOOP:
-                yield Refusal.of(raw, Reason.SYMLINK_LOOP)
+                yield Refusal.of(shown, Reason.SYMLINK_LOOP)
             elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                yield Refusal.of(raw, Reason.SYMLINK_DANGLING)
+                yield Refusal.of(shown, Reason.SYMLINK_DANGLING)
             else:
-                yield Refusal.from_error(source_error(raw, exc))
+                yield Refusal.from_error(source_error(shown, exc))
             return
         real = os.path.realpath(raw)
         if not _inside(real, self.roots):
             yield record(followed=False)
-            yield Refusal.of(raw, Reason.SYMLINK_OUTSIDE_ROOTS)
+            yield Refusal.of(shown, Reason.SYMLINK_OUTSIDE_ROOTS)
             return
         if self.excluded.folders and (st.st_dev, st.st_ino) not in self.excluded.files:
             # A link may lead into an excluded folder that the walk itself never enters.
@@ -552,15 +576,17 @@ class _Scanner:
             )
             if reason is not None:
                 yield record(followed=False)
-                yield Refusal.of(raw, reason)
+                yield Refusal.of(shown, reason)
                 return
         if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in ancestors:
             yield record(followed=False)
-            yield Refusal.of(raw, Reason.SYMLINK_LOOP)
+            yield Refusal.of(shown, Reason.SYMLINK_LOOP)
             return
         yield record(followed=True)
-        # Continue at the resolved target so that every candidate path names what is read.
-        yield from self._visit_target(real, raw, st, ancestors, link=raw)
+        # Read at the resolved target, checked above to lie inside the roots, so that what is
+        # read is what was checked; recorded at the path the link was met at (SPEC 5: the path
+        # as given).
+        yield from self._visit_target(real, shown, st, ancestors, link=shown)
 
     def _visit_target(
         self,
@@ -586,7 +612,7 @@ class _Scanner:
                 # A bind mount or similar can loop without any symbolic link.
                 yield Refusal.of(shown, Reason.SYMLINK_LOOP if link else Reason.DIRECTORY_LOOP)
                 return
-            yield _Descend(raw, ancestors | {key})
+            yield _Descend(raw, shown, ancestors | {key})
             return
         refusal = _kind_refusal(shown, mode)
         if refusal is not None:
@@ -602,15 +628,17 @@ class _Scanner:
             return
         problem = _probe_readable(raw) if self.probe else None
         if problem is not None:
-            yield problem
+            # Named by the path it was met at, as every other result is.
+            yield replace(problem, raw_path=shown, display=display_name(shown))
             return
         yield Candidate(
             raw_path=raw,
-            display=display_name(raw),
+            display=display_name(shown),
             size=st.st_size,
             mtime_ns=st.st_mtime_ns,
             ctime_ns=st.st_ctime_ns,
             is_symlink_target_of=link,
+            reached_as=None if shown == raw else shown,
         )
 
     def _refuse_excluded(self, shown: bytes, key: _FileKey, reason: Reason) -> Iterator[Refusal]:

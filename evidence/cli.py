@@ -182,22 +182,37 @@ def init(
 def keys_generate(
     name: Annotated[str, typer.Option("--name", help="Key name (no spaces or '+').")],
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="Private key file (default: the key folder).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the private key to this file, or as NAME.key into this folder "
+            "(default: your key folder, $EVIDENCE_HOME/keys).",
+            show_default=False,
+        ),
     ] = None,
     passphrase_file: PassOpt = None,
 ) -> None:
-    """Generate a new investigator key; prints its public key for enrolment."""
-    path = out_file or keystore.default_key_path(name)
-    if path.exists():
-        raise InputError(f"{path} exists already", "choose another --name or --out")
+    """Generate a new investigator key; prints its public key for enrolment.
+
+    The public key is written beside the private key (NAME.pub). Commands that sign look for
+    your key in your key folder: a key made there for a colleague is one more key to choose
+    from, and they then ask which one with --key. Make a colleague's key with --out (a folder
+    or a file of theirs, such as a USB stick) and hand it over.
+    """
+    path = keystore.new_key_path(name, out_file)
     signer = generate_signer(name)
     passphrase = keystore.read_passphrase(passphrase_file, new=True)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    save_signer(signer, path, passphrase)
-    pub = path.with_suffix(".pub")
-    pub.write_text(signer.verifier.to_note_text() + "\n", encoding="utf-8")
+    pub = keystore.create_key(signer, path, passphrase)
     out.print(signer.verifier.to_note_text())
     err.print(f"private key: {path}\npublic key: {pub} (give it to an enrolled investigator)")
+    others = keystore.other_keys_in_folder(path)
+    if others:
+        names = ", ".join(p.name for p in others)
+        err.print(
+            f"note: your key folder now holds other keys too ({names}); commands that sign "
+            "will ask which key to use (--key FILE or EVIDENCE_KEY) when several are enrolled "
+            "in a case. A key for a colleague belongs with them: make it with --out."
+        )
 
 
 @keys_app.command("list")

@@ -564,14 +564,16 @@ def recipient_add(
         signer = keystore.unlock(case, key, passphrase_file)
         path = None
         if public_key is not None:
-            public = recipients.read_public_key(public_key, name)
+            info = recipients.add_recipient(
+                case, signer, recipients.read_public_key(public_key, name)
+            )
         else:
+            recipients.check_new_recipient(case, name)
             passphrase = keystore.read_passphrase(
                 recipient_passphrase_file or passphrase_file, new=True
             )
-            made, path = recipients.create_recipient_key(name, passphrase)
-            public = made.public
-        info = recipients.add_recipient(case, signer, public)
+            # The key files are kept only if the recipient is recorded.
+            info, path = recipients.add_new_recipient(case, signer, name, passphrase)
     if as_json:
         print_json(info.as_json() | {"private_key": str(path) if path else None})
         return

@@ -14,12 +14,16 @@ A batch is never lost because one input is bad: refused inputs are reported with
 and the rest are ingested. The case's own folder and the investigator's private keys are never
 ingested, whatever the inputs: each is refused once, with its reason (see :func:`never_ingested`).
 
+A file reached through a followed symbolic link is recorded at the path it was met at under the
+given inputs (the link's path: SPEC 5, the path as given), with the resolved file that was read
+beside it (``resolved_path``); only that file, checked to lie inside the inputs, is opened.
+
 Re-running a command records only what is missing. A file already sighted at the same absolute
-path with the same size and modification time is skipped without being read again, provided
-its status change time (ctime) is earlier than the event that recorded the sighting: copying with
-``cp -p``, ``touch -r``, tar or rsync keeps a file's size and modification time but not its
-ctime, which no user command can set back, so a file changed that way is read again (and is then
-a new item, or recorded as already seen by its content).
+path (as met) with the same size and modification time is skipped without being read again,
+provided its status change time (ctime) is earlier than the event that recorded the sighting:
+copying with ``cp -p``, ``touch -r``, tar or rsync keeps a file's size and modification time but
+not its ctime, which no user command can set back, so a file changed that way is read again (and
+is then a new item, or recorded as already seen by its content).
 """
 
 from __future__ import annotations
@@ -190,6 +194,9 @@ def ingest(
     the command): like those, they are refused if met.
     """
     report = IngestReport()
+    # A store folder that is missing, a file, a link or read-only stops the run here, before
+    # any input is read or any event recorded.
+    case.objects.check_writable()
     case.objects.remove_stale_temp()
     # Read before anything is recorded: a sighting whose event time is later than this was
     # stamped by a clock that was ahead, and cannot tell that a file is unchanged since.
@@ -727,15 +734,21 @@ def _plan(
     for item in batch:
         cand, obj = item.candidate, item.obj
         key = path_key(_abs_raw(cand))
+        given = cand.given_path
         sighting = {
-            "name": display_name(os.path.basename(cand.raw_path)),
-            "name_b64": base64.b64encode(os.path.basename(cand.raw_path)).decode(),
+            "name": display_name(os.path.basename(given)),
+            "name_b64": base64.b64encode(os.path.basename(given)).decode(),
             "path": cand.display,
-            "path_b64": base64.b64encode(cand.raw_path).decode(),
+            "path_b64": base64.b64encode(given).decode(),
             "path_key": key,
             "size": str(obj.size),
             "mtime_ns": str(cand.mtime_ns),
         }
+        if cand.reached_as is not None:
+            # Reached through a followed symbolic link: recorded at the path as given (SPEC
+            # 5), with the file actually read beside it.
+            sighting["resolved_path"] = display_name(cand.raw_path)
+            sighting["resolved_path_b64"] = base64.b64encode(cand.raw_path).decode()
         if obj.sha256 in known:
             if (obj.sha256, key) in sighted or _sighted_before(rec, obj.sha256, key):
                 skipped = IngestedFile(

@@ -5,17 +5,33 @@ Private keys are kept outside the case directory by default, in ``$EVIDENCE_HOME
 copied or seized case directory carries no signing key. The passphrase comes from
 ``--passphrase-file``, the ``EVIDENCE_PASSPHRASE`` variable or a prompt on a terminal; never from
 a command-line argument.
+
+A new key's files appear whole or not at all (:func:`new_key_files`): they are written under
+temporary names and given their names only once the key is made, and, for a key recorded in a
+case, only inside the transaction that records it; a failure removes them again, so that
+running the same command again works.
+
+A command signs with the key named by ``--key`` or ``EVIDENCE_KEY``, or else with the one key
+of the key folder enrolled in the case. There is no default among several: when the folder
+holds more than one enrolled key, the command names them and asks which one to use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import getpass
 import os
+import secrets
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from chain_of_custody import Signer, load_signer
-from evidence.errors import EnvironmentProblem, InputError
+from chain_of_custody import Signer, load_signer, save_signer
+from evidence.errors import EnvironmentProblem, InputError, KeyFileError
+from evidence.objects import process_alive, rename_noreplace
 from evidence.workspace import Case
 
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
@@ -34,6 +50,199 @@ def key_dir() -> Path:
 def default_key_path(name: str) -> Path:
     """Where the key of ``name`` is written by ``init`` and ``keys generate``."""
     return key_dir() / f"{name}.key"
+
+
+def new_key_path(name: str, out: Path | None) -> Path:
+    """Where ``keys generate`` writes the key of ``name``: ``out`` (a file, or a folder to
+    write ``<name>.key`` in), else the key folder. Refuses a file that exists already."""
+    if out is None:
+        path = default_key_path(name)
+    elif out.is_dir():
+        path = out / f"{name}.key"
+    else:
+        path = out
+    if path.suffix == ".pub":
+        raise InputError(
+            f"{path} ends in .pub, the name of the public key file written beside the key",
+            "name the private key file with another ending, e.g. .key",
+        )
+    if os.path.lexists(path):
+        raise InputError(f"{path} exists already", "choose another --name or --out")
+    return path
+
+
+def create_key(signer: Signer, path: Path, passphrase: bytes) -> Path:
+    """Write ``signer`` to a new key file at ``path`` and its public key beside it (``.pub``),
+    all or nothing; return the public key file."""
+    with new_key_files(
+        path, lambda temp: save_signer(signer, temp, passphrase), signer.verifier.to_note_text()
+    ) as staged:
+        staged.publish()
+    return staged.public_path
+
+
+def other_keys_in_folder(path: Path) -> list[Path]:
+    """The key files of the key folder other than ``path``, if ``path`` is in that folder:
+    each one a command of this machine could find instead of it (see :func:`find_key_file`)."""
+    folder = key_dir()
+    if path.parent != folder:
+        return []
+    with contextlib.suppress(OSError):
+        return sorted(p for p in folder.glob("*.key") if p.name != path.name and p.is_file())
+    return []
+
+
+_PENDING = ".pending"
+
+
+@dataclass
+class StagedKey:
+    """A new key's files, written under temporary names (see :func:`new_key_files`).
+
+    ``path`` is the private key file to be, ``public_path`` the public key file beside it.
+    """
+
+    path: Path
+    temp: Path
+    public_temp: Path
+    published: list[Path] = field(default_factory=list)
+
+    @property
+    def public_path(self) -> Path:
+        """The public key file: ``path`` with the ``.pub`` ending."""
+        return self.path.with_suffix(".pub")
+
+    def publish(self) -> None:
+        """Give both files their names, durably: the public key first (it may replace a stale
+        public key file), then the private key, which never replaces a file."""
+        try:
+            self.public_temp.replace(self.public_path)
+            self.published.append(self.public_path)
+            _link_new(self.temp, self.path)
+            self.published.append(self.path)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise KeyFileError(
+                f"cannot write key file {self.path}: {exc.strerror}",
+                hint="check that the folder is writable and has space, then run the command again",
+            ) from exc
+
+    def discard(self) -> None:
+        """Remove what :meth:`publish` named: the key was not recorded after all."""
+        for path in reversed(self.published):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.published.clear()
+        with contextlib.suppress(OSError):
+            _fsync_dir(self.path.parent)
+
+
+@contextmanager
+def new_key_files(
+    path: Path, write_private: Callable[[Path], None], public_text: str
+) -> Iterator[StagedKey]:
+    """Write a new key's files under temporary names beside ``path`` and yield them.
+
+    ``write_private`` writes the encrypted private key to the file it is given (which must not
+    exist); ``public_text`` is the public key's text form. The caller calls
+    :meth:`StagedKey.publish` once the key is wanted (for a key recorded in a case: inside the
+    transaction that records it, before it commits). If the block fails, whatever was
+    published is removed again; the temporary files are removed in any case. A crash leaves at
+    most temporary files (``.<name>.<pid>-<random>.pending``), which the next call for the
+    same file clears, or a key file that nothing recorded, which the user is told about.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the key folder {folder}: {exc.strerror}",
+            "check that its parent folder exists and is writable, or choose another with --out",
+        ) from None
+    _remove_stale_pending(path)
+    token = f"{os.getpid()}-{secrets.token_hex(6)}"
+    staged = StagedKey(
+        path=path,
+        temp=folder / f".{path.name}.{token}{_PENDING}",
+        public_temp=folder / f".{path.with_suffix('.pub').name}.{token}{_PENDING}",
+    )
+    try:
+        write_private(staged.temp)
+        _write_public(staged.public_temp, public_text)
+        yield staged
+    except BaseException:
+        staged.discard()
+        raise
+    finally:
+        for temp in (staged.temp, staged.public_temp):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _write_public(path: Path, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (text + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot write a public key file in {path.parent}: {exc.strerror}",
+            hint="check that the folder is writable and has space, then run the command again",
+        ) from exc
+
+
+def _link_new(temp: Path, path: Path) -> None:
+    """Give ``temp`` the name ``path`` unless that exists; ``temp`` may remain."""
+    moved = rename_noreplace(temp, path)
+    if moved is True:
+        return
+    if moved is False:
+        raise _exists(path)
+    try:
+        # A hard link never replaces a file either.
+        os.link(temp, path)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        # File systems without hard links: rename after a check.
+        if os.path.lexists(path):
+            raise _exists(path) from None
+        temp.rename(path)
+
+
+def _exists(path: Path) -> KeyFileError:
+    return KeyFileError(
+        f"key file {path} was created by someone else meanwhile",
+        hint="an existing key is never overwritten; choose another name",
+    )
+
+
+def _remove_stale_pending(path: Path) -> None:
+    """Remove the temporary files of earlier runs for ``path`` whose process is gone: keys
+    that were never published (or published already, through another link)."""
+    for name in (path.name, path.with_suffix(".pub").name):
+        for leftover in path.parent.glob(f".{_glob_escape(name)}.*{_PENDING}"):
+            pid = leftover.name[len(name) + 2 :].split("-", 1)[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in text)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_passphrase(passphrase_file: Path | None, *, new: bool = False) -> bytes:
@@ -70,27 +279,41 @@ def read_passphrase(passphrase_file: Path | None, *, new: bool = False) -> bytes
 
 
 def find_key_file(case: Case, key: Path | None) -> Path:
-    """The key file to sign with: ``--key``, ``EVIDENCE_KEY``, or the one enrolled key found."""
+    """The key file to sign with: ``--key``, ``EVIDENCE_KEY``, or the one enrolled key found.
+
+    Keys are looked for in the key folder under their names (``<name>.key``). Several found is
+    an error that lists them and says how to choose: a key is never picked among several.
+    """
     if key is not None:
         return key
     if os.environ.get(KEY_ENV):
         return Path(os.environ[KEY_ENV])
     rows = case.db.execute(
-        "SELECT name FROM keys WHERE revoked_seq IS NULL ORDER BY enrolled_seq"
+        "SELECT key_id, name FROM keys WHERE revoked_seq IS NULL ORDER BY enrolled_seq"
     ).fetchall()
-    found = [default_key_path(row[0]) for row in rows if default_key_path(row[0]).is_file()]
+    # By file: the key ids enrolled under each name (a rotated key keeps its name).
+    found: dict[Path, list[str]] = {}
+    for key_id, name in rows:
+        path = default_key_path(name)
+        if path.is_file():
+            found.setdefault(path, []).append(key_id)
     if len(found) == 1:
-        return found[0]
+        return next(iter(found))
     if not found:
         raise EnvironmentProblem(
             f"no key enrolled in case {case.config.case_id} was found in {key_dir()}",
             "name your key file with --key FILE or EVIDENCE_KEY, "
             "or have it enrolled with `evidence keys enrol`",
         )
-    names = ", ".join(p.name for p in found)
+    listed = ", ".join(f"{' or '.join(ids)} ({path.name})" for path, ids in found.items())
+    first = next(iter(found))
     raise InputError(
-        f"several enrolled keys are on this machine ({names})",
-        "choose one with --key FILE or EVIDENCE_KEY",
+        f"several keys enrolled in case {case.config.case_id} are in {key_dir()}: {listed}; "
+        "which one signs is never guessed",
+        f"name yours for this command with --key FILE (e.g. --key {first}), or for every "
+        f"command of this shell with `export {KEY_ENV}=FILE`; a key made for a colleague "
+        f"belongs with them: move it out of {key_dir()} (`evidence keys generate --out` writes "
+        "a new key elsewhere)",
     )
 
 

@@ -481,6 +481,34 @@ class ObjectStore:
         self._tmp_ready = False
         self._dirs: set[Path] = set()
 
+    def check_writable(self) -> None:
+        """Raise :class:`~chain_of_custody.errors.EnvironmentProblem` unless the store can be
+        written: its folder exists, and it and the ``sha256`` and ``tmp`` folders in it (where
+        present) are real folders, not symbolic links, that this user can write.
+
+        A command that stores originals calls this before it reads an input or records an
+        event, so that a damaged case (the folder replaced by a file, removed, linked elsewhere
+        or made read-only) stops it with a message that names the folder and says what to do,
+        rather than with a failure halfway through.
+        """
+        problem = self._layout_problem(must_exist=True)
+        if problem is not None:
+            raise problem
+
+    def _layout_problem(self, *, must_exist: bool) -> EnvironmentProblem | None:
+        """What is wrong with the store's folders, if anything (see :meth:`check_writable`).
+
+        Without ``must_exist`` a missing store folder is no problem: it is made on first use.
+        """
+        problem = _folder_problem(self.root, "the object store", must_exist=must_exist)
+        if problem is not None or not os.path.lexists(self.root):
+            return problem
+        for folder in (self.objects_dir, self.tmp_dir):
+            problem = _folder_problem(folder, "the object store folder", must_exist=False)
+            if problem is not None:
+                return problem
+        return None
+
     def path_for(self, sha256: str) -> Path:
         """Where the object with this SHA-256 (64 lowercase hex digits) lives."""
         if not _SHA256_HEX.fullmatch(sha256):
@@ -643,12 +671,18 @@ class ObjectStore:
         """Delete temporary files left by interrupted runs; returns how many were removed.
 
         A temporary file is named ``<pid>-<random>.part``; files of a process that is still
-        running (another investigator writing to the same case) are left alone.
+        running (another investigator writing to the same case) are left alone. Nothing is
+        removed from a ``tmp`` that is not a folder of the store (a link leads elsewhere).
         """
+        problem = self._layout_problem(must_exist=False)
+        if problem is not None:
+            raise problem
         try:
             names = sorted(entry.name for entry in self.tmp_dir.iterdir())
         except FileNotFoundError:
             return 0
+        except OSError as exc:
+            raise self._layout_problem(must_exist=False) or self._store_problem(exc) from exc
         removed = 0
         for name in names:
             if not name.endswith(_TEMP_SUFFIX):
@@ -660,6 +694,8 @@ class ObjectStore:
                 (self.tmp_dir / name).unlink()
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                raise self._store_problem(exc) from exc
             removed += 1
         return removed
 
@@ -828,6 +864,11 @@ class ObjectStore:
         """
         if directory in self._dirs:
             return
+        # Never through a link, nor into a folder this user cannot write: named as such.
+        for folder in (self.objects_dir, directory):
+            problem = _folder_problem(folder, "the object store folder", must_exist=False)
+            if problem is not None:
+                raise problem
         if directory.is_dir():
             self._dirs.add(directory)
             return
@@ -863,10 +904,15 @@ class ObjectStore:
 
     def _new_temp_path(self) -> Path:
         if not self._tmp_ready:
+            # A store folder that is a file, a link or read-only is named as such, rather than
+            # by the error of the first write that meets it.
+            problem = self._layout_problem(must_exist=False)
+            if problem is not None:
+                raise problem
             try:
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise self._store_problem(exc) from exc
+                raise self._layout_problem(must_exist=False) or self._store_problem(exc) from exc
             self._tmp_ready = True
         # The pid lets remove_stale_temp tell a live writer's file from a crashed run's; a
         # random part per process and a counter keep names apart without a system call each.
@@ -875,10 +921,18 @@ class ObjectStore:
 
     def _store_problem(self, exc: OSError) -> EnvironmentProblem:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        return EnvironmentProblem(
-            f"cannot write to the object store {display_name(os.fsencode(self.root))}: {reason}",
-            hint="check free disk space and the permissions of the case directory, then re-run",
-        )
+        where = display_name(os.fsencode(self.root))
+        if isinstance(exc.filename, str | bytes) and exc.filename:
+            where += f" ({display_name(os.fsencode(exc.filename))})"
+        if exc.errno in _REPLACED_ERRNOS:
+            hint = _REPLACED_HINT
+        elif exc.errno == errno.ENOENT:
+            hint = _MISSING_HINT
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = _UNWRITABLE_HINT
+        else:
+            hint = "check free disk space and the permissions of the case directory, then re-run"
+        return EnvironmentProblem(f"cannot write to the object store {where}: {reason}", hint=hint)
 
     def _unreadable_object(self, sha256: str, path: Path, exc: OSError) -> VerificationError:
         missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
@@ -895,6 +949,70 @@ class ObjectStore:
             ),
             hint="restore the case directory from a backup; originals are never re-created",
         )
+
+
+# Errors of a write that meets a store folder replaced by something else, or removed.
+_REPLACED_ERRNOS = frozenset({errno.ENOTDIR, errno.EEXIST, errno.ELOOP})
+_REPLACED_HINT = (
+    "the case's originals are kept in that folder: move what is there aside (delete nothing), "
+    "run `evidence verify` to see what the case lacks, restore the objects folder from a backup "
+    "of the case, then run the command again"
+)
+_MISSING_HINT = (
+    "the case's originals are kept in that folder: run `evidence verify` to see what the case "
+    "lacks, restore the objects folder from a backup of the case (a case without items needs "
+    "only an empty folder there), then run the command again"
+)
+_UNWRITABLE_HINT = (
+    "make the objects folder of the case, and the sha256 and tmp folders in it, writable for "
+    "your user (or run as the user who owns the case), then run the command again"
+)
+
+
+def _folder_problem(path: Path, what: str, *, must_exist: bool) -> EnvironmentProblem | None:
+    """Why ``path`` cannot serve as a folder of the store (``what`` names it), if it cannot:
+    missing (when it ``must_exist``), not a folder, a symbolic link, or not writable."""
+    shown = display_name(os.fsencode(path))
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        if not must_exist:
+            return None
+        return EnvironmentProblem(f"{what} {shown} is missing", hint=_MISSING_HINT)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return EnvironmentProblem(f"{what} {shown} cannot be looked at: {reason}", _REPLACED_HINT)
+    if stat.S_ISLNK(mode):
+        return EnvironmentProblem(
+            f"{what} {shown} is a symbolic link; the case's originals must be kept in a folder "
+            "inside the case, never reached through a link",
+            hint="replace the link by the folder it leads to (move that folder into the case), "
+            "run `evidence verify`, then run the command again",
+        )
+    if not stat.S_ISDIR(mode):
+        return EnvironmentProblem(
+            f"{what} {shown} is not a folder but {_kind_of(mode)}", hint=_REPLACED_HINT
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        return EnvironmentProblem(
+            f"{what} {shown} cannot be written by this user (no write permission, or a "
+            "read-only file system)",
+            hint=_UNWRITABLE_HINT,
+        )
+    return None
+
+
+def _kind_of(mode: int) -> str:
+    """What a file system entry of this ``st_mode`` is, for a message."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "something else"
 
 
 _TEMP_NAMES = itertools.count()

@@ -4,16 +4,21 @@ Adding a recipient is a ``recipient.added`` event holding the public key's text 
 catalog's ``recipients`` table is its projection. Private recipient keys are kept outside the
 case, like signing keys: ``$EVIDENCE_HOME/recipients/<name>.key`` (passphrase-encrypted PKCS#8,
 mode 0600), so that a copied case directory opens no annex.
+
+A new recipient key pair is kept only if it is recorded (:func:`add_new_recipient`): its files
+are given their names inside the transaction that records it, and removed again if that fails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chain_of_custody import EventDraft, Signer
 from evidence.errors import EnvironmentProblem, InputError
-from evidence.keystore import key_dir
+from evidence.keystore import key_dir, new_key_files
 from evidence.protected import (
     RecipientKey,
     RecipientPublicKey,
@@ -21,7 +26,7 @@ from evidence.protected import (
     load_recipient,
     save_recipient,
 )
-from evidence.workspace import Case
+from evidence.workspace import Case, Recorder
 
 
 def recipient_dir() -> Path:
@@ -72,45 +77,89 @@ def read_public_key(path: Path, name: str | None = None) -> RecipientPublicKey:
     return RecipientPublicKey.from_text(text)
 
 
-def create_recipient_key(name: str, passphrase: bytes) -> tuple[RecipientKey, Path]:
-    """Generate a recipient key and save it in the recipients folder (never overwriting)."""
+def check_new_recipient(case: Case, name: str) -> Path:
+    """Refuse a new key pair for ``name`` if its key file exists or the case has a recipient
+    of that name; else return where its private key will be kept. Checked before anything is
+    asked for or written (:func:`add_new_recipient` checks again)."""
     path = default_recipient_path(name)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         raise InputError(
             f"a recipient key named {name!r} exists already at {path}",
-            "add its public key with --public-key, or choose another name",
+            "if it is not yet a recipient of this case (an earlier run was interrupted), add it "
+            f"with --public-key {path.with_suffix('.pub')}; otherwise choose another name",
         )
+    _check_name_free(case.db.execute, name)
+    return path
+
+
+def add_new_recipient(
+    case: Case, signer: Signer, name: str, passphrase: bytes
+) -> tuple[RecipientInfo, Path]:
+    """Make a recipient key pair, keep its private key in the recipients folder (encrypted
+    under ``passphrase``) and record the recipient: all or nothing.
+
+    The key files are written under temporary names and given their names inside the
+    transaction that records the recipient, just before it commits; if anything fails (the
+    name is in use, the catalog cannot be written) they are removed, and running the same
+    command again works. Returns the recipient and its private key file.
+    """
+    path = check_new_recipient(case, name)
     key = generate_recipient(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise EnvironmentProblem(f"cannot create {path.parent}: {exc.strerror}") from None
-    save_recipient(key, path, passphrase)
-    path.with_suffix(".pub").write_text(key.public.to_text() + "\n", encoding="utf-8")
-    return key, path
+    with (
+        new_key_files(
+            path, lambda temp: save_recipient(key, temp, passphrase), key.public.to_text()
+        ) as staged,
+        case.transaction() as rec,
+    ):
+        _append_recipient(rec, signer, key.public)
+        staged.publish()
+    case.checkpoint(signer)
+    return _info(case, key.public.recipient_id), path
 
 
 def add_recipient(case: Case, signer: Signer, public: RecipientPublicKey) -> RecipientInfo:
     """Record a new recipient of the case's protected annexes."""
     with case.transaction() as rec:
-        known = rec.db.execute(
-            "SELECT added_seq FROM recipients WHERE recipient_id = ?", [public.recipient_id]
-        ).fetchone()
-        if known is not None:
-            raise InputError(
-                f"the recipient key {public.recipient_id} was added already at seq {known[0]}",
-                "list the recipients with `evidence keys recipient list`",
-            )
-        rec.append(
-            EventDraft(
-                action="recipient.added",
-                subject=public.recipient_id,
-                data={"name": public.name, "public_key": public.to_text()},
-            ),
-            signer,
-        )
+        _append_recipient(rec, signer, public)
     case.checkpoint(signer)
-    return next(r for r in list_recipients(case) if r.recipient_id == public.recipient_id)
+    return _info(case, public.recipient_id)
+
+
+def _append_recipient(rec: Recorder, signer: Signer, public: RecipientPublicKey) -> None:
+    """Append the ``recipient.added`` event, refusing a key or a name the case has already."""
+    known = rec.db.execute(
+        "SELECT added_seq FROM recipients WHERE recipient_id = ?", [public.recipient_id]
+    ).fetchone()
+    if known is not None:
+        raise InputError(
+            f"the recipient key {public.recipient_id} was added already at seq {known[0]}",
+            "list the recipients with `evidence keys recipient list`",
+        )
+    _check_name_free(rec.db.execute, public.name)
+    rec.append(
+        EventDraft(
+            action="recipient.added",
+            subject=public.recipient_id,
+            data={"name": public.name, "public_key": public.to_text()},
+        ),
+        signer,
+    )
+
+
+def _check_name_free(execute: Callable[..., Any], name: str) -> None:
+    """Refuse a name another recipient key of the case has: names tell recipients apart."""
+    row = execute(
+        "SELECT recipient_id, added_seq FROM recipients WHERE name = ?", [name]
+    ).fetchone()
+    if row is not None:
+        raise InputError(
+            f"the case has a recipient named {name!r} already ({row[0]}, added at seq {row[1]})",
+            "choose another name; list the recipients with `evidence keys recipient list`",
+        )
+
+
+def _info(case: Case, recipient_id: str) -> RecipientInfo:
+    return next(r for r in list_recipients(case) if r.recipient_id == recipient_id)
 
 
 def list_recipients(case: Case) -> list[RecipientInfo]:

@@ -240,6 +240,68 @@ def test_symlink_inside_the_roots_is_followed_when_asked(setup: Setup) -> None:
     setup.verify_clean()
 
 
+def test_followed_symlink_is_recorded_at_the_path_as_given(setup: Setup) -> None:
+    """SPEC 5: the original path as given. A file reached through a link (to the file, or to a
+    folder above it) is recorded at the link's path under the root, the file read beside it."""
+    sub = setup.inbox / "sub"
+    sub.mkdir()
+    target = sub / "target.txt"
+    target.write_bytes(b"a fictional statement reached through links\n")
+    (setup.inbox / "alias.txt").symlink_to("sub/target.txt")
+    (setup.inbox / "folder-link").symlink_to("sub")
+    result, report = setup.ingest("-r", "--follow-symlinks", setup.inbox)
+    assert result.exit_code == 0, result.output
+    by_path = {f["path"]: f["status"] for f in report["files"]}
+    alias, via_folder = setup.inbox / "alias.txt", setup.inbox / "folder-link" / "target.txt"
+    # The walk meets alias.txt first: the item is ingested there, then sighted at each path.
+    assert by_path == {
+        str(alias): "ingested",
+        str(via_folder): "duplicate",
+        str(setup.inbox / "good.txt"): "ingested",
+        str(target): "duplicate",
+    }
+    log = setup.cli("log", "show", "--case", setup.case.root, "--json").stdout.splitlines()
+    events = [json.loads(line)["event"] for line in log]
+    sightings = {
+        e["data"]["path"]: e["data"]
+        for e in events
+        if e["action"] in ("item.ingested", "item.sighted") and e["subject"] == sha256_of(target)
+    }
+    assert sorted(sightings) == sorted([str(alias), str(via_folder), str(target)])
+    for given in (alias, via_folder):
+        data = sightings[str(given)]
+        assert base64.b64decode(data["path_b64"]) == os.fsencode(given)
+        assert data["name"] == given.name
+        assert data["resolved_path"] == str(target)
+        assert base64.b64decode(data["resolved_path_b64"]) == os.fsencode(target)
+    assert "resolved_path" not in sightings[str(target)]
+    # A rerun keys every file by the path it was met at: nothing is read or recorded again.
+    again, second = setup.ingest("-r", "--follow-symlinks", setup.inbox)
+    assert again.exit_code == 0
+    assert (second["ingested"], second["duplicates"], second["skipped"]) == (0, 0, 4)
+    assert setup.cli("log", "show", "--case", setup.case.root, "--json").stdout.splitlines() == log
+    setup.verify_clean()
+
+
+def test_followed_folder_link_still_stays_inside_the_roots(setup: Setup, tmp_path: Path) -> None:
+    # A link inside a followed folder link that leads out of the roots is refused, named at
+    # the path it was met at.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_bytes(b"not among the given inputs")
+    sub = setup.inbox / "sub"
+    sub.mkdir()
+    (sub / "escape.txt").symlink_to(outside / "private.txt")
+    (setup.inbox / "folder-link").symlink_to("sub")
+    result, report = setup.ingest("-r", "--follow-symlinks", setup.inbox)
+    assert result.exit_code == 1
+    assert sorted((r["path"], r["code"]) for r in report["refused"]) == [
+        (str(setup.inbox / "folder-link" / "escape.txt"), "symlink-outside-roots"),
+        (str(sub / "escape.txt"), "symlink-outside-roots"),
+    ]
+    assert sha256_of(outside / "private.txt") not in {i["sha256"] for i in setup.items()}
+
+
 # --- names: kept exactly, shown escaped ----------------------------------------------------
 
 NAMES = [

@@ -234,8 +234,161 @@ def test_store_that_cannot_be_written_is_an_environment_problem(tmp_path: Path) 
     # A plain file where the store's directory should be: fails for root too.
     write(tmp_path / "objects", b"not a directory")
     store = ObjectStore(tmp_path / "objects")
-    with pytest.raises(EnvironmentProblem, match="cannot write to the object store"):
+    with pytest.raises(EnvironmentProblem, match="is not a folder but a regular file"):
         store.put_bytes(b"data")
+
+
+# --- store folders replaced, removed, linked or read-only ---------------------------------------
+
+
+def _file_instead(folder: Path) -> None:
+    folder.rename(folder.with_name(folder.name + ".moved"))
+    folder.write_bytes(b"a file where a folder of the store should be\n")
+
+
+def _link_instead(folder: Path) -> None:
+    moved = folder.with_name(folder.name + ".moved")
+    folder.rename(moved)
+    folder.symlink_to(moved)
+
+
+def _fifo_instead(folder: Path) -> None:
+    folder.rename(folder.with_name(folder.name + ".moved"))
+    os.mkfifo(folder)
+
+
+def _removed(folder: Path) -> None:
+    folder.rename(folder.with_name(folder.name + ".moved"))
+
+
+STORE_DAMAGE = [
+    pytest.param("", _file_instead, "is not a folder but a regular file", id="root-is-a-file"),
+    pytest.param("", _link_instead, "is a symbolic link", id="root-is-a-link"),
+    pytest.param("", _removed, "is missing", id="root-missing"),
+    pytest.param("sha256", _file_instead, "is not a folder but a regular file", id="sha256-file"),
+    pytest.param("sha256", _link_instead, "is a symbolic link", id="sha256-is-a-link"),
+    pytest.param("tmp", _file_instead, "is not a folder but a regular file", id="tmp-is-a-file"),
+    pytest.param("tmp", _fifo_instead, "is not a folder but a named pipe", id="tmp-is-a-fifo"),
+    pytest.param("tmp", _link_instead, "is a symbolic link", id="tmp-is-a-link"),
+]
+
+
+def _damaged_store(tmp_path: Path, folder: str, damage: Callable[[Path], None]) -> ObjectStore:
+    root = tmp_path / "case" / "objects"
+    ObjectStore(root).put_bytes(b"an original stored before the damage")
+    damage(root / folder if folder else root)
+    return ObjectStore(root)
+
+
+@pytest.mark.parametrize(("folder", "damage", "said"), STORE_DAMAGE)
+def test_check_writable_names_the_damaged_folder_and_what_to_do(
+    tmp_path: Path, folder: str, damage: Callable[[Path], None], said: str
+) -> None:
+    store = _damaged_store(tmp_path, folder, damage)
+    with pytest.raises(EnvironmentProblem) as caught:
+        store.check_writable()
+    problem = caught.value
+    assert problem.exit_code == 3
+    assert said in problem.message
+    assert str(store.root / folder if folder else store.root) in problem.message
+    assert "restore" in problem.hint or "move that folder into the case" in problem.hint
+    assert "evidence verify" in problem.hint
+
+
+@pytest.mark.parametrize(("folder", "damage", "said"), STORE_DAMAGE)
+def test_every_write_to_a_damaged_store_is_an_environment_problem(
+    tmp_path: Path, folder: str, damage: Callable[[Path], None], said: str
+) -> None:
+    # No OSError (an "unexpected error" of the command line) reaches the caller.
+    root = _damaged_store(tmp_path, folder, damage).root
+    source = write(tmp_path / "in" / "note.txt", b"a new fictional note\n")
+    attempts: list[Callable[[ObjectStore], object]] = [
+        lambda store: store.remove_stale_temp(),
+        lambda store: store.put_file(source),
+        lambda store: store.put_file(source, defer=True),
+        lambda store: store.put_bytes(b"another canonical document"),
+    ]
+    for attempt in attempts:
+        if said == "is missing":
+            # The store makes a missing folder anew; refusing that is the case's check
+            # (check_writable, which ingest runs first).
+            attempt(ObjectStore(root))
+            continue
+        with pytest.raises(EnvironmentProblem) as caught:
+            attempt(ObjectStore(root))
+        assert said in caught.value.message
+
+
+def test_read_only_store_is_named_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # File modes do not bind root: the system's answer is what is replaced here.
+    root = tmp_path / "objects"
+    ObjectStore(root).put_bytes(b"stored while writable")
+    monkeypatch.setattr(objects_module.os, "access", lambda path, mode: Path(path) != root)
+    with pytest.raises(EnvironmentProblem) as caught:
+        ObjectStore(root).check_writable()
+    assert "cannot be written by this user" in caught.value.message
+    assert str(root) in caught.value.message
+    assert "writable" in caught.value.hint
+
+
+def test_healthy_store_passes_the_check(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    root.mkdir()
+    ObjectStore(root).check_writable()  # sha256/ and tmp/ are made when first needed
+    ObjectStore(root).put_bytes(b"data")
+    ObjectStore(root).check_writable()
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        pytest.param(_file_instead, "is not a folder but a regular file", id="file"),
+        pytest.param(_link_instead, "is a symbolic link", id="symlink"),
+    ],
+)
+@pytest.mark.parametrize("defer", [False, True], ids=["put", "staged"])
+def test_two_hex_folder_replaced_is_named_and_nothing_is_written_through_it(
+    tmp_path: Path, damage: Callable[[Path], None], said: str, defer: bool
+) -> None:
+    store = ObjectStore(tmp_path / "objects")
+    first = b"an original stored before the damage"
+    data = bytes(reversed(first))
+    sha256 = hashlib.sha256(data).hexdigest()
+    # A folder of the same two hex digits as the next object, then damaged.
+    folder = tmp_path / "objects" / "sha256" / sha256[:2]
+    folder.mkdir(parents=True)
+    damage(folder)
+    source = write(tmp_path / "in" / "note.bin", data)
+    with pytest.raises(EnvironmentProblem) as caught:
+        store.put_file(source, defer=defer)
+        store.flush()
+    assert f"{folder} {said}" in caught.value.message
+    assert "evidence verify" in caught.value.hint
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+    moved = folder.with_name(folder.name + ".moved")
+    assert not moved.is_dir() or list(moved.iterdir()) == []
+
+
+def test_store_write_error_names_the_path_and_a_fitting_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder replaced between the check and the rename: the system's error, explained.
+    store = ObjectStore(tmp_path / "objects")
+    data = b"its two-hex folder goes away at the last moment"
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    def replaced(temp: str | Path, final: Path) -> bool:
+        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(final))
+
+    monkeypatch.setattr(objects_module, "rename_noreplace", replaced)
+    with pytest.raises(EnvironmentProblem) as caught:
+        store.put_bytes(data)
+    assert "cannot write to the object store" in caught.value.message
+    assert sha256[2:] in caught.value.message
+    assert "evidence verify" in caught.value.hint
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
 
 
 # --- crash safety -----------------------------------------------------------------------------

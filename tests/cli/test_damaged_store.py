@@ -1,0 +1,146 @@
+"""``evidence ingest`` into a case whose object store folder was damaged: exit 3, nothing recorded.
+
+The store (``objects/`` in the case, with ``sha256/`` and ``tmp/`` in it) may be replaced by a
+file, removed, made a symbolic link or made read-only behind the toolkit's back. An ingest then
+stops before it reads an input or records an event, names the folder and says what to do
+(``evidence verify``, restore from a backup); it never fails with an "unexpected error". The
+cases and files are fictional.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from evidence import objects as objects_module
+from tests.conftest import CaseHandle, CliResult
+
+Cli = Callable[..., CliResult]
+
+
+def _actions(case: CaseHandle) -> list[str]:
+    opened = case.open()
+    try:
+        return [row[0] for row in opened.db.execute("SELECT action FROM log ORDER BY seq")]
+    finally:
+        opened.close()
+
+
+def _file_instead(folder: Path) -> None:
+    folder.rename(folder.with_name(folder.name + ".moved"))
+    folder.write_bytes(b"a file where a folder of the store should be\n")
+
+
+def _link_instead(folder: Path) -> None:
+    moved = folder.with_name(folder.name + ".moved")
+    folder.rename(moved)
+    folder.symlink_to(moved)
+
+
+def _removed(folder: Path) -> None:
+    folder.rename(folder.with_name(folder.name + ".moved"))
+
+
+@pytest.mark.parametrize(
+    ("folder", "damage", "said"),
+    [
+        pytest.param("objects", _file_instead, "is not a folder but a regular file", id="file"),
+        pytest.param("objects", _removed, "is missing", id="missing"),
+        pytest.param("objects", _link_instead, "is a symbolic link", id="symlink"),
+        pytest.param("objects/tmp", _file_instead, "is not a folder", id="tmp-is-a-file"),
+        pytest.param("objects/sha256", _file_instead, "is not a folder", id="sha256-is-a-file"),
+        pytest.param("objects/sha256", _link_instead, "is a symbolic link", id="sha256-symlink"),
+    ],
+)
+@pytest.mark.parametrize("count", [3, 70], ids=["threads", "workers"])
+def test_ingest_into_a_damaged_store_exits_3_and_records_nothing(
+    cli: Cli,
+    make_case: Callable[..., CaseHandle],
+    make_corpus: Callable[..., Path],
+    folder: str,
+    damage: Callable[[Path], None],
+    said: str,
+    count: int,
+) -> None:
+    case = make_case()
+    first = make_corpus(2, seed=1)
+    assert cli("ingest", "--case", case.root, "-r", first).exit_code == 0
+    before = _actions(case)
+    damaged = case.root / folder
+    damage(damaged)
+    files = _store_files(case)
+    corpus = make_corpus(count, seed=2)
+    result = cli("ingest", "--case", case.root, "-r", corpus)
+    assert result.exit_code == 3, result.output
+    assert "unexpected" not in result.stderr
+    assert f"{damaged} {said}" in result.stderr
+    assert "evidence verify" in result.stderr
+    assert _actions(case) == before
+    # Nothing was written anywhere, not even through a link or into a folder made anew.
+    assert _store_files(case) == files
+
+
+def _store_files(case: CaseHandle) -> list[str]:
+    """Every path in the case but the catalog's files, with what a link leads to."""
+    return sorted(
+        f"{p} -> {os.readlink(p)}" if p.is_symlink() else str(p)
+        for p in case.root.rglob("*")
+        if not p.name.startswith("catalog.sqlite")
+    )
+
+
+def test_read_only_store_exits_3_naming_it(
+    cli: Cli,
+    make_case: Callable[..., CaseHandle],
+    make_corpus: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # File modes do not bind root, which the tests may run as: the system's answer to "may
+    # this user write here" is replaced (test_subprocess.py drops the privilege instead).
+    case = make_case()
+    objects = case.root / "objects"
+    real_access = os.access
+    monkeypatch.setattr(
+        objects_module.os,
+        "access",
+        lambda path, mode: Path(path) != objects and real_access(path, mode),
+    )
+    before = _actions(case)
+    result = cli("ingest", "--case", case.root, "-r", make_corpus(3))
+    assert result.exit_code == 3, result.output
+    assert f"{objects} cannot be written by this user" in result.stderr
+    assert "writable" in result.stderr
+    assert _actions(case) == before
+
+
+def test_store_failing_while_naming_objects_records_nothing(
+    cli: Cli,
+    make_case: Callable[..., CaseHandle],
+    make_corpus: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A folder replaced after the check, while the copies are given their names: the batch's
+    # events are never committed, and a rerun once the store is sound records everything.
+    case = make_case()
+    before = _actions(case)
+    corpus = make_corpus(4)
+
+    def replaced(temp: str | Path, final: Path) -> bool:
+        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(final))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(objects_module, "rename_noreplace", replaced)
+        result = cli("ingest", "--case", case.root, "-r", corpus)
+    assert result.exit_code == 3, result.output
+    assert "unexpected" not in result.stderr
+    assert "cannot write to the object store" in result.stderr
+    assert "evidence verify" in result.stderr
+    assert _actions(case) == before
+    again = cli("ingest", "--case", case.root, "-r", corpus)
+    assert again.exit_code == 0, again.output
+    assert _actions(case).count("item.ingested") == 4
+    assert cli("verify", "--case", case.root).exit_code == 0
