@@ -555,12 +555,33 @@ def transfer_cmd(
     case_dir: CaseOpt = Path(),
     key: KeyOpt = None,
     passphrase_file: PassOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Record a hand-over of custody of items to another enrolled key."""
+    """Record a hand-over of custody of items to another enrolled key.
+
+    Only the key holding an item (the key that ingested it, or the last one it was transferred
+    to; see `evidence show`) may hand it over: an item held by another key is refused and the
+    others are transferred (exit 1). An item whose holder was revoked may be taken over by any
+    key that is not revoked; the event names the revoked holder. An item the new custodian
+    holds already is left as it is, so running the same transfer again records nothing. An
+    unknown item reference stops the command before anything is recorded (exit 2).
+    """
     with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)
-        seqs = custody.transfer(case, signer, items, to, reason)
-    out.print(f"Recorded {len(seqs)} transfer(s) to {to} (seq {', '.join(map(str, seqs))})")
+        report = custody.transfer(case, signer, items, to, reason)
+    if as_json:
+        print_json(report.as_json())
+    else:
+        for outcome in report.outcomes:
+            if outcome.status != "refused":
+                out.print(escape(outcome.message()))
+        if report.seqs:
+            seqs = ", ".join(map(str, report.seqs))
+            out.print(f"Recorded {len(report.seqs)} transfer(s) to {to} (seq {seqs})")
+    for outcome in report.with_status("refused"):
+        err.print(f"refused: {escape(outcome.message())}")
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 @app.command("open")

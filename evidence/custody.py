@@ -17,7 +17,7 @@ import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from chain_of_custody import (
     Checkpoint,
@@ -35,7 +35,7 @@ from chain_of_custody import (
 )
 from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
 from evidence.objects import rename_noreplace
-from evidence.workspace import Case
+from evidence.workspace import Case, Recorder
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
 
@@ -142,7 +142,13 @@ def summarise(action: str, data: dict[str, Any]) -> str:
         derivation = data.get("derivation") or {}
         return f"{derivation.get('kind', 'derivative')} of {data.get('derived_from', '?')[:12]}"
     if action == "custody.transferred":
-        return f"to {data.get('to')}: {data.get('reason', '')}"
+        # Transfers recorded before holders were checked name only the receiving key.
+        source = f"from {data['from']} " if data.get("from") else ""
+        if data.get("from_revoked_seq"):
+            source = (
+                f"taken over from {data.get('from')}, revoked at seq {data['from_revoked_seq']}, "
+            )
+        return f"{source}to {data.get('to')}: {data.get('reason', '')}"
     if action == "item.accessed":
         return f"copied out: {data.get('purpose', '')}"
     if action == "export.made":
@@ -152,8 +158,104 @@ def summarise(action: str, data: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(data.items()) if isinstance(v, str))[:120]
 
 
-def transfer(case: Case, signer: Signer, items: list[str], to: str, reason: str) -> list[int]:
-    """Record a hand-over of custody of ``items`` to the key ``to``; returns the seqs."""
+TransferStatus = Literal["transferred", "already-held", "refused"]
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What :func:`transfer` did with one item.
+
+    ``status`` is ``transferred`` (an event was recorded, ``seq``), ``already-held`` (the item
+    is held by the receiving key already; nothing recorded) or ``refused`` (the signer does not
+    hold the item; nothing recorded). ``holder`` is the key that held the item before the
+    command, ``by`` the signing key; ``holder_revoked_seq`` is set when the holder was revoked
+    and custody was taken over from it.
+    """
+
+    sha256: str
+    status: TransferStatus
+    holder: str
+    to: str
+    by: str
+    seq: int | None = None
+    holder_revoked_seq: int | None = None
+
+    def message(self) -> str:
+        """One line for the user about this item."""
+        short = self.sha256[:12]
+        if self.status == "already-held":
+            return f"{short} is already held by {self.to}; nothing recorded"
+        if self.status == "refused":
+            return (
+                f"{short} is held by {self.holder}, not by {self.by}; only the holder can hand "
+                f"it over: {self.holder} must run the transfer with its own key"
+            )
+        taken = (
+            f", taken over from {self.holder} (revoked at seq {self.holder_revoked_seq})"
+            if self.holder_revoked_seq is not None
+            else ""
+        )
+        return f"Transferred {short} to {self.to}{taken} (seq {self.seq})"
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable form."""
+        return {
+            "sha256": self.sha256,
+            "status": self.status,
+            "holder": self.holder,
+            "to": self.to,
+            "by": self.by,
+            "seq": self.seq,
+            "holder_revoked_seq": self.holder_revoked_seq,
+        }
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    """The outcome of one transfer command, one entry per item in the order given."""
+
+    to: str
+    outcomes: tuple[TransferOutcome, ...]
+
+    def with_status(self, status: TransferStatus) -> list[TransferOutcome]:
+        """The outcomes with ``status``."""
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def seqs(self) -> list[int]:
+        """The seqs of the recorded transfers."""
+        return [o.seq for o in self.outcomes if o.seq is not None]
+
+    @property
+    def ok(self) -> bool:
+        """True when no item was refused."""
+        return not self.with_status("refused")
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable summary for ``--json``."""
+        return {
+            "to": self.to,
+            "transferred": len(self.with_status("transferred")),
+            "already_held": len(self.with_status("already-held")),
+            "refused": len(self.with_status("refused")),
+            "items": [o.as_json() for o in self.outcomes],
+        }
+
+
+def transfer(case: Case, signer: Signer, items: list[str], to: str, reason: str) -> TransferReport:
+    """Record a hand-over of custody of ``items`` to the key ``to``.
+
+    Custody starts with the key that ingested (or derived, or recorded) an item and moves with
+    each ``custody.transferred`` event. Only the holder may hand an item over; an item held by
+    another key is refused (reported, nothing recorded for it) while the other items are
+    transferred. An item whose holder was revoked may be taken over by any key that is not: the
+    event then names the revoked holder (``from``, ``from_revoked_seq``). An item held by ``to``
+    already is left as it is, so running the same transfer again records nothing.
+
+    Every reference is resolved before anything is recorded: an unknown or ambiguous one is an
+    :class:`InputError` for the whole command, as are an empty reason and an unknown or revoked
+    ``to``.
+    """
     if not reason.strip():
         raise InputError("--reason is empty", "say why custody is handed over")
     row = case.db.execute("SELECT revoked_seq FROM keys WHERE key_id = ?", [to]).fetchone()
@@ -161,14 +263,42 @@ def transfer(case: Case, signer: Signer, items: list[str], to: str, reason: str)
         raise UnknownId("key", to, "list enrolled keys with `evidence keys list`")
     if row[0] is not None:
         raise InputError(f"the key {to} was revoked at seq {row[0]}", "transfer to a valid key")
-    shas = [resolve_item(case, ref) for ref in items]
-    drafts = [
-        EventDraft(action="custody.transferred", subject=sha, data={"to": to, "reason": reason})
-        for sha in shas
-    ]
-    appended = case.record(drafts, signer)
-    case.checkpoint(signer)
-    return [a.event.seq for a in appended]
+    shas = list(dict.fromkeys(resolve_item(case, ref) for ref in items))
+    with case.transaction() as rec:
+        # Decided inside the write transaction: a transfer by another investigator cannot slip
+        # in between the look at the holder and the event.
+        outcomes = tuple(_transfer_one(rec, signer, sha, to, reason) for sha in shas)
+    report = TransferReport(to, outcomes)
+    if report.seqs:
+        case.checkpoint(signer)
+    return report
+
+
+def _transfer_one(rec: Recorder, signer: Signer, sha: str, to: str, reason: str) -> TransferOutcome:
+    """Hand one item over if the signer may; say what was done."""
+    by = signer.verifier.key_id
+    holder = str(rec.db.execute("SELECT holder FROM items WHERE sha256 = ?", [sha]).fetchone()[0])
+    if holder == to:
+        return TransferOutcome(sha, "already-held", holder, to, by)
+    data: dict[str, Any] = {"to": to, "reason": reason, "from": holder}
+    revoked = None
+    if holder != by:
+        revoked = _revoked_seq(rec, holder)
+        if revoked is None:
+            return TransferOutcome(sha, "refused", holder, to, by)
+        # The holder can sign nothing any more: without a take-over the item would stay
+        # with a key nobody may use.
+        data["from_revoked_seq"] = str(revoked)
+    appended = rec.append(EventDraft(action="custody.transferred", subject=sha, data=data), signer)
+    return TransferOutcome(
+        sha, "transferred", holder, to, by, seq=appended.event.seq, holder_revoked_seq=revoked
+    )
+
+
+def _revoked_seq(rec: Recorder, key_id: str) -> int | None:
+    """The seq at which ``key_id`` was revoked; None while it is valid (or is not known)."""
+    row = rec.db.execute("SELECT revoked_seq FROM keys WHERE key_id = ?", [key_id]).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) -> Path:
