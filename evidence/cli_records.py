@@ -237,14 +237,70 @@ def _entity_add(kind: str) -> Callable[..., None]:
     )
 
 
+def _edit_field_params(kind: str) -> list[inspect.Parameter]:
+    """The field options of ``edit``. A list field has three: its own flag (``--crime``) sets
+    the whole list, ``--add-crime`` and ``--remove-crime`` change single values; the values
+    are read by ``_values`` and ``_list_edits``."""
+    params: list[inspect.Parameter] = []
+    for index, spec in enumerate(ENTITY_OPTIONS[kind]):
+        options: list[tuple[str, str, str, Any]]  # parameter, flag, help, value type
+        if not spec.repeat:
+            options = [(f"f{index}", spec.flag, spec.help, str | None)]
+        else:
+            name = spec.flag.removeprefix("--")
+            options = [
+                (
+                    f"f{index}",
+                    spec.flag,
+                    f"{spec.help} Replaces the whole list: repeat it for every value to keep, "
+                    f"the others are dropped (--add-{name} and --remove-{name} change one "
+                    "value). Repeatable.",
+                    list[str] | None,
+                ),
+                (
+                    f"a{index}",
+                    f"--add-{name}",
+                    f"{spec.help} Added to those recorded, which stay. Repeatable.",
+                    list[str] | None,
+                ),
+                (
+                    f"r{index}",
+                    f"--remove-{name}",
+                    f"{spec.help} Removed from those recorded; it must be one of them. Repeatable.",
+                    list[str] | None,
+                ),
+            ]
+        params.extend(
+            inspect.Parameter(
+                param,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[annotation, typer.Option(flag, help=text)],
+            )
+            for param, flag, text, annotation in options
+        )
+    return params
+
+
+def _list_edits(kind: str, given: dict[str, Any], prefix: str) -> dict[str, list[Any]]:
+    """Values of the ``--add-*`` (prefix ``a``) or ``--remove-*`` (``r``) options by field."""
+    edits: dict[str, list[Any]] = {}
+    for index, spec in enumerate(ENTITY_OPTIONS[kind]):
+        value = given.get(f"{prefix}{index}")
+        if value:
+            edits[spec.key] = [_placement(v) for v in value] if spec.key == "placements" else value
+    return edits
+
+
 def _entity_edit(kind: str) -> Callable[..., None]:
     def command(**given: Any) -> None:
         source: Path | None = given.pop("from_file")
         entity_id: str = given.pop("entity_id")
         values = _values(kind, given)
+        additions, removals = _list_edits(kind, given, "a"), _list_edits(kind, given, "r")
         replacement = None
         if source is not None:
-            if values:
+            if values or additions or removals:
                 raise InputError("--from: give the fields either in the file or as options")
             replacement = entities.read_new_entity(kind, source)
         with open_case_dir(given["case_dir"]) as case:
@@ -256,6 +312,8 @@ def _entity_edit(kind: str) -> Callable[..., None]:
                 entity_id,
                 changes=values,
                 unset=tuple(given["unset"] or ()),
+                additions=additions,
+                removals=removals,
                 replacement=replacement,
                 reason=given["reason"],
             )
@@ -270,7 +328,7 @@ def _entity_edit(kind: str) -> Callable[..., None]:
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
             annotation=Annotated[str, typer.Argument(help="The id, e.g. INC-0001.")],
         ),
-        *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _field_params(kind)],
+        *_edit_field_params(kind),
         inspect.Parameter(
             "unset",
             inspect.Parameter.KEYWORD_ONLY,
@@ -292,12 +350,24 @@ def _entity_edit(kind: str) -> Callable[..., None]:
         ),
         *_COMMON,
     ]
-    return _with_signature(
-        command,
-        params,
+    lists = [spec.flag for spec in ENTITY_OPTIONS[kind] if spec.repeat]
+    doc = (
         f"Correct {_ARTICLE[kind]} {kind}: a new event with the changed fields; "
-        "the old values stay in `show --history`.",
+        "the old values stay in `show --history`."
     )
+    if lists:
+        name = lists[-1].removeprefix("--")
+        which = (
+            f"{lists[0]} replaces the whole list"
+            if len(lists) == 1
+            else f"Each list option ({', '.join(lists)}) replaces its whole list"
+        )
+        doc += (
+            f"\n\n{which} with the values given; --add-{name} and --remove-{name}"
+            f"{'' if len(lists) == 1 else ' (and so for each list)'} add or remove single "
+            "values and keep the others. A value to remove that is not in the list is refused."
+        )
+    return _with_signature(command, params, doc)
 
 
 def _entity_list(kind: str) -> Callable[..., None]:

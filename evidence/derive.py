@@ -88,7 +88,8 @@ def derive_item(
     if description is not None:
         inherited["description"] = description
     inherited["tags"] = (f"derived:{kind}",)
-    options = parse_options(ItemOptions, inherited)
+    # What the original recorded is not judged again against today's date.
+    options = parse_options(ItemOptions, inherited, recorded=inherited)
     sha = _hash_file(file)
     if case.db.execute("SELECT 1 FROM items WHERE sha256 = ?", [sha]).fetchone() is not None:
         raise InputError(

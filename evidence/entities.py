@@ -12,10 +12,10 @@ investigators adding incidents to one case at the same time get different ids.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from chain_of_custody import EventDraft, Signer, parse_leaf
 from evidence.errors import InputError, UnknownId
@@ -126,17 +126,35 @@ def edit_entity(
     *,
     changes: Mapping[str, Any] | None = None,
     unset: tuple[str, ...] = (),
+    additions: Mapping[str, Sequence[Any]] | None = None,
+    removals: Mapping[str, Sequence[Any]] | None = None,
     replacement: Entity | None = None,
     reason: str,
 ) -> EntityRecord:
     """Correct an entity: a new event with the changed fields; old values stay in the log.
 
-    ``changes`` maps (dotted) field names to new values; ``unset`` names fields to clear;
-    ``replacement`` gives a whole new record instead (from a file).
+    ``changes`` maps (dotted) field names to new values; a list field given there (``crimes``,
+    ``aliases`` ...) is replaced as a whole. ``additions`` and ``removals`` map list fields to
+    values to add to or take out of the recorded list, the other values staying; a value to
+    take out must be in the list. ``unset`` names fields to clear; ``replacement`` gives a whole
+    new record instead (from a file).
     """
     if not reason.strip():
         raise InputError("--reason: is empty", "say why the entity is corrected")
     _parse_id(entity_id, "id")
+    changes, additions, removals = changes or {}, additions or {}, removals or {}
+    if replacement is not None and (additions or removals):
+        raise InputError(
+            "--from: give the fields either in the file or as options",
+            "put the whole corrected record in the file",
+        )
+    replaced = {key for key, value in changes.items() if value not in (None, [], ())}
+    clash = sorted((set(additions) | set(removals)) & (replaced | set(unset)))
+    if clash:
+        raise InputError(
+            f"{clash[0]}: give either the whole new list or values to add and remove, not both",
+            "set the list as a whole, or add and remove single values",
+        )
     with case.transaction() as rec:
         current = _load(rec, entity_id)
         kind = current.kind
@@ -151,8 +169,9 @@ def edit_entity(
             new_data = replacement.model_dump(mode="json", exclude_none=True)
             new_data["id"] = entity_id
         else:
-            new_data = _merged(current.data, changes or {}, unset)
-        entity = parse_entity_options(kind, new_data)
+            new_data = _merged(current.data, changes, unset)
+            _apply_list_edits(current, new_data, additions, removals)
+        entity = parse_entity_options(kind, new_data, recorded=current.data)
         if entity.id != entity_id:
             raise InputError("id: an entity's id cannot be changed", "add a new entity instead")
         _check_references(rec, entity)
@@ -205,6 +224,61 @@ def _merged(
             target = nested
         target[leaf] = list(value) if isinstance(value, tuple) else value
     return merged
+
+
+def _apply_list_edits(
+    current: EntityRecord,
+    merged: dict[str, Any],
+    additions: Mapping[str, Sequence[Any]],
+    removals: Mapping[str, Sequence[Any]],
+) -> None:
+    """Take ``removals`` out of and add ``additions`` to the list fields of ``merged``."""
+    for key in sorted(set(additions) | set(removals)):
+        _check_list_field(current.kind, key)
+        present = list(merged.get(key) or [])
+        for value in _normalised(current, key, removals.get(key, ())):
+            if value not in present:
+                listed = ", ".join(_shown(v) for v in present) or "nothing"
+                raise InputError(
+                    f"{key}: {_shown(value)} is not in the list of {current.id}, "
+                    "so it cannot be removed",
+                    f"{current.id} lists: {listed}",
+                )
+            present = [v for v in present if v != value]
+        for value in _normalised(current, key, additions.get(key, ())):
+            if value not in present:
+                present.append(value)
+        merged[key] = present
+
+
+def _check_list_field(kind: str, key: str) -> None:
+    info = ENTITY_MODELS[kind].model_fields.get(key)
+    if info is None or get_origin(info.annotation) is not tuple:
+        raise InputError(
+            f"{key}: not a list field of a {kind}", "only list fields take values to add or remove"
+        )
+
+
+def _normalised(current: EntityRecord, key: str, values: Sequence[Any]) -> list[Any]:
+    """``values`` of the list field ``key`` as the record stores them ("8(2)(a)(vii)" is
+    stored as "art. 8(2)(a)(vii)"), each once; a value the field refuses is an input error."""
+    if not values:
+        return []
+    # Validated in place of the field in the current (valid) record, so that a problem found
+    # is one of these values and is named as the field's.
+    probe = parse_entity_options(
+        current.kind, {**current.data, key: list(values)}, recorded=current.data
+    )
+    stored = probe.model_dump(mode="json", exclude_none=True).get(key, [])
+    return [v for i, v in enumerate(stored) if v not in stored[:i]]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        # A child's placement, in the FAC-0001[:START[:END]] form of --placement.
+        parts = [str(value.get(k) or "") for k in ("facility", "start", "end")]
+        return ":".join(parts).rstrip(":")
+    return repr(value)
 
 
 def list_entities(case: Case, kind: str) -> list[EntityRecord]:

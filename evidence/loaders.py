@@ -9,6 +9,12 @@ The YAML reader is deliberately narrower than YAML 1.1: only ``true``/``false`` 
 (``NO`` stays the country code of Norway), integers are decimal (``012`` is twelve, not ten),
 dates stay the text that was written, numbers with a fraction become :class:`~decimal.Decimal`
 (never ``float``), duplicate keys and tags such as ``!!python/object`` are refused.
+
+Everything read here is input typed by a person, so it is validated with
+:func:`evidence.models.input_context`: a date later than today (UTC, plus one day) is refused
+with its field, like any other mistake. ``today`` can be given for tests. When a record of the
+case is corrected, the values it already holds (``recorded``) are not judged against the clock
+again: a case recorded on a machine whose clock was wrong can still be corrected.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -45,6 +52,7 @@ from evidence.models import (
     Entity,
     EntityModel,
     Testimony,
+    input_context,
 )
 
 __all__ = [
@@ -567,10 +575,9 @@ def _shown(value: object) -> str | None:
 
 
 def _problems(
-    exc: ValidationError, model_cls: type[BaseModel], root: Node | None
+    errors: list[ErrorDetails], model_cls: type[BaseModel], root: Node | None
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
-    errors = exc.errors(include_url=False)
     item_locs = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
     for error in errors:
         loc = tuple(error["loc"])
@@ -590,19 +597,58 @@ def _problems(
     return problems
 
 
+_MISSING: Final = object()
+
+
+def _value_at(data: Any, loc: tuple[int | str, ...]) -> Any:
+    for part in loc:
+        if isinstance(part, int):
+            found = isinstance(data, list | tuple) and 0 <= part < len(data)
+        else:
+            found = isinstance(data, Mapping) and part in data
+        if not found:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def _recorded_already(error: ErrorDetails, recorded: Mapping[str, Any] | None) -> bool:
+    """Whether ``error`` is a future date that the record being corrected holds already."""
+    if recorded is None or error["type"] != "date_future":
+        return False
+    return bool(_value_at(recorded, tuple(error["loc"])) == error.get("input", _MISSING))
+
+
+def _attempt(
+    model_cls: type[M], data: Mapping[str, Any], context: dict[str, date] | None
+) -> M | list[ErrorDetails]:
+    try:
+        return model_cls.model_validate(data, context=context)
+    except ValidationError as exc:
+        return exc.errors(include_url=False)
+
+
 def _validate(
     model_cls: type[M],
     data: Mapping[str, Any],
     source: str | None,
     root: Node | None,
     hint: str,
+    *,
+    today: date | None = None,
+    recorded: Mapping[str, Any] | None = None,
 ) -> M:
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as exc:
-        problems = _problems(exc, model_cls, root)
-    # Raised outside the handler: the ValidationError keeps every input, identity included.
-    raise ModelInputError(problems, source, hint)
+    result = _attempt(model_cls, data, input_context(today))
+    if isinstance(result, list) and all(_recorded_already(e, recorded) for e in result):
+        # Only dates the record held before lie after today: validate without the clock, which
+        # may still find an order problem hidden behind them (a refused start is not compared
+        # with the end).
+        result = _attempt(model_cls, data, None)
+    if isinstance(result, list):
+        errors = [e for e in result if not _recorded_already(e, recorded)]
+        # Raised with no ValidationError in flight: it keeps every input, identity included.
+        raise ModelInputError(_problems(errors, model_cls, root), source, hint)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -610,19 +656,20 @@ def _validate(
 # ---------------------------------------------------------------------------------------------
 
 
-def load_model(path: Path, model_cls: type[M]) -> M:
+def load_model(path: Path, model_cls: type[M], *, today: date | None = None) -> M:
     """Read a YAML or JSON document (by extension, else by its first character) into a model.
 
-    Raises :class:`InputError` naming the file, line and field of every problem.
+    Raises :class:`InputError` naming the file, line and field of every problem; a date later
+    than ``today`` (default: the UTC date of the system clock) is one.
     """
     data, root = _read_document(path)
     hint = _TESTIMONY_HINT if issubclass(model_cls, Testimony) else _GENERIC_HINT
-    return _validate(model_cls, data, str(path), root, hint)
+    return _validate(model_cls, data, str(path), root, hint, today=today)
 
 
-def load_testimony(path: Path) -> Testimony:
+def load_testimony(path: Path, *, today: date | None = None) -> Testimony:
     """Read a testimony file (see ``evidence testimony template``)."""
-    return load_model(path, Testimony)
+    return load_model(path, Testimony, today=today)
 
 
 def _entity_model(kind: str) -> EntityModel:
@@ -635,7 +682,9 @@ def _entity_model(kind: str) -> EntityModel:
         ) from None
 
 
-def load_entity(path: Path, kind: str, *, default_id: str | None = None) -> Entity:
+def load_entity(
+    path: Path, kind: str, *, default_id: str | None = None, today: date | None = None
+) -> Entity:
     """Read an incident, facility, perpetrator or child file.
 
     ``default_id`` is used when the document has no ``id`` (the case allocates ids).
@@ -644,7 +693,7 @@ def load_entity(path: Path, kind: str, *, default_id: str | None = None) -> Enti
     data, root = _read_document(path)
     if default_id is not None and "id" not in data:
         data = {"id": default_id, **data}
-    entity: Entity = _validate(model_cls, data, str(path), root, _GENERIC_HINT)
+    entity: Entity = _validate(model_cls, data, str(path), root, _GENERIC_HINT, today=today)
     return entity
 
 
@@ -673,18 +722,34 @@ def _expand_options(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_options(model_cls: type[M], mapping: Mapping[str, Any]) -> M:
+def parse_options(
+    model_cls: type[M],
+    mapping: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    recorded: Mapping[str, Any] | None = None,
+) -> M:
     """Build a model from command-line option values; ``None`` and empty lists mean not given.
 
     Keys may be dotted (``place.country``). Problems are listed as ``<field>: <message>``.
+    A date later than ``today`` (default: the UTC date of the system clock) is refused, unless
+    ``recorded`` (the record being corrected, as stored) holds the same value at the same field.
     """
     hint = "correct the options named above; see --help"
-    return _validate(model_cls, _expand_options(mapping), None, None, hint)
+    return _validate(
+        model_cls, _expand_options(mapping), None, None, hint, today=today, recorded=recorded
+    )
 
 
-def parse_entity_options(kind: str, mapping: Mapping[str, Any]) -> Entity:
+def parse_entity_options(
+    kind: str,
+    mapping: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    recorded: Mapping[str, Any] | None = None,
+) -> Entity:
     """Build an incident, facility, perpetrator or child from command-line option values."""
-    entity: Entity = parse_options(_entity_model(kind), mapping)
+    entity: Entity = parse_options(_entity_model(kind), mapping, today=today, recorded=recorded)
     return entity
 
 

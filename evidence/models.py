@@ -7,6 +7,15 @@ ages, years and counts are integers, so nothing is rounded on its way into the c
 Identity details of a witness (:class:`ProtectedIdentity`) never show in ``repr``, ``str``,
 ``model_dump`` or a validation error; :meth:`ProtectedIdentity.reveal` is the one way to read
 them, for sealing them to the case's recipients.
+
+Dates are checked two ways. Against each other, always: an end before its start, a child taken
+before the year of birth, an age at the events the witness had not reached by the interview.
+Dates with a precision (``2022``, ``2022-05``) are compared by the whole span they may mean, so
+only a date that is wrong whatever day it stands for is refused. Against the clock, only for
+what a person types in: validated with :func:`input_context`, a date later than today (UTC,
+plus :data:`FUTURE_TOLERANCE`) is refused. Records read back from the log or the catalog are
+built without that context, so a case recorded on a machine whose clock was wrong still opens,
+verifies and exports.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final, NamedTuple, TypeAlias
@@ -133,6 +142,51 @@ def _year_ok(year: int) -> bool:
     return 1900 <= year <= 2100
 
 
+FUTURE_TOLERANCE: Final = timedelta(days=1)
+"""How far past today (UTC) a date typed in may lie: somewhere it is already tomorrow."""
+
+_TODAY: Final = "evidence.today"
+
+
+def utc_today() -> date:
+    """Today's date in UTC, by the system clock."""
+    return datetime.now(UTC).date()
+
+
+def input_context(today: date | None = None) -> dict[str, date]:
+    """The validation context of what a person typed in: with it, future dates are refused.
+
+    Use it as ``Model.model_validate(data, context=input_context())``. ``today`` defaults to
+    :func:`utc_today`; tests give a fixed day. A date whose first possible day is later than
+    ``today`` plus :data:`FUTURE_TOLERANCE` is refused with the error type ``date_future``.
+    """
+    if today is None:
+        today = utc_today()
+    elif isinstance(today, datetime):
+        today = today.astimezone(UTC).date() if today.tzinfo is not None else today.date()
+    return {_TODAY: today}
+
+
+def _today_in(info: ValidationInfo) -> date | None:
+    context = info.context
+    if isinstance(context, dict):
+        today = context.get(_TODAY)
+        if isinstance(today, date):
+            return today
+    return None
+
+
+def _refuse_future(first_day: date, info: ValidationInfo) -> None:
+    # The message never quotes the value: the same check guards a witness's date of birth.
+    today = _today_in(info)
+    if today is not None and first_day > today + FUTURE_TOLERANCE:
+        raise _error(
+            "date_future",
+            f"is in the future (today is {today.isoformat()} UTC); "
+            "check the year and give the date it happened",
+        )
+
+
 _PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 _DATE_HELP = "a date like 2022, 2022-05 or 2022-05-14"
 
@@ -166,8 +220,16 @@ def _check_partial_date(value: str) -> str:
     return value
 
 
+def _partial_not_future(value: str, info: ValidationInfo) -> str:
+    _refuse_future(partial_date_range(value)[0], info)
+    return value
+
+
 PartialDate: TypeAlias = Annotated[
-    str, BeforeValidator(_date_input), AfterValidator(_check_partial_date)
+    str,
+    BeforeValidator(_date_input),
+    AfterValidator(_check_partial_date),
+    AfterValidator(_partial_not_future),
 ]
 """A date with its precision: ``2022`` (year), ``2022-05`` (month) or ``2022-05-14`` (day)."""
 
@@ -202,7 +264,12 @@ def _check_day(value: str) -> str:
     return value
 
 
-Day: TypeAlias = Annotated[str, BeforeValidator(_date_input), AfterValidator(_check_day)]
+Day: TypeAlias = Annotated[
+    str,
+    BeforeValidator(_date_input),
+    AfterValidator(_check_day),
+    AfterValidator(_partial_not_future),
+]
 """A calendar day, ``YYYY-MM-DD``."""
 
 _DATETIME = re.compile(
@@ -232,15 +299,7 @@ def _check_when(value: str) -> str:
     if not _DATETIME.fullmatch(value):
         raise _error("datetime_format", f"must be {_WHEN_HELP} (with Z or an offset)")
     try:
-        # fromisoformat checks the calendar and clock values; it takes at most 6 fraction
-        # digits, which is all a check needs.
-        head, _, rest = value.partition(".")
-        if rest:
-            zone = rest.lstrip("0123456789")
-            value_to_check = head + "." + rest[: len(rest) - len(zone)][:6].ljust(6, "0") + zone
-        else:
-            value_to_check = value
-        parsed = datetime.fromisoformat(value_to_check.replace("Z", "+00:00"))
+        parsed = _parse_datetime(value)
     except ValueError:
         raise _error("datetime_range", f"must be a real date and time ({_WHEN_HELP})") from None
     if not _year_ok(parsed.year):
@@ -248,8 +307,32 @@ def _check_when(value: str) -> str:
     return value
 
 
+def _parse_datetime(value: str) -> datetime:
+    # fromisoformat checks the calendar and clock values; it takes at most 6 fraction digits,
+    # which is all a check needs.
+    head, _, rest = value.partition(".")
+    if rest:
+        zone = rest.lstrip("0123456789")
+        value = head + "." + rest[: len(rest) - len(zone)][:6].ljust(6, "0") + zone
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _when_not_future(value: str, info: ValidationInfo) -> str:
+    # A moment is judged by its UTC day; the tolerance covers the offsets either side.
+    day = (
+        date.fromisoformat(value)
+        if len(value) == 10
+        else _parse_datetime(value).astimezone(UTC).date()
+    )
+    _refuse_future(day, info)
+    return value
+
+
 DateOrDateTime: TypeAlias = Annotated[
-    str, BeforeValidator(_when_input), AfterValidator(_check_when)
+    str,
+    BeforeValidator(_when_input),
+    AfterValidator(_check_when),
+    AfterValidator(_when_not_future),
 ]
 """An RFC 3339 full date or date-time with offset, kept as written."""
 
@@ -655,6 +738,17 @@ def _not_before(start_field: str) -> Any:
     return check
 
 
+def _birth_year_not_future(value: int, info: ValidationInfo) -> int:
+    _refuse_future(date(value, 1, 1), info)
+    return value
+
+
+def _years_later(day: date, years: int) -> date:
+    """The day ``years`` after ``day``; a 29 February birthday falls on 28 February."""
+    year = day.year + years
+    return day.replace(year=year, day=min(day.day, calendar.monthrange(year, day.month)[1]))
+
+
 class Incident(BaseModel):
     """An alleged incident: what happened, when and where, and which crimes it may amount to."""
 
@@ -728,11 +822,44 @@ class Child(BaseModel):
 
     id: ChildId
     code: ChildCode
-    birth_year: Annotated[WholeNumber, Field(ge=1900, le=2100)] | None = None
+    birth_year: (
+        Annotated[WholeNumber, Field(ge=1900, le=2100), AfterValidator(_birth_year_not_future)]
+        | None
+    ) = None
     hometown: Place | None = None
     taken_on: PartialDate | None = None
     status: Status
     placements: tuple[Placement, ...] = ()
+
+    @field_validator("taken_on")
+    @classmethod
+    def _taken_after_birth(cls, value: str | None, info: ValidationInfo) -> str | None:
+        birth = info.data.get("birth_year")
+        if value is not None and birth is not None and partial_date_range(value)[1].year < birth:
+            raise _error(
+                "date_order",
+                f"must not be before birth_year ({birth}); check the year of both",
+            )
+        return value
+
+    @field_validator("placements")
+    @classmethod
+    def _placements_after_birth(
+        cls, value: tuple[Placement, ...], info: ValidationInfo
+    ) -> tuple[Placement, ...]:
+        birth = info.data.get("birth_year")
+        if birth is None:
+            return value
+        for index, placement in enumerate(value):
+            for name in ("start", "end"):
+                day: str | None = getattr(placement, name)
+                if day is not None and partial_date_range(day)[1].year < birth:
+                    raise _error(
+                        "date_order",
+                        f"[{index}].{name} {day} is before birth_year ({birth}); "
+                        "check the year of both",
+                    )
+        return value
 
 
 class Statement(BaseModel):
@@ -837,13 +964,22 @@ class ProtectedIdentity(BaseModel):
 
     @field_validator("date_of_birth")
     @classmethod
-    def _check_date_of_birth(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_date_of_birth(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
         if value is not None:
             try:
                 _check_partial_date(value.get_secret_value())
             except PydanticCustomError:
                 raise _error("date_format", f"must be {_DATE_HELP}") from None
+            _refuse_future(partial_date_range(value.get_secret_value())[0], info)
         return value
+
+    def earliest_birth(self) -> date | None:
+        """The first day the date of birth can mean, if it is given (for consistency checks)."""
+        if self.date_of_birth is None:
+            return None
+        return partial_date_range(self.date_of_birth.get_secret_value())[0]
 
     def present_fields(self) -> tuple[str, ...]:
         """The names of the fields that hold a value (names only, never values)."""
@@ -906,6 +1042,34 @@ class Testimony(BaseModel):
     def _role_needs_presence(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and info.data.get("support_person_present") is False:
             raise _error("support_person", "is only given when support_person_present is true")
+        return value
+
+    @field_validator("identity")
+    @classmethod
+    def _born_before_interview(
+        cls, value: ProtectedIdentity | None, info: ValidationInfo
+    ) -> ProtectedIdentity | None:
+        # The messages say which fields disagree, never the date of birth itself nor an age
+        # worked out from it.
+        born = value.earliest_birth() if value is not None else None
+        interview: str | None = info.data.get("interview_date")
+        if born is None or interview is None:
+            return value
+        interviewed = date.fromisoformat(interview)
+        if interviewed < born:
+            raise _error(
+                "date_order",
+                f"date_of_birth is after interview_date ({interview}); check both",
+            )
+        age: int | None = info.data.get("age_at_events")
+        # The events came before the interview, so the witness was that old by then at the
+        # latest; only an age that even the earliest day of birth cannot reach is refused.
+        if age is not None and _years_later(born, age) > interviewed:
+            raise _error(
+                "age_order",
+                f"date_of_birth does not fit age_at_events ({age}): the witness was not yet "
+                f"{age} on interview_date ({interview}), after the events; check both",
+            )
         return value
 
     def public_view(self) -> Testimony:

@@ -23,20 +23,29 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
 from chain_of_custody import EventDraft, Signer, canonical_json
+from evidence import models
 from evidence.custody import custody_history, resolve_item
 from evidence.errors import InputError, UnknownId
 from evidence.ingest import ingest
 from evidence.loaders import load_testimony
-from evidence.models import Confidentiality, Day, ItemOptions, Testimony, partial_date_range
+from evidence.models import (
+    Confidentiality,
+    Day,
+    ItemOptions,
+    Testimony,
+    input_context,
+    partial_date_range,
+)
 from evidence.protected import RecipientKey, protect, reveal
 from evidence.recipients import case_recipients
-from evidence.workspace import Case, format_time, utc_now
+from evidence.workspace import Case
 
 DOCUMENT_FORMAT: Final = "evidence-testimony/1"
 DOCUMENT_CONFIDENTIALITY: Final = Confidentiality.CONFIDENTIAL
@@ -73,9 +82,15 @@ def annex_aad(case_id: str, witness_code: str) -> bytes:
     return f"evidence-testimony-annex:{case_id}:{witness_code}".encode()
 
 
-def record_testimony(case: Case, signer: Signer, path: Path) -> RecordedTestimony:
-    """Validate the testimony file at ``path`` and record it with its annex and recordings."""
-    testimony = load_testimony(path)
+def record_testimony(
+    case: Case, signer: Signer, path: Path, *, today: date | None = None
+) -> RecordedTestimony:
+    """Validate the testimony file at ``path`` and record it with its annex and recordings.
+
+    A date in the file later than ``today`` (default: the UTC date of the system clock) is
+    refused, naming its field.
+    """
+    testimony = load_testimony(path, today=today)
     code = testimony.witness_code
     _refuse_known(case, code)
     identity = testimony.identity.reveal() if testimony.identity is not None else {}
@@ -355,17 +370,34 @@ def reveal_identity(
 
 
 def withdraw_consent(
-    case: Case, signer: Signer, ref: str, reason: str, on: str | None = None
+    case: Case,
+    signer: Signer,
+    ref: str,
+    reason: str,
+    on: str | None = None,
+    *,
+    today: date | None = None,
 ) -> int:
-    """Record that the witness withdrew consent (on ``on``, default today); returns the seq."""
+    """Record that the witness withdrew consent (on ``on``, default today); returns the seq.
+
+    ``today`` defaults to the UTC date of the system clock; ``on`` may not be later.
+    """
     if not reason.strip():
         raise InputError("--reason: is empty", "say what the witness asked for")
-    day = on if on is not None else format_time(utc_now())[:10]
+    if today is None:
+        # Looked up when called: the one clock the input checks read (tests freeze it).
+        today = models.utc_today()
+    day = on if on is not None else today.isoformat()
     try:
-        day = _DAY.validate_python(day)
+        day = _DAY.validate_python(day, context=input_context(today))
     except ValidationError as exc:
-        message = exc.errors(include_url=False)[0]["msg"]
-        raise InputError(f"--on: {message} (got {day!r})", "write the day as YYYY-MM-DD") from None
+        error = exc.errors(include_url=False)[0]
+        hint = (
+            "give the day the witness withdrew consent"
+            if error["type"] == "date_future"
+            else "write the day as YYYY-MM-DD"
+        )
+        raise InputError(f"--on: {error['msg']} (got {day!r})", hint) from None
     code = resolve_testimony(case, ref)
     with case.transaction() as rec:
         row = rec.db.execute(

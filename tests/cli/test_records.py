@@ -125,6 +125,40 @@ def test_edit_appends_and_show_history_keeps_old_values(world: Any, cli: Cli) ->
     assert _json(cli("verify", "--json", *c))["ok"] is True
 
 
+def test_edit_adds_and_removes_single_list_values(world: Any, cli: Cli) -> None:
+    _case, _sha, c = world
+    _ok(cli("incident", "edit", "INC-0001", "--add-crime", "8(2)(b)(xv)",
+            "--reason", "a second act", *c))  # fmt: skip
+    crimes = _json(cli("incident", "show", "INC-0001", "--json", *c))["data"]["crimes"]
+    assert crimes == ["art. 8(2)(a)(vii)", "art. 8(2)(b)(viii)", "art. 7(1)(d)", "art. 8(2)(b)(xv)"]
+    _ok(cli("incident", "edit", "INC-0001", "--remove-crime", "Art. 8(2)(b)(viii)",
+            "--reason", "not shown", *c))  # fmt: skip
+    crimes = _json(cli("incident", "show", "INC-0001", "--json", *c))["data"]["crimes"]
+    assert crimes == ["art. 8(2)(a)(vii)", "art. 7(1)(d)", "art. 8(2)(b)(xv)"]
+    # The list option itself sets the whole list, as its help says.
+    _ok(cli("incident", "edit", "INC-0001", "--crime", "art. 6(e)", "--reason", "requalified", *c))
+    crimes = _json(cli("incident", "show", "INC-0001", "--json", *c))["data"]["crimes"]
+    assert crimes == ["art. 6(e)"]
+    _ok(cli("facility", "edit", "FAC-0001", "--add-alias", "Camp No. 1",
+            "--remove-transliteration", "Lager Primer", "--reason", "checked", *c))  # fmt: skip
+    data = _json(cli("facility", "show", "FAC-0001", "--json", *c))["data"]
+    assert data["aliases"] == ["Summer camp No. 1", "Camp No. 1"]
+    assert data["transliterations"] == []
+    _ok(cli("child", "add", "--code", "C-042", "--status", "located",
+            "--placement", "FAC-0001:2022-06", *c))  # fmt: skip
+    _ok(cli("child", "edit", "CH-0001", "--add-placement", "FAC-0001:2022-10:2023-01",
+            "--remove-placement", "FAC-0001:2022-06", "--reason", "dates", *c))  # fmt: skip
+    placements = _json(cli("child", "show", "CH-0001", "--json", *c))["data"]["placements"]
+    assert placements == [{"facility": "FAC-0001", "start": "2022-10", "end": "2023-01"}]
+    assert _json(cli("verify", "--json", *c))["ok"] is True
+
+
+def test_edit_help_says_a_list_option_replaces_the_list(cli: Cli) -> None:
+    text = " ".join(_ok(cli("incident", "edit", "--help")).stdout.split())
+    assert "--crime replaces the whole list" in text
+    assert "--add-crime" in text and "--remove-crime" in text
+
+
 def test_testimony_template_is_a_valid_testimony(cli: Cli, tmp_path: Path) -> None:
     text = _ok(cli("testimony", "template")).stdout
     path = tmp_path / "template.yaml"
@@ -293,6 +327,21 @@ BAD_INPUT = [
         ["incident", "edit", "INC-0001", "--from", "OTHER_ID", "--reason", "r"],
         "id: the file describes INC-0002",
         id="edit-from-file-of-another-id",
+    ),
+    pytest.param(
+        ["incident", "edit", "INC-0001", "--remove-crime", "art. 6(e)", "--reason", "r"],
+        "crimes: 'art. 6(e)' is not in the list of INC-0001",
+        id="edit-remove-a-crime-not-listed",
+    ),
+    pytest.param(
+        ["incident", "edit", "INC-0001", "--crime", "6(e)", "--add-crime", "6(b)", "--reason", "r"],
+        "crimes: give either the whole new list or values to add and remove",
+        id="edit-set-and-add-one-list",
+    ),
+    pytest.param(
+        ["facility", "edit", "FAC-0001", "--remove-alias", "Camp X", "--reason", "r"],
+        "aliases: 'Camp X' is not in the list of FAC-0001",
+        id="edit-remove-an-alias-not-listed",
     ),
     pytest.param(
         ["child", "add", "--code", "C-1", "--status", "missing", "--placement", "FAC-0099"],

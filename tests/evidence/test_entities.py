@@ -224,3 +224,135 @@ def test_entities_round_trip_through_the_log(case: Any, title: str, count: int) 
 
 def _events(opened: Any) -> list[Any]:
     return [parse_leaf(leaf).event for _s, leaf, _h in opened.log.iter_leaves()]
+
+
+# --- list fields: set as a whole, or values added and removed one by one --------------------
+
+
+def _incident_with_crimes(case: Any, *crimes: str) -> entities.EntityRecord:
+    opened, signer = case
+    return entities.add_entity(
+        opened, signer, entities.parse_new_entity("incident", {**INCIDENT, "crimes": crimes})
+    )
+
+
+def test_values_added_to_a_list_keep_those_recorded(case: Any) -> None:
+    opened, signer = case
+    record = _incident_with_crimes(case, "art. 8(2)(a)(vii)")
+    edited = entities.edit_entity(
+        opened, signer, record.id, additions={"crimes": ["Art. 7(1)(d)"]}, reason="second act"
+    )
+    assert edited.data["crimes"] == ["art. 8(2)(a)(vii)", "art. 7(1)(d)"]
+    history = entities.entity_history(opened, record.id)
+    assert history[-1]["changes"] == {"crimes": ["art. 8(2)(a)(vii)", "art. 7(1)(d)"]}
+    assert history[0]["entity"]["crimes"] == ["art. 8(2)(a)(vii)"]
+
+
+def test_a_value_removed_from_a_list_is_matched_as_the_record_stores_it(case: Any) -> None:
+    opened, signer = case
+    record = _incident_with_crimes(case, "art. 8(2)(a)(vii)", "art. 7(1)(d)")
+    edited = entities.edit_entity(
+        opened, signer, record.id, removals={"crimes": ["8(2)(a)(vii)"]}, reason="not shown"
+    )
+    assert edited.data["crimes"] == ["art. 7(1)(d)"]
+    both = entities.edit_entity(
+        opened,
+        signer,
+        record.id,
+        additions={"crimes": ["art. 6(e)"]},
+        removals={"crimes": ["art. 7(1)(d)"]},
+        reason="requalified",
+    )
+    assert both.data["crimes"] == ["art. 6(e)"]
+
+
+def test_a_list_given_as_a_whole_still_replaces_it(case: Any) -> None:
+    opened, signer = case
+    record = _incident_with_crimes(case, "art. 8(2)(a)(vii)", "art. 7(1)(d)")
+    edited = entities.edit_entity(
+        opened, signer, record.id, changes={"crimes": ["art. 6(e)"]}, reason="requalified"
+    )
+    assert edited.data["crimes"] == ["art. 6(e)"]
+
+
+def test_aliases_and_placements_are_added_and_removed_one_by_one(case: Any) -> None:
+    opened, signer = case
+    add = entities.parse_new_entity
+    facility = entities.add_entity(
+        opened,
+        signer,
+        add("facility", {"name": "Camp Example", "type": "camp", "aliases": ["Camp No. 1"]}),
+    )
+    edited = entities.edit_entity(
+        opened,
+        signer,
+        facility.id,
+        additions={"aliases": ["Summer camp"], "transliterations": ["Lager Primer"]},
+        reason="names in a second list",
+    )
+    assert edited.data["aliases"] == ["Camp No. 1", "Summer camp"]
+    assert edited.data["transliterations"] == ["Lager Primer"]
+    child = entities.add_entity(
+        opened,
+        signer,
+        add(
+            "child",
+            {
+                "code": "C-042",
+                "status": "located",
+                "placements": [{"facility": facility.id, "start": "2022-06"}],
+            },
+        ),
+    )
+    second = {"facility": facility.id, "start": "2022-10", "end": "2023-01"}
+    moved = entities.edit_entity(
+        opened, signer, child.id, additions={"placements": [second]}, reason="moved back"
+    )
+    assert len(moved.data["placements"]) == 2
+    kept = entities.edit_entity(
+        opened,
+        signer,
+        child.id,
+        removals={"placements": [{"facility": facility.id, "start": "2022-06"}]},
+        reason="the first stay was another child's",
+    )
+    assert kept.data["placements"] == [second]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        pytest.param(
+            {"removals": {"crimes": ["art. 8(2)(b)(viii)"]}},
+            r"crimes: 'art. 8\(2\)\(b\)\(viii\)' is not in the list of INC-0001",
+            id="remove-a-value-not-listed",
+        ),
+        pytest.param(
+            {"changes": {"crimes": ["art. 6(e)"]}, "additions": {"crimes": ["art. 6(b)"]}},
+            "crimes: give either the whole new list or values to add and remove",
+            id="set-and-add-one-list",
+        ),
+        pytest.param(
+            {"unset": ("crimes",), "removals": {"crimes": ["art. 8(2)(a)(vii)"]}},
+            "crimes: give either",
+            id="unset-and-remove-one-list",
+        ),
+        pytest.param({"additions": {"crimes": ["art. 99"]}}, r"crimes\[0\]", id="add-a-bad-value"),
+        pytest.param(
+            {"additions": {"title": ["Other"]}}, "title: not a list field", id="add-to-a-value"
+        ),
+        pytest.param(
+            {"additions": {"crimes": ["8(2)(a)(vii)"]}}, "changes nothing", id="add-a-listed-value"
+        ),
+    ],
+)
+def test_bad_list_edits_are_refused_and_record_nothing(
+    case: Any, edit: dict[str, Any], message: str
+) -> None:
+    opened, signer = case
+    record = _incident_with_crimes(case, "art. 8(2)(a)(vii)")
+    size = opened.log.size()
+    with pytest.raises(InputError, match=message):
+        entities.edit_entity(opened, signer, record.id, reason="r", **edit)
+    assert opened.log.size() == size
+    assert entities.get_entity(opened, record.id).data["crimes"] == ["art. 8(2)(a)(vii)"]

@@ -47,7 +47,7 @@ from evidence.models import (
 
 MARKERS = {
     "name": "Olena Testname-Protected",
-    "date_of_birth": "2011-04-23",
+    "date_of_birth": "2010-04-23",
     "contact": "+380-00-PROTECTED-0000",
     "current_address": "Protectedstrasse 17, Hiddenville",
 }

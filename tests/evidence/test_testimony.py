@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,10 @@ def test_consent_withdrawal_is_recorded_once(sealed_case: Any, tmp_path: Path) -
         pytest.param("15.06.2023", "asked", "--on", id="wrong-date-format"),
         pytest.param("2023-02-01", "asked", "before consent was given", id="before-consent"),
         pytest.param("2023-06-15", "  ", "--reason", id="empty-reason"),
+        pytest.param(
+            "2024-06-20", "asked", r"--on: is in the future \(today is 2024-06-15", id="future"
+        ),
+        pytest.param("2099-01-01", "asked", r"--on: is in the future", id="dated-2099"),
     ],
 )
 def test_bad_withdrawals_are_refused(
@@ -227,7 +232,7 @@ def test_bad_withdrawals_are_refused(
     testimony.record_testimony(opened, signer, write_testimony(tmp_path, make_testimony()))
     size = opened.log.size()
     with pytest.raises(InputError, match=message):
-        testimony.withdraw_consent(opened, signer, "W-017", reason, on=on)
+        testimony.withdraw_consent(opened, signer, "W-017", reason, on=on, today=date(2024, 6, 15))
     assert opened.log.size() == size
 
 
