@@ -8,6 +8,7 @@ command line catches this base only, prints ``message`` and ``hint`` to stderr a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,23 @@ class Finding:
         if self.path:
             parts.append(self.path)
         return ", ".join(parts) or "-"
+
+    def describe(self) -> str:
+        """``[code] location: message`` for a person, each location named once.
+
+        Many messages already name their file, item or event (``data/originals/X: sha256 is
+        ...``), which :meth:`where` would name again; the location keeps only what the message
+        does not say. ``--json`` keeps every field.
+        """
+        message = self.message
+        parts: list[str] = []
+        if self.seq is not None and not re.search(rf"\b(?:event|seq) {self.seq}\b", message):
+            parts.append(f"seq {self.seq}")
+        for named in (self.subject, self.path):
+            if named and named not in message and named not in parts:
+                parts.append(named)
+        where = ", ".join(parts)
+        return f"[{self.code}] {where}: {message}" if where else f"[{self.code}] {message}"
 
     def as_json(self) -> dict[str, str | int | None]:
         """The finding as a JSON object (``--json`` reports of verify and audit)."""

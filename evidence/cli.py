@@ -636,7 +636,7 @@ def _print_verify(report: CaseReport) -> None:
         return
     out.print(f"[red]PROBLEMS[/]: case {report.case_id}: {len(report.findings)} finding(s)")
     for finding in report.findings:
-        out.print(f"  [{finding.code}] {finding.where()}: {escape(finding.message)}")
+        out.print(f"  {escape(finding.describe())}")
 
 
 cli_records.register(app, keys_app)

@@ -82,8 +82,9 @@ def export_cmd(
         str | None,
         typer.Option(
             "--created",
-            help="Bundle time (RFC 3339 UTC, e.g. 2026-11-24T03:20:00Z); default: now. The same "
-            "case state, selection, profile and time give a byte-identical bundle.",
+            help="Bundle time (RFC 3339 UTC, e.g. 2026-11-24T03:20:00Z), not earlier than the "
+            "latest event the bundle holds; default: now. The same case state, selection, "
+            "profile and time give a byte-identical bundle.",
         ),
     ] = None,
     case_dir: CaseOpt = Path(),
@@ -198,10 +199,8 @@ def _print_audit(report: AuditReport) -> None:
             )
         return
     out.print(f"[red]PROBLEMS[/]: bundle {escape(label)}: {len(report.findings)} finding(s)")
-    for finding in report.findings:
-        out.print(
-            f"  {escape(f'[{finding.code}]')} {escape(finding.where())}: {escape(finding.message)}"
-        )
+    for line in report.finding_lines():
+        out.print(f"  {escape(line)}")
 
 
 def register(app: typer.Typer) -> None:

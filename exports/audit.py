@@ -43,7 +43,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -98,6 +98,31 @@ _SINCE_HINT = (
     "give data/custody/checkpoint.txt of an earlier bundle of this case, or a checkpoint "
     "printed by `evidence log checkpoint`"
 )
+KEYS_FOLDER = "data/custody/keys"
+
+
+def _untrusted(what: str, key_ids: Sequence[str], shipped: Mapping[str, VerifierKey]) -> str:
+    """The finding message for ``what``, signed by ``key_ids`` and by no trusted key: which
+    keys those are, and how to trust one if the auditor does."""
+    if not key_ids:
+        return f"{what} carries no signature"
+    copies = [f"{KEYS_FOLDER}/{k.replace('+', '_')}.pem" for k in key_ids if k in shipped]
+    where = f" (the bundle's copy: {', '.join(copies)})" if copies else ""
+    which = "its key file" if len(key_ids) == 1 else "the key file of one of them"
+    return (
+        f"{what} is signed by {' and '.join(key_ids)}, not by a trusted key: if it is a key "
+        f"of the exporting organisation, pass {which} with --trust KEYFILE, a copy you "
+        f"obtained by another channel and compared as VERIFY.md says{where}"
+    )
+
+
+def _note_signers(note: bytes) -> list[str]:
+    """The key ids on the signature lines of a signed note (none if it cannot be parsed)."""
+    try:
+        signatures = parse_note(note).signatures
+    except InputError:
+        return []
+    return list(dict.fromkeys(f"{sig.name}+{sig.key_hash.hex()}" for sig in signatures))
 
 
 @dataclass(frozen=True)
@@ -163,6 +188,10 @@ class AuditReport:
             "warnings": list(self.warnings),
             "findings": [finding.as_json() for finding in self.findings],
         }
+
+    def finding_lines(self) -> list[str]:
+        """Each finding as one line for a person (:meth:`Finding.describe`)."""
+        return [finding.describe() for finding in self.findings]
 
 
 # --- trusted keys -----------------------------------------------------------------------------
@@ -620,9 +649,9 @@ def _check_bag(
 
 def _bundle_keys(root: Path, report: AuditReport) -> dict[str, VerifierKey]:
     keys: dict[str, VerifierKey] = {}
-    folder = root / "data" / "custody" / "keys"
+    folder = root / KEYS_FOLDER
     if not folder.is_dir():
-        report.add("keys-missing", "data/custody/keys/ is missing", path="data/custody/keys")
+        report.add("keys-missing", f"{KEYS_FOLDER}/ is missing", path=KEYS_FOLDER)
         return keys
     for path in sorted(folder.glob("*.pub")):
         rel = path.relative_to(root).as_posix()
@@ -698,6 +727,7 @@ def _check_signature(
     files: dict[str, Path],
     info_key_id: str,
     trusted: Sequence[VerifierKey],
+    shipped: Mapping[str, VerifierKey],
     report: AuditReport,
 ) -> None:
     signature = _read_bag_file(
@@ -731,12 +761,12 @@ def _check_signature(
         return
     key = next((k for k in trusted if k.key_id == info_key_id), None)
     if key is None:
-        report.add(
-            "signer-untrusted",
-            f"the tag manifest is signed by {info_key_id or '(no Signing-Key-Id)'}, which is not "
-            "a trusted key",
-            path=SIGNATURE_FILE,
+        message = (
+            _untrusted("the tag manifest", [info_key_id], shipped)
+            if info_key_id
+            else "the tag manifest's signer is not named: bag-info.txt has no Signing-Key-Id"
         )
+        report.add("signer-untrusted", message, path=SIGNATURE_FILE)
         return
     if not key.verify(signature, manifest):
         report.add(
@@ -747,7 +777,11 @@ def _check_signature(
 
 
 def _open_bundle_checkpoint(
-    note: bytes | None, trusted: Sequence[VerifierKey], info: dict[str, str], report: AuditReport
+    note: bytes | None,
+    trusted: Sequence[VerifierKey],
+    shipped: Mapping[str, VerifierKey],
+    info: dict[str, str],
+    report: AuditReport,
 ) -> tuple[bytes, Checkpoint] | None:
     rel = CHECKPOINT_FILE
     if note is None:
@@ -761,7 +795,12 @@ def _open_bundle_checkpoint(
         open_checkpoint(note, trusted)
     except VerificationError as exc:
         for finding in exc.findings:
-            report.add(f"checkpoint-{finding.code}", f"checkpoint: {finding.message}", path=rel)
+            message = (
+                _untrusted("the checkpoint", _note_signers(note), shipped)
+                if finding.code == "note-untrusted"
+                else f"checkpoint: {finding.message}"
+            )
+            report.add(f"checkpoint-{finding.code}", message, path=rel)
     stated = info.get("Custody-Checkpoint")
     actual = f"{checkpoint.origin} {checkpoint.size} {checkpoint.root.hex()}"
     if stated is not None and stated != actual:
@@ -804,8 +843,9 @@ def _check_leaves(
         if key is None:
             report.add(
                 "leaf-unknown-actor",
-                f"event {seq} is signed by {leaf.event.actor}, whose key is not in the "
-                "bundle or trusted",
+                f"event {seq} is signed by {leaf.event.actor}, whose key is neither in "
+                f"{KEYS_FOLDER}/ nor trusted: if it is the exporting organisation's, pass its "
+                "key file with --trust",
                 path=rel,
                 seq=seq,
             )
@@ -981,6 +1021,7 @@ def _check_consistency_files(
 def _check_since(
     since: bytes,
     trusted: Sequence[VerifierKey],
+    shipped: Mapping[str, VerifierKey],
     bundle: tuple[bytes, Checkpoint] | None,
     proofs: dict[int, list[bytes]],
     report: AuditReport,
@@ -995,9 +1036,12 @@ def _check_since(
     except VerificationError as exc:
         # Each finding's own message: the error's message ends with its (empty) location.
         for finding in exc.findings:
-            report.add(
-                "since-untrusted", f"the earlier checkpoint: {finding.message}", subject="--since"
+            message = (
+                _untrusted("the earlier checkpoint", _note_signers(since), shipped)
+                if finding.code == "note-untrusted"
+                else f"the earlier checkpoint: {finding.message}"
             )
+            report.add("since-untrusted", message, subject="--since")
         return
     except InputError as exc:
         # Signed by a trusted key, yet not a checkpoint: the wrong file was given.
@@ -1110,11 +1154,11 @@ def _audit_bag(
             "you obtained from the exporting organisation"
         )
     report.trusted_keys = tuple(k.key_id for k in trust)
-    _check_signature(root, files, info.get("Signing-Key-Id", ""), trust, report)
-    opened = _open_bundle_checkpoint(checkpoint_note, trust, info, report)
+    _check_signature(root, files, info.get("Signing-Key-Id", ""), trust, shipped, report)
+    opened = _open_bundle_checkpoint(checkpoint_note, trust, shipped, info, report)
     actors = dict(shipped) | {k.key_id: k for k in trust}
     leaves = _check_leaves(root, actors, opened[1] if opened else None, report)
     _check_proofs_and_originals(root, opened, leaves, hashed, report)
     consistency = _check_consistency_files(root, opened, report)
     if since is not None:
-        _check_since(since, trust, opened, consistency, report)
+        _check_since(since, trust, shipped, opened, consistency, report)

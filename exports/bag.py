@@ -432,8 +432,10 @@ def write_zip(bag_dir: Path, zip_path: Path, *, created: str) -> Path:
     """Write a deterministic zip of ``bag_dir`` to ``zip_path``, which must not exist yet.
 
     Entries are ``<bag name>/<path>``, sorted, with the ``created`` time, mode 0644 and
-    deflate at zlib's default level, so the same bag and time give the same bytes. The zip
-    is written to a hidden temporary file and renamed when complete.
+    deflate at zlib's default level, so the same bag and time give the same bytes. A name
+    that is not ASCII (a Cyrillic file name) is stored as UTF-8 with the zip's UTF-8 flag
+    (general purpose bit 11, which ``zipfile`` sets for such names), so that unzip tools show
+    it as written. The zip is written to a hidden temporary file and renamed when complete.
     """
     bag_dir, zip_path = Path(bag_dir), Path(zip_path)
     if not (bag_dir / "bagit.txt").is_file():

@@ -6,11 +6,19 @@ The steps, in order:
 2. give ERNs to those that have none yet (``exports.ern``: ``ern.assigned`` events, appended
    only when needed, so a second export of the same state appends nothing);
 3. sign (or reuse) the checkpoint of the log at its current size: everything in the bundle is
-   read at that size and proven against that checkpoint;
+   read at that size and proven against that checkpoint. A reused checkpoint may be signed by
+   another key of the case than the exporting one: checkpoints are stored once per size, and
+   making a new size only to sign it would record an event whose time differs on every run,
+   so the same state would no longer give the same bundle. VERIFY.md names every key the
+   bundle relies on instead (:meth:`~exports.model.BundleContent.key_roles`);
 4. build the frozen :class:`~exports.model.BundleContent`, with consistency proofs from the
    log sizes that readers of earlier bundles may hold, and hand it to the writers
    (``exports.bag``);
 5. record ``export.made`` and sign the checkpoint that includes it.
+
+``created`` may not precede the latest event the bundle holds (it defaults to now, or to that
+event's time if the clock is behind the log); a ``created`` before ERN assignments the export
+would record is refused before anything is recorded.
 
 Determinism: the bundle id is a digest of the case id, selection, profile, ``created`` time,
 recipient and the checkpoint, and nothing in the bundle reads the log beyond the checkpoint.
@@ -45,7 +53,7 @@ from evidence.errors import EnvironmentProblem, InputError
 from evidence.protected import RecipientPublicKey
 from evidence.workspace import Case, format_time, utc_now
 from exports.bag import write_bag, write_zip
-from exports.ern import ErnRequest, assign_erns
+from exports.ern import ErnRequest, assign_erns, assigned_erns
 from exports.model import (
     BundleContent,
     BundleInfo,
@@ -130,9 +138,10 @@ def export_bundle(
 ) -> ExportResult:
     """Write the bundle of ``selection`` with ``profile`` to ``out_dir`` (and ``zip_path``).
 
-    ``created`` is the bundle's time (RFC 3339 UTC, e.g. ``2026-11-24T03:20:00Z``); it
-    defaults to now. Raises :class:`InputError` for a bad selection, an existing output or a
-    recipient the protected annexes are not sealed to.
+    ``created`` is the bundle's time (RFC 3339 UTC, e.g. ``2026-11-24T03:20:00Z``), not
+    earlier than the latest event the bundle holds; it defaults to now. Raises
+    :class:`InputError` for a bad selection, an existing output, a ``created`` before the
+    bundle's events or a recipient the protected annexes are not sealed to.
     """
     step = progress or (lambda _label: None)
     out_dir, zip_path = Path(out_dir), Path(zip_path) if zip_path else None
@@ -151,19 +160,25 @@ def export_bundle(
                     f"cannot create {target.parent}: {exc.strerror}",
                     "choose an --out in a writable place",
                 ) from None
-    if created is None:
-        created = format_time(utc_now())
-    _check_created(created)
+    if created is not None:
+        _check_created(created)
 
     step("selecting")
     chosen = select(case, selection, profile, recipient=recipient)
+    requests = _ern_requests(chosen)
+    if created is not None:
+        _check_created_before_new_erns(case, created, requests)
     step("assigning ERNs")
     before = case.log.size()
-    ranges = assign_erns(case, signer, _ern_requests(chosen))
+    ranges = assign_erns(case, signer, requests)
     new_erns = case.log.size() - before
     step("signing the checkpoint")
     note = case.checkpoint(signer)
     checkpoint = Checkpoint.from_text(parse_note(note).text)
+    if created is None:
+        # Now, or the last event's time if a clock behind the log's made that later.
+        latest = _event_time(case, checkpoint.size - 1)
+        created = max(format_time(utc_now()), latest, key=parse_time)
 
     step("collecting custody records")
     erns = {subject: span.erns for subject, span in ranges.items()}
@@ -177,6 +192,7 @@ def export_bundle(
         created=created,
         recipient=recipient,
     )
+    _check_created_after_events(created, content)
     data: dict[str, Any] = {
         "bundle_id": content.info.bundle_id,
         "profile": profile,
@@ -244,6 +260,50 @@ def _check_created(created: str) -> None:
             f"--created {created!r} is not an RFC 3339 UTC time",
             "write it like 2026-11-24T03:20:00Z",
         ) from None
+
+
+def _event_time(case: Case, seq: int) -> str:
+    row = case.db.execute("SELECT time FROM log WHERE seq = ?", [seq]).fetchone()
+    return str(row[0])
+
+
+def _created_too_early(created: str, what: str, moment: str) -> InputError:
+    return InputError(
+        f"--created {created} is earlier than {what} at {moment}, which the bundle includes: "
+        "a bundle cannot be made before the events it holds",
+        f"give a --created at or after {moment}, or leave --created out to use the current time",
+    )
+
+
+def _check_created_before_new_erns(
+    case: Case, created: str, requests: Sequence[ErnRequest]
+) -> None:
+    """Refuse ``created`` before anything is recorded if the ERN assignments this export is
+    about to record, which the bundle includes, would be later than it."""
+    known = assigned_erns(case)
+    new = [request for request in requests if request.subject not in known]
+    if not new or case.log.size() == 0:
+        return
+    # The log never records a time before its last one, even when the clock is behind.
+    upcoming = max(case.log.now(), _event_time(case, case.log.size() - 1), key=parse_time)
+    if parse_time(created) < parse_time(upcoming):
+        raise _created_too_early(
+            created, f"the ERN assignment of {len(new)} selected record(s), recorded now", upcoming
+        )
+
+
+def _check_created_after_events(created: str, content: BundleContent) -> None:
+    """Refuse ``created`` if it is earlier than the latest custody event the bundle holds.
+
+    Every event is looked at: the log tolerates a time a little behind the one before it, so
+    the event of the highest seq need not be the latest.
+    """
+    events = [parse_leaf(leaf.leaf).event for leaf in content.custody_events]
+    if not events:
+        return
+    event = max(events, key=lambda e: (parse_time(e.time), e.seq))
+    if parse_time(created) < parse_time(event.time):
+        raise _created_too_early(created, f"event {event.seq} ({event.action})", event.time)
 
 
 def _pages(item: SelectedItem) -> int | None:

@@ -13,14 +13,19 @@ groups is listed in each and stored once; an item in no group is shown in its ow
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from chain_of_custody import InputError, parse_note
 
 Profile = Literal["otp", "restricted", "public"]
 LinkKind = Literal["incident", "facility", "perpetrator", "child", "item", "testimony"]
@@ -28,10 +33,26 @@ LinkKind = Literal["incident", "facility", "perpetrator", "child", "item", "test
 _ERN_RE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
 _KEY_ID_RE = re.compile(r"[^\s+]+\+[0-9a-f]{8}")
-# Characters kept as they are in a bag file name; everything else becomes "_" so that the
-# name is portable (Windows, macOS, zip readers) and needs no escaping in a manifest line.
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# Characters a bag file name keeps besides letters, marks and digits of any script. Everything
+# else (space, punctuation, symbols, controls, and what Windows or a zip reader refuses or
+# reads as a path: < > : " / \ | ? *) becomes "_", so that a name needs no quoting in a
+# manifest line or a shell and opens on Windows, macOS and Linux alike.
+_NAME_PUNCTUATION = frozenset("._-")
+# Invisible characters that are not of category Cf (format: zero-width spaces and joiners,
+# bidirectional marks, embeddings, overrides and isolates, the byte order mark, soft hyphens):
+# variation selectors, the combining grapheme joiner and the Hangul fillers. They are removed,
+# not replaced, like the Cf characters: the name keeps what a reader sees and nothing that
+# could hide or reorder part of it (an extension disguised by a right-to-left override).
+_INVISIBLE = frozenset(
+    {0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+    | set(range(0xE0100, 0xE01F0))
+)
+# UTF-8 bytes of a whole bag file name ``<ERN>_<name>``: file systems allow 255 bytes per name
+# (a Cyrillic letter takes two); the margin leaves room for the folders of the zip entry.
 MAX_NAME_BYTES = 200
+_MAX_EXTENSION_CHARS = 16
 
 
 def _check_ern(value: str) -> str:
@@ -61,9 +82,10 @@ def _check_time(value: str) -> str:
 def _check_bag_name(value: str) -> str:
     if (
         not value
-        or value in {".", ".."}
         or value.startswith(".")
-        or _UNSAFE_NAME_CHARS.search(value)
+        or value.endswith(".")
+        or any(_name_char(ch) != ch for ch in value)
+        or not unicodedata.is_normalized("NFC", value)
         or len(value.encode()) > MAX_NAME_BYTES
     ):
         raise ValueError(
@@ -94,22 +116,77 @@ def parse_time(value: str) -> datetime:
     return datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(microsecond=micro, tzinfo=UTC)
 
 
+def _name_char(char: str) -> str:
+    """What ``char`` becomes in a bag file name: itself, ``""`` (removed) or ``"_"``."""
+    if char in _NAME_PUNCTUATION:
+        return char
+    category = unicodedata.category(char)
+    if category == "Cf" or ord(char) in _INVISIBLE:
+        return ""
+    if category[0] in "LMN":
+        return char
+    return "_"
+
+
+def _without_leading(text: str, chars: str = "") -> str:
+    """``text`` without the ``chars`` and the combining marks at its start (a mark there would
+    sit on the "_" or "." written before it)."""
+    start = 0
+    while start < len(text) and (
+        text[start] in chars or unicodedata.category(text[start]).startswith("M")
+    ):
+        start += 1
+    return text[start:]
+
+
+def _cut_to_bytes(text: str, budget: int) -> str:
+    """The longest start of ``text`` within ``budget`` UTF-8 bytes that splits no character
+    and separates no letter from the marks combined with it."""
+    if len(text.encode()) <= budget:
+        return text
+    cut, used = 0, 0
+    while cut < len(text) and used + len(text[cut].encode()) <= budget:
+        used += len(text[cut].encode())
+        cut += 1
+    while cut and unicodedata.category(text[cut]).startswith("M"):
+        cut -= 1
+    return text[:cut]
+
+
 def safe_file_name(ern: str, original_name: str) -> str:
     """The bag file name ``<ERN>_<safe name>`` of an original.
 
-    The original name is kept readable but portable: NFKC-normalised, anything outside
-    ``A-Z a-z 0-9 . _ -`` replaced by ``_``, leading dots removed, and shortened (keeping the
-    extension) so that the whole name stays within 200 bytes.
+    The original name stays readable in any script (``Наказ_про_переміщення.pdf`` is kept as
+    it is) and becomes portable: NFC-normalised; only its last path component kept; invisible
+    characters (zero-width, bidirectional controls, variation selectors) removed; each run of
+    anything but letters, marks, digits, ``.``, ``_`` and ``-`` (spaces, controls, symbols and
+    the characters Windows and zip readers refuse, ``< > : " / \\ | ? *``) replaced by one
+    ``_``; dots at its start and dots and underscores at its end removed; and shortened,
+    keeping the extension and whole characters, so that the whole name stays within
+    :data:`MAX_NAME_BYTES` bytes of UTF-8. Names in one bundle never collide: each starts
+    with its record's ERN, and an ERN never holds ``_``.
     """
     _check_ern(ern)
-    name = unicodedata.normalize("NFKC", original_name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_NAME_CHARS.sub("_", name).lstrip(".") or "file"
+    visible = "".join(char for char in original_name if _name_char(char))
+    name = unicodedata.normalize("NFC", visible).replace("\\", "/").rsplit("/", 1)[-1]
+    pieces: list[str] = []
+    replacing = False
+    for char in name:
+        kept = _name_char(char)
+        replaced = kept != char
+        if not (replaced and replacing):
+            pieces.append(kept)
+        replacing = replaced
+    name = "".join(pieces)
+    name = _without_leading(name, ".").rstrip("._") or "file"
     stem, dot, ext = name.rpartition(".")
-    if not dot or not stem or len(ext) > 16:
+    ext = _without_leading(ext)
+    if not dot or not stem or not ext or len(ext) > _MAX_EXTENSION_CHARS:
         stem, ext = name, ""
-    room = MAX_NAME_BYTES - len(ern) - 1 - (len(ext) + 1 if ext else 0)
-    stem = stem[:room].rstrip("._") or "file"
-    return f"{ern}_{stem}.{ext}" if ext else f"{ern}_{stem}"
+    suffix = f".{ext}" if ext else ""
+    room = MAX_NAME_BYTES - len(ern) - 1 - len(suffix.encode())
+    stem = _cut_to_bytes(stem, room).rstrip("._") or "file"
+    return unicodedata.normalize("NFC", f"{ern}_{stem}{suffix}")
 
 
 class _Frozen(BaseModel):
@@ -211,6 +288,58 @@ class VerifierKeyText(_Frozen):
     def file_stem(self) -> str:
         """The file name (without extension) of this key in ``data/custody/keys/``."""
         return self.key_id.replace("+", "_")
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the key's DER form (SubjectPublicKeyInfo), in hex.
+
+        What ``openssl pkey -pubin -in KEY.pem -outform DER | sha256sum`` prints for the PEM
+        file, so that an auditor can compare a key file obtained elsewhere with the bundle's.
+        """
+        body = "".join(line for line in self.pem.splitlines() if line and "-----" not in line)
+        return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def _seq_ranges(seqs: tuple[int, ...]) -> str:
+    """``0-3, 7, 9-12`` for the sorted event numbers ``seqs``."""
+    runs: list[list[int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][-1] + 1:
+            runs[-1].append(seq)
+        else:
+            runs.append([seq])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+@dataclass(frozen=True)
+class KeyRole:
+    """A key a bundle relies on and what it signed there (see :meth:`BundleContent.key_roles`).
+
+    An audit needs the keys that sign the tag manifest and the checkpoint among the keys it
+    trusts; a custody event only needs the key that signed it, which the bundle carries.
+    """
+
+    key: VerifierKeyText
+    tag_manifest: bool = False
+    checkpoint: bool = False
+    events: tuple[int, ...] = ()
+
+    @property
+    def must_be_trusted(self) -> bool:
+        """True for the keys an auditor passes with ``--trust``."""
+        return self.tag_manifest or self.checkpoint
+
+    def uses(self) -> str:
+        """What the key signed, for a person: ``the tag manifest; custody events 0-3, 7``."""
+        parts = []
+        if self.tag_manifest:
+            parts.append("the tag manifest (the exporting key)")
+        if self.checkpoint:
+            parts.append("the checkpoint")
+        if self.events:
+            label = "custody event" if len(self.events) == 1 else "custody events"
+            parts.append(f"{label} {_seq_ranges(self.events)}")
+        return "; ".join(parts)
 
 
 class BundleItem(_Frozen):
@@ -469,9 +598,11 @@ class BundleContent(_Frozen):
                 if ern in erns:
                     raise ValueError(f"ERN {ern} is used twice")
                 erns.add(ern)
-            if record.bag_name.lower() in names:
+            # Case-insensitive file systems (Windows, macOS) would hold the two as one file.
+            folded = record.bag_name.casefold()
+            if folded in names:
                 raise ValueError(f"bag file name {record.bag_name} is used twice")
-            names.add(record.bag_name.lower())
+            names.add(folded)
         first_erns = {item.ern for item in self.items} | {t.ern for t in self.testimonies}
         seqs = {leaf.seq for leaf in self.custody_events}
         if len(seqs) != len(self.custody_events):
@@ -508,7 +639,52 @@ class BundleContent(_Frozen):
             raise ValueError(
                 f"the exporter key {self.info.exporter_key_id} is not among the verifier keys"
             )
+        # An auditor checks every signature in the bundle with the keys it carries (or keys
+        # they trust): a signer missing from data/custody/keys/ would leave that unprovable.
+        carried = {key.key_id for key in self.verifier_keys}
+        for key_id in self.checkpoint_signers():
+            if key_id not in carried:
+                raise ValueError(f"the checkpoint signer {key_id} is not among the verifier keys")
+        for key_id, signed in self.event_signers().items():
+            if key_id not in carried:
+                raise ValueError(
+                    f"custody event {signed[0]} is signed by {key_id}, which is not among the "
+                    "verifier keys"
+                )
         return self
+
+    def checkpoint_signers(self) -> tuple[str, ...]:
+        """The key ids that signed the checkpoint, in the order of its signature lines."""
+        return _note_signers(self.checkpoint_note, "checkpoint_note")
+
+    def event_signers(self) -> dict[str, tuple[int, ...]]:
+        """The key id that signed each custody event, with the seqs it signed (ascending)."""
+        signed: dict[str, list[int]] = {}
+        for leaf in sorted(self.custody_events, key=lambda one: one.seq):
+            for key_id in _note_signers(leaf.leaf, f"custody event {leaf.seq}"):
+                signed.setdefault(key_id, []).append(leaf.seq)
+        return {key_id: tuple(seqs) for key_id, seqs in signed.items()}
+
+    def key_roles(self) -> tuple[KeyRole, ...]:
+        """Every key the bundle relies on and what it signed: the exporting key first, then
+        the checkpoint's signers, then the other signers of custody events by first event."""
+        checkpoint = set(self.checkpoint_signers())
+        events = self.event_signers()
+        keys = {key.key_id: key for key in self.verifier_keys}
+        order = [
+            self.info.exporter_key_id,
+            *self.checkpoint_signers(),
+            *sorted(events, key=lambda key_id: events[key_id][0]),
+        ]
+        return tuple(
+            KeyRole(
+                key=keys[key_id],
+                tag_manifest=key_id == self.info.exporter_key_id,
+                checkpoint=key_id in checkpoint,
+                events=events.get(key_id, ()),
+            )
+            for key_id in dict.fromkeys(order)
+        )
 
     def records(self) -> tuple[BundleItem | BundleTestimony, ...]:
         """Items, then testimonies: every record that has an original, a leaf and a proof."""
@@ -537,6 +713,15 @@ class BundleContent(_Frozen):
     def exporter_key(self) -> VerifierKeyText:
         """The verifier key of the exporting key (checked to be present when built)."""
         return next(k for k in self.verifier_keys if k.key_id == self.info.exporter_key_id)
+
+
+def _note_signers(note: bytes, what: str) -> tuple[str, ...]:
+    """The key ids (``<name>+<hex key hash>``) on the signature lines of a signed note."""
+    try:
+        signatures = parse_note(note).signatures
+    except InputError as exc:
+        raise ValueError(f"{what} is not a signed note: {exc.message}") from None
+    return tuple(dict.fromkeys(f"{sig.name}+{sig.key_hash.hex()}" for sig in signatures))
 
 
 # Where things live inside ``data/`` of a bag; the writers and the index page share these so

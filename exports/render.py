@@ -4,7 +4,8 @@ All three come from the Jinja2 templates shipped in the ``templates`` package. T
 self-contained (inline CSS, no scripts, no external resources) and links to files by paths
 relative to ``data/``. The PDF is rendered by WeasyPrint from the same template as PDF/A-3b,
 with its dates and file identifier taken from the bundle, so the same content gives the same
-bytes.
+bytes. Its document information dictionary and its XMP metadata come from the same values
+(title, author, subject, creator, producer and whole-second dates), as PDF/A requires.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def render_html(content: BundleContent) -> str:
     return template.render(**_context(content))
 
 
+def pdf_time(created: str) -> str:
+    """The bundle time in whole seconds, as the PDF index's creation and modification date.
+
+    WeasyPrint writes the date given to it twice: into the XMP metadata as given, and into the
+    document information dictionary, whose date form has no fraction of a second. PDF/A
+    requires the two to be equal, so the fraction is left out of both.
+    """
+    return parse_time(created).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def render_pdf(content: BundleContent) -> bytes:
     """The ``data/index.pdf`` document: the index as PDF/A-3b, deterministic for the content."""
     # Imported here: WeasyPrint loads Pango and fonts, which the rest of the package and the
@@ -102,7 +113,7 @@ def render_pdf(content: BundleContent) -> bytes:
     # WeasyPrint logs every CSS property it ignores; the messages would name bundle fields.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     template = _ENV.get_template("index_pdf.html.j2")
-    html = template.render(**_context(content))
+    html = template.render(**_context(content), pdf_time=pdf_time(content.info.created))
     identifier = hashlib.sha256(
         b"evidence-locker index.pdf\x00" + content.info.bundle_id.encode()
     ).digest()[:16]
@@ -121,4 +132,4 @@ def render_pdf(content: BundleContent) -> bytes:
 def render_verify_md(content: BundleContent) -> str:
     """The ``data/custody/VERIFY.md`` instructions for checking the bundle with standard tools."""
     template = _ENV.get_template("VERIFY.md.j2")
-    return template.render(**_context(content))
+    return template.render(**_context(content), key_roles=content.key_roles())

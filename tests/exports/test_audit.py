@@ -17,6 +17,7 @@ import pytest
 
 from chain_of_custody import (
     Checkpoint,
+    Finding,
     MemoryTree,
     Signer,
     VerifierKey,
@@ -614,7 +615,8 @@ def test_since_untrusted_message_has_no_empty_location(
     [finding] = report.findings
     assert finding.code == "since-untrusted"
     assert "(-)" not in finding.message
-    assert finding.message.endswith("(signed by: someone-else)")
+    assert f"signed by {OTHER.key_id}, not by a trusted key" in finding.message
+    assert "--trust" in finding.message
 
 
 # --- a symlink named as the bundle -----------------------------------------------------------
@@ -720,3 +722,115 @@ def test_verify_md_says_what_the_signature_covers(bag: Path) -> None:
     assert "the files the manifests list" in flat
     assert "reports any file that no manifest lists" in flat
     assert "everything after its second `+`" in flat
+
+
+# --- keys that are not trusted: named, with what to do ---------------------------------------
+
+
+def test_untrusted_key_findings_name_the_key_and_say_to_pass_it_with_trust(
+    exported: tuple[Path, Path, bytes, bytes],
+) -> None:
+    report = audit_bundle(exported[0], [OTHER.verifier])
+    key_id = investigator_signer().key_id
+    copy = f"data/custody/keys/{key_id.replace('+', '_')}.pem"
+    by_code = {f.code: f for f in report.findings}
+    for code, what in (
+        ("signer-untrusted", "the tag manifest"),
+        ("checkpoint-note-untrusted", "the checkpoint"),
+    ):
+        message = by_code[code].message
+        assert message.startswith(f"{what} is signed by {key_id}, not by a trusted key"), message
+        assert "pass its key file with --trust" in message
+        assert copy in message
+
+
+def test_an_unknown_event_signer_says_to_pass_its_key_with_trust(bag: Path) -> None:
+    for path in (bag / "data/custody/keys").iterdir():
+        path.unlink()
+    rebag(bag, investigator_signer())
+    report = audit_bundle(bag, [*TRUSTED, OTHER.verifier])
+    unknown = [f for f in report.findings if f.code == "leaf-unknown-actor"]
+    assert not unknown  # the trusted key signed every event: it is known without the files
+    report = audit_bundle(bag, [OTHER.verifier])
+    unknown = [f for f in report.findings if f.code == "leaf-unknown-actor"]
+    assert unknown
+    assert all(investigator_signer().key_id in f.message for f in unknown)
+    assert all("--trust" in f.message for f in unknown)
+
+
+# --- the human report: each location once ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("finding", "line"),
+    [
+        pytest.param(
+            Finding(
+                "file-hash-mismatch",
+                "data/originals/X_a.png: sha256 is 00",
+                path="data/originals/X_a.png",
+            ),
+            "[file-hash-mismatch] data/originals/X_a.png: sha256 is 00",
+            id="path-in-message",
+        ),
+        pytest.param(
+            Finding("payload-oxum", "Payload-Oxum says 1.1", path="bag-info.txt"),
+            "[payload-oxum] bag-info.txt: Payload-Oxum says 1.1",
+            id="path-not-in-message",
+        ),
+        pytest.param(
+            Finding(
+                "original-leaf-mismatch",
+                "UA-000004: the file's sha256 does not match event 3",
+                seq=3,
+                subject="UA-000004",
+                path="data/originals/UA-000004_a.png",
+            ),
+            "[original-leaf-mismatch] data/originals/UA-000004_a.png: "
+            "UA-000004: the file's sha256 does not match event 3",
+            id="seq-and-subject-in-message",
+        ),
+        pytest.param(
+            Finding("leaf-malformed", "bad text", seq=7, path="data/custody/events/7.leaf"),
+            "[leaf-malformed] seq 7, data/custody/events/7.leaf: bad text",
+            id="nothing-in-message",
+        ),
+        pytest.param(
+            Finding("since-fork", "two roots for one size"),
+            "[since-fork] two roots for one size",
+            id="no-location",
+        ),
+    ],
+)
+def test_describe_finding_names_each_location_once(finding: Finding, line: str) -> None:
+    assert finding.describe() == line
+
+
+def test_each_finding_line_of_a_tampered_bag_names_its_file_once(bag: Path) -> None:
+    original = next((bag / "data/originals").glob("*.png"))
+    original.write_bytes(original.read_bytes() + b"\x00")
+    report = audit_bundle(bag, TRUSTED)
+    rel = original.relative_to(bag).as_posix()
+    lines = [line for line in report.finding_lines() if rel in line]
+    assert len(lines) >= 2  # sha256 and sha512 of the manifests
+    assert all(line.count(rel) == 1 for line in lines), lines
+
+
+# --- VERIFY.md: the keys the bundle relies on -----------------------------------------------
+
+
+def test_verify_md_lists_each_key_with_the_fingerprint_openssl_prints(bag: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    text = (bag / "data/custody/VERIFY.md").read_text(encoding="utf-8")
+    step = text.split("\n## 3. ", 1)[1].split("\n## 4. ", 1)[0]
+    [command] = [line.strip() for line in step.splitlines() if "sha256sum" in line]
+    key_id = investigator_signer().key_id
+    pem = f"data/custody/keys/{key_id.replace('+', '_')}.pem"
+    printed = _sh(command.replace("KEYFILE.pem", pem), bag)
+    assert printed.returncode == 0, printed.stderr
+    fingerprint = printed.stdout.split()[0]
+    [row] = [line for line in step.splitlines() if line.startswith(f"| `{key_id}` |")]
+    assert f"`{fingerprint}`" in row
+    assert "the tag manifest" in row and "the checkpoint" in row
+    assert f"--trust KEYS/{key_id.replace('+', '_')}.pem" in text

@@ -58,7 +58,7 @@ def test_bag_validates_with_the_bagit_library(written: WrittenBag) -> None:
 
 
 def test_bagit_validation_catches_a_changed_payload_file(written: WrittenBag) -> None:
-    target = written.path / "data" / "originals" / "UKR-DEP-000014_notes.txt"
+    target = written.path / "data" / "originals" / "UKR-DEP-000014_notes_ü.txt"
     target.write_bytes(target.read_bytes() + b"tampered")
     with pytest.raises(bagit.BagValidationError):
         bagit.Bag(str(written.path)).validate()

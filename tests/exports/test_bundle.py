@@ -16,7 +16,7 @@ from evidence.errors import EnvironmentProblem, InputError
 from evidence.workspace import Case
 from exports.audit import audit_bundle
 from exports.bundle import ExportResult, export_bundle
-from exports.model import Profile, Selection
+from exports.model import Profile, Selection, parse_time
 from tests.exports.casebuilder import (
     CREATED,
     SECRETS,
@@ -227,3 +227,65 @@ def test_bad_created_time_is_refused(case: Case, tmp_path: Path) -> None:
             out_dir=tmp_path / "b",
             created="yesterday",
         )
+
+
+def _export_created(case: Case, out: Path, created: str) -> ExportResult:
+    return export_bundle(
+        case,
+        investigator_signer(),
+        selection=INCIDENT,
+        profile="restricted",
+        out_dir=out,
+        created=created,
+    )
+
+
+def test_created_before_the_erns_it_would_assign_is_refused_before_recording(
+    case: Case, tmp_path: Path
+) -> None:
+    # The case's events are of 2026-03-02; the ERNs would be given now (2026-03-03 here).
+    size = case.log.size()
+    with pytest.raises(InputError) as raised:
+        _export_created(case, tmp_path / "b", "2026-03-02T12:00:00Z")
+    message = raised.value.message
+    assert message.startswith("--created 2026-03-02T12:00:00Z is earlier than the ERN assignment")
+    assert "at or after 2026-03-03T00:00:00" in raised.value.hint
+    assert "leave --created out" in raised.value.hint
+    assert case.log.size() == size
+    assert not (tmp_path / "b").exists()
+
+
+def test_created_before_the_latest_event_of_the_bundle_is_refused(
+    case: Case, tmp_path: Path
+) -> None:
+    _export_created(case, tmp_path / "first", CREATED)
+    events = [parse_leaf(case.log.leaf(seq)).event for seq in range(case.log.size())]
+    last_ern = max((e for e in events if e.action == "ern.assigned"), key=lambda e: e.seq)
+    size = case.log.size()
+    with pytest.raises(InputError) as raised:
+        _export_created(case, tmp_path / "second", "2026-03-02T12:00:00Z")
+    assert raised.value.message.startswith(
+        f"--created 2026-03-02T12:00:00Z is earlier than event {last_ern.seq} (ern.assigned) "
+        f"at {last_ern.time}"
+    )
+    assert f"at or after {last_ern.time}" in raised.value.hint
+    assert case.log.size() == size
+    assert not (tmp_path / "second").exists()
+    # At the time of the latest event it is accepted.
+    assert _export_created(case, tmp_path / "third", last_ern.time).bag.is_dir()
+
+
+def test_default_created_is_not_before_any_event_of_the_bundle(case: Case, tmp_path: Path) -> None:
+    result = export_bundle(
+        case,
+        investigator_signer(),
+        selection=INCIDENT,
+        profile="restricted",
+        out_dir=tmp_path / "b",
+    )
+    info = (result.bag / "bag-info.txt").read_text(encoding="utf-8")
+    created = parse_time(
+        next(line.split(": ")[1] for line in info.splitlines() if "Bundle-Created" in line)
+    )
+    for path in (result.bag / "data/custody/events").glob("*.leaf"):
+        assert parse_time(parse_leaf(path.read_bytes()).event.time) <= created

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pikepdf
 import pytest
+from pikepdf.models.metadata import decode_pdf_date
 
 from exports.render import render_html, render_pdf, render_verify_md
 from tests.exports.conftest import Fixture
@@ -91,6 +93,42 @@ def test_pdf_is_pdfa_with_dates_from_the_bundle(pdf_path: Path) -> None:
         assert "/OutputIntents" in pdf.Root
         assert str(pdf.docinfo["/CreationDate"]) == "D:20261124032000Z"
         assert str(pdf.docinfo["/ModDate"]) == "D:20261124032000Z"
+
+
+# Document information entries and the XMP properties PDF/A requires them to equal.
+_INFO_TO_XMP = {
+    "/Title": "dc:title",
+    "/Author": "dc:creator",
+    "/Subject": "dc:description",
+    "/Keywords": "pdf:Keywords",
+    "/Creator": "xmp:CreatorTool",
+    "/Producer": "pdf:Producer",
+}
+_DATES_TO_XMP = {"/CreationDate": "xmp:CreateDate", "/ModDate": "xmp:ModifyDate"}
+
+
+def test_pdf_document_info_equals_its_xmp_metadata(bundle: Fixture, pdf_path: Path) -> None:
+    """PDF/A validators refuse a document whose information dictionary and XMP disagree."""
+    # The fixture's bundle time has a fraction of a second, which PDF dates cannot hold.
+    assert "." in bundle.content.info.created
+    with pikepdf.open(pdf_path) as pdf:
+        info = {str(key): str(value) for key, value in pdf.docinfo.items()}
+        # Read only: opened this way pikepdf changes neither the XMP nor the dictionary.
+        xmp = pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False)
+        assert xmp.pdfa_status == "3B"
+        assert xmp["pdfaid:part"] == "3"
+        assert xmp["pdfaid:conformance"] == "B"
+        assert {"/Title", "/Producer", "/Creator", "/CreationDate", "/ModDate"} <= set(info)
+        for key, name in _INFO_TO_XMP.items():
+            value = xmp.get(name)
+            if isinstance(value, list):  # dc:creator is an ordered list of authors
+                value = ", ".join(value)
+            assert info.get(key) == value, (key, name)
+        for key, name in _DATES_TO_XMP.items():
+            assert key in info and name in xmp, (key, name)
+            written = datetime.fromisoformat(xmp[name])
+            assert decode_pdf_date(info[key]) == written, (key, name)
+            assert written == datetime(2026, 11, 24, 3, 20, tzinfo=UTC)
 
 
 def test_pdf_is_deterministic(bundle: Fixture) -> None:
