@@ -243,8 +243,11 @@ class Rebuild:
         """Apply the next event of the log.
 
         An event the catalog cannot take (a second ``item.ingested`` of the same content, say:
-        signed, yet never written by the toolkit) is a finding, not a failure of the check.
+        signed, yet never written by the toolkit) is a finding, not a failure of the check; so
+        is a hand-over of custody by a key that did not hold the item.
         """
+        if event.action == "custody.transferred" and "from" in event.data:
+            self.findings.extend(_transfer_findings(self.db, event))
         try:
             project(self.db, event)
         except sqlite3.Error as exc:
@@ -261,6 +264,42 @@ class Rebuild:
         """The rebuilt catalog, committed."""
         self.db.conn.commit()
         return self.db
+
+
+def _transfer_findings(db: sqlite_utils.Database, event: Event) -> list[Finding]:
+    """What is wrong with a hand-over of custody, judged by the catalog built so far.
+
+    Only the holder may hand an item over, or any key once the holder's key was revoked (see
+    :func:`evidence.custody.transfer`). Transfers recorded before the holder was named in
+    them (no ``from``) made no such check and are not judged by it.
+    """
+    row = db.execute("SELECT holder FROM items WHERE sha256 = ?", [event.subject]).fetchone()
+    if row is None:
+        return []  # No such item: the projection's own finding says so.
+    holder, named = row[0], event.data.get("from")
+    findings = []
+    if named != holder:
+        findings.append(
+            Finding(
+                "transfer-holder-mismatch",
+                f"the transfer names {named} as the holder, but the log before it gives {holder}",
+                seq=event.seq,
+                subject=event.subject,
+            )
+        )
+    if event.actor != holder:
+        revoked = db.execute("SELECT revoked_seq FROM keys WHERE key_id = ?", [holder]).fetchone()
+        if revoked is None or revoked[0] is None or revoked[0] >= event.seq:
+            findings.append(
+                Finding(
+                    "transfer-not-by-holder",
+                    f"custody was handed over by {event.actor}, but the item was held by "
+                    f"{holder}, whose key was not revoked: only the holder may hand it over",
+                    seq=event.seq,
+                    subject=event.subject,
+                )
+            )
+    return findings
 
 
 def rebuild(events: Iterable[Event]) -> sqlite_utils.Database:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chain_of_custody import Signer, parse_leaf
+from chain_of_custody import EventDraft, Signer, parse_leaf
 from evidence import custody
 from evidence.verify import verify_case
 from tests.conftest import CaseHandle, CliResult, fixed_signer, save_key, sha256_of
@@ -256,3 +256,58 @@ def test_cli_json_and_show_after_a_take_over(held: Custody, cli: Cli) -> None:
     assert shown["items"][0]["holder"] == held.key_id("c")
     text = cli("show", held.sha["list.txt"], "--case", held.case.root).stdout
     assert f"taken over from {held.key_id('c')}, revoked at seq" in text
+
+
+# --- verify judges every transfer by the same rule --------------------------------------------
+
+
+def _forge_transfer(held: Custody, by: Signer, name: str, data: dict[str, str]) -> int:
+    """Record a transfer event as only a key holder with their own tools could: signed by an
+    enrolled key, but never checked by :func:`custody.transfer`."""
+    opened = held.case.open()
+    try:
+        draft = EventDraft(action="custody.transferred", subject=held.sha[name], data=data)
+        [appended] = opened.record([draft], by)
+        return appended.event.seq
+    finally:
+        opened.close()
+
+
+def _verify_findings(held: Custody) -> list[tuple[str, int | None, str | None]]:
+    opened = held.case.open()
+    try:
+        return [(f.code, f.seq, f.subject) for f in verify_case(opened, workers=1).findings]
+    finally:
+        opened.close()
+
+
+def test_verify_finds_a_transfer_signed_by_a_key_that_did_not_hold_the_item(
+    held: Custody,
+) -> None:
+    data = {"to": held.key_id("b"), "from": held.key_id("a"), "reason": "taken (test)"}
+    seq = _forge_transfer(held, held.b, "list.txt", data)
+    assert _verify_findings(held) == [("transfer-not-by-holder", seq, held.sha["list.txt"])]
+
+
+def test_verify_finds_a_transfer_that_names_another_holder(held: Custody) -> None:
+    data = {"to": held.key_id("c"), "from": held.key_id("b"), "reason": "mislabelled (test)"}
+    seq = _forge_transfer(held, held.a, "order.txt", data)
+    assert _verify_findings(held) == [("transfer-holder-mismatch", seq, held.sha["order.txt"])]
+
+
+def test_verify_accepts_a_take_over_only_after_the_holder_was_revoked(held: Custody) -> None:
+    held.transfer(held.a, ["list.txt"], "c")
+    early = {"to": held.key_id("b"), "from": held.key_id("c"), "reason": "too early (test)"}
+    seq = _forge_transfer(held, held.b, "list.txt", early)
+    opened = held.case.open()
+    try:
+        custody.revoke_key(opened, held.a, held.key_id("b"), "device lost (test)")
+    finally:
+        opened.close()
+    # The key -b took the item while -c still held it; its later revocation changes nothing.
+    assert _verify_findings(held) == [("transfer-not-by-holder", seq, held.sha["list.txt"])]
+
+
+def test_verify_does_not_judge_transfers_recorded_without_a_holder(held: Custody) -> None:
+    _forge_transfer(held, held.b, "photo.jpg", {"to": held.key_id("b"), "reason": "old (test)"})
+    assert _verify_findings(held) == []
