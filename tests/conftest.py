@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -67,6 +68,14 @@ class CaseHandle:
     def open(self) -> Case:
         """Open the case through the library (the caller closes it)."""
         return open_case(self.root)
+
+    def log_size(self) -> int:
+        """How many events the case's log holds."""
+        opened = self.open()
+        try:
+            return opened.log.size()
+        finally:
+            opened.close()
 
 
 def save_key(home: Path, signer: Signer, passphrase: str = PASSPHRASE) -> Path:
@@ -208,6 +217,33 @@ def evidence_command() -> list[str]:
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
     return [sys.executable, "-m", "evidence.cli"]
+
+
+def unprivileged_prefix() -> list[str]:
+    """A command prefix under which file modes bind (root drops the capabilities that pass
+    them by); skips the test where they cannot be dropped."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file modes cannot be tested")
+    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("cannot drop capabilities here: file modes cannot be tested as root")
+    return prefix
+
+
+def run_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``evidence`` with ``args`` under :func:`unprivileged_prefix`."""
+    return subprocess.run(
+        [*unprivileged_prefix(), *evidence_command(), *(os.fspath(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ),
+    )
 
 
 def run_evidence(

@@ -39,14 +39,6 @@ def _json(result: CliResult) -> object:
     return json.loads(result.stdout)
 
 
-def _log_size(case: CaseHandle) -> int:
-    opened = case.open()
-    try:
-        return opened.log.size()
-    finally:
-        opened.close()
-
-
 @pytest.fixture
 def ingested(
     make_case: Callable[..., CaseHandle], make_corpus: Callable[..., Path], cli: Cli
@@ -323,21 +315,21 @@ def test_ingest_refuses_bad_options_before_touching_the_case(
 ) -> None:
     case = make_case()
     corpus = make_corpus(2)
-    size = _log_size(case)
+    size = case.log_size()
     result = cli("ingest", "--case", case.root, "-r", corpus, option, value)
     assert result.exit_code == 2, result.output
     assert option.lstrip("-").replace("-", "_") in result.stderr
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 def test_ingest_again_records_nothing(ingested: Ingested, cli: Cli) -> None:
     case, corpus, _ = ingested
-    size = _log_size(case)
+    size = case.log_size()
     result = cli("ingest", "--case", case.root, "-r", corpus, "--json")
     report = _json(result)
     assert isinstance(report, dict)
     assert (report["ingested"], report["skipped"], report["refused"]) == (0, 12, [])
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 def test_show_item_by_prefix(ingested: Ingested, cli: Cli) -> None:
@@ -357,9 +349,9 @@ def test_show_item_by_prefix(ingested: Ingested, cli: Cli) -> None:
 
 def test_show_records_nothing(ingested: Ingested, cli: Cli) -> None:
     case, _, items = ingested
-    size = _log_size(case)
+    size = case.log_size()
     cli("show", items[0]["sha256"], "--case", case.root)
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 @pytest.mark.parametrize(
@@ -404,7 +396,7 @@ def test_log_checkpoint_prints_and_signs(ingested: Ingested, cli: Cli) -> None:
     latest = cli("log", "checkpoint", "--case", case.root)
     assert latest.exit_code == 0
     checkpoint = open_checkpoint(latest.stdout.encode(), [case.signer.verifier])
-    assert checkpoint.size == _log_size(case)
+    assert checkpoint.size == case.log_size()
     signed = cli("log", "checkpoint", "--sign", "--case", case.root)
     assert signed.exit_code == 0, signed.output
     # Same size: the stored checkpoint is returned, never a second one for that size.
@@ -418,7 +410,7 @@ def test_log_proof_verifies_with_the_case_key(ingested: Ingested, cli: Cli) -> N
     assert result.exit_code == 0
     proof = parse_proof(result.stdout.encode())
     checkpoint = verify_proof(proof, [case.signer.verifier])
-    assert checkpoint.size == _log_size(case)
+    assert checkpoint.size == case.log_size()
     assert parse_leaf(proof.leaf).event.subject == sha
 
 
@@ -492,14 +484,14 @@ def test_transfer_refuses(
     ingested: Ingested, cli: Cli, to: str | None, reason: str, text: str
 ) -> None:
     case, _, items = ingested
-    size = _log_size(case)
+    size = case.log_size()
     result = cli(
         "transfer", items[0]["sha256"], "--to", to or case.signer.verifier.key_id,
         "--reason", reason, "--case", case.root,
     )  # fmt: skip
     assert result.exit_code == 2
     assert text in result.stderr
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 def test_open_copies_the_original_and_records_the_access(
@@ -533,7 +525,7 @@ def test_verify_clean_case(ingested: Ingested, cli: Cli) -> None:
     assert report == {
         "case": CASE_ID,
         "ok": True,
-        "events": _log_size(case),
+        "events": case.log_size(),
         "objects": 12,
         "findings": [],
     }
@@ -588,14 +580,14 @@ def test_wrong_passphrase_exits_3_and_writes_nothing(
     ingested: Ingested, cli: Cli, monkeypatch: pytest.MonkeyPatch, make_corpus: Callable[..., Path]
 ) -> None:
     case, _, _ = ingested
-    size = _log_size(case)
+    size = case.log_size()
     catalog = (case.root / "catalog.sqlite").read_bytes()
     monkeypatch.setenv("EVIDENCE_PASSPHRASE", "not the passphrase")
     result = cli("ingest", "--case", case.root, "-r", make_corpus(3, seed=5))
     assert result.exit_code == 3
     assert "passphrase does not unlock" in result.stderr
     assert "not the passphrase" not in result.output
-    assert _log_size(case) == size
+    assert case.log_size() == size
     assert (case.root / "catalog.sqlite").read_bytes() == catalog
     assert not list((case.root / "objects" / "sha256").glob("*/*"))[12:]
 
@@ -604,7 +596,7 @@ def test_key_file_with_a_damaged_scrypt_cost_exits_3_and_writes_nothing(
     ingested: Ingested, cli: Cli, make_corpus: Callable[..., Path]
 ) -> None:
     case, _, _ = ingested
-    size = _log_size(case)
+    size = case.log_size()
     catalog = (case.root / "catalog.sqlite").read_bytes()
     text = case.key_path.read_bytes()
     start = text.index(b"-----BEGIN")
@@ -625,7 +617,7 @@ def test_key_file_with_a_damaged_scrypt_cost_exits_3_and_writes_nothing(
     assert "cannot be read as an encrypted PKCS#8 key" in result.stderr
     assert "Traceback" not in result.output
     assert PASSPHRASE not in result.output
-    assert _log_size(case) == size
+    assert case.log_size() == size
     assert (case.root / "catalog.sqlite").read_bytes() == catalog
 
 

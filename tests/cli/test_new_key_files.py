@@ -29,14 +29,6 @@ from tests.conftest import CaseHandle, CliResult, seed_for
 Cli = Callable[..., CliResult]
 
 
-def _log_size(case: CaseHandle) -> int:
-    opened = case.open()
-    try:
-        return opened.log.size()
-    finally:
-        opened.close()
-
-
 def _folder(path: Path) -> list[str]:
     """Every entry of a folder, hidden ones too (temporary files are hidden)."""
     return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
@@ -84,12 +76,12 @@ def test_recipient_key_is_not_kept_when_the_name_is_taken_in_the_case(
         "keys", "recipient", "add", "prosecutor-y", "--public-key", public, "--case", case.root
     )  # fmt: skip
     assert first.exit_code == 0, first.output
-    size = _log_size(case)
+    size = case.log_size()
     again = cli("keys", "recipient", "add", "prosecutor-y", "--case", case.root)
     assert again.exit_code == 2, again.output
     assert "a recipient named 'prosecutor-y' already" in again.stderr
     assert _folder(evidence_home / "recipients") == []
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 def test_recipient_key_named_before_a_commit_that_fails_is_removed(
@@ -101,7 +93,7 @@ def test_recipient_key_named_before_a_commit_that_fails_is_removed(
     # The key files get their names inside the transaction; a commit that then fails (a full
     # disk, say) takes them away again.
     case = make_case()
-    size = _log_size(case)
+    size = case.log_size()
     publish = keystore.StagedKey.publish
 
     def publish_then_fail(self: keystore.StagedKey) -> None:
@@ -115,7 +107,7 @@ def test_recipient_key_named_before_a_commit_that_fails_is_removed(
     assert failed.exit_code == 3, failed.output
     assert "disk of the case is full" in failed.stderr
     assert _folder(evidence_home / "recipients") == []
-    assert _log_size(case) == size
+    assert case.log_size() == size
     assert cli("keys", "recipient", "add", "prosecutor-v", "--case", case.root).exit_code == 0
 
 
@@ -151,7 +143,7 @@ def test_interrupted_recipient_add_leaves_nothing_that_stops_a_rerun(
     assert done.returncode == -9, done.stderr
     left = _folder(recipients)
     assert left and all(name.endswith(".pending") for name in left), left
-    assert _log_size(case) == 2
+    assert case.log_size() == 2
     added = cli("keys", "recipient", "add", "prosecutor-w", "--case", case.root)
     assert added.exit_code == 0, added.output
     assert _folder(recipients) == ["prosecutor-w.key", "prosecutor-w.pub"]
@@ -235,7 +227,7 @@ def test_a_colleagues_key_in_the_key_folder_is_never_guessed_and_is_named(
         "keys", "enrol", keys / "colleague-b.pub", "--case", case.root, "--key", case.key_path
     )
     assert enrolled.exit_code == 0, enrolled.output
-    size = _log_size(case)
+    size = case.log_size()
 
     ambiguous = cli("log", "checkpoint", "--sign", "--case", case.root)
     assert ambiguous.exit_code == 2, ambiguous.output
@@ -246,7 +238,7 @@ def test_a_colleagues_key_in_the_key_folder_is_never_guessed_and_is_named(
     ):
         assert f"{key_id} ({file})" in said
     assert "--key" in said and "EVIDENCE_KEY" in said
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
     chosen = cli("log", "checkpoint", "--sign", "--case", case.root, "--key", case.key_path)
     assert chosen.exit_code == 0, chosen.output

@@ -18,11 +18,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ import pytest
 from chain_of_custody import EnvironmentProblem, EventDraft, open_database
 from evidence.verify import verify_case
 from evidence.workspace import open_case
-from tests.conftest import CaseHandle, CliResult, evidence_command
+from tests.conftest import CaseHandle, CliResult, run_unprivileged, unprivileged_prefix
 
 Cli = Callable[..., CliResult]
 WAL_FILES = ("catalog.sqlite-wal", "catalog.sqlite-shm")
@@ -100,14 +98,6 @@ def _snapshot(root: Path, *, without: tuple[str, ...] = ()) -> dict[str, tuple[i
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
         found[str(path.relative_to(root))] = (stat.S_IMODE(info.st_mode), digest)
     return found
-
-
-def _events(case: CaseHandle) -> int:
-    opened = case.open()
-    try:
-        return opened.log.size()
-    finally:
-        opened.close()
 
 
 # --- read-only through the opener's parameter (any user) -----------------------------------
@@ -212,7 +202,7 @@ def test_reading_commands_work_on_a_case_opened_read_only(filled: Filled, cli: C
 def test_recording_commands_on_a_case_opened_read_only_exit_3(
     filled: Filled, cli: Cli, args: tuple[str, ...]
 ) -> None:
-    size = _events(filled.case)
+    size = filled.case.log_size()
     before = _snapshot(filled.case.root, without=WAL_FILES)
     key = ("--key", filled.case.key_path)
     result = cli(*_args(filled, args), "--case", filled.case.root, *key)
@@ -222,7 +212,7 @@ def test_recording_commands_on_a_case_opened_read_only_exit_3(
     assert "unexpected" not in result.stderr
     assert _snapshot(filled.case.root, without=WAL_FILES) == before
     assert sorted(p.name for p in filled.work.iterdir()) == ["spare.txt"]
-    assert _events(filled.case) == size
+    assert filled.case.log_size() == size
 
 
 @pytest.mark.usefixtures("opened_read_only")
@@ -265,31 +255,6 @@ def test_a_read_only_catalog_lacking_a_table_is_read_as_empty_and_left_as_it_is(
 # --- read-only by file modes (a subprocess that file modes bind) ---------------------------
 
 
-def _unprivileged() -> list[str]:
-    """A command prefix under which file modes apply, or skip."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: file modes cannot be tested")
-    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
-    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("cannot drop capabilities here: file modes cannot be tested as root")
-    return prefix
-
-
-def _run(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*_unprivileged(), *evidence_command(), *(os.fspath(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=dict(os.environ),
-    )
-
-
 def _chmod_tree(root: Path, *, writable: bool) -> None:
     for path in [root, *root.rglob("*")]:
         mode = stat.S_IMODE(path.lstat().st_mode)
@@ -299,7 +264,7 @@ def _chmod_tree(root: Path, *, writable: bool) -> None:
 @pytest.fixture
 def read_only(filled: Filled) -> Iterator[Filled]:
     """``filled`` made read-only as ``chmod -R a-w`` does (made writable again after)."""
-    _unprivileged()
+    unprivileged_prefix()
     _chmod_tree(filled.case.root, writable=False)
     try:
         yield filled
@@ -310,7 +275,7 @@ def read_only(filled: Filled) -> Iterator[Filled]:
 def test_reading_commands_work_on_a_read_only_case_folder(read_only: Filled) -> None:
     before = _snapshot(read_only.case.root)
     for args in READING_COMMANDS:
-        done = _run(*_args(read_only, args), "--case", read_only.case.root)
+        done = run_unprivileged(*_args(read_only, args), "--case", read_only.case.root)
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
     # Nothing written, not even SQLite's -wal and -shm files.
@@ -318,7 +283,7 @@ def test_reading_commands_work_on_a_read_only_case_folder(read_only: Filled) -> 
 
 
 def test_verify_json_on_a_read_only_case_folder_counts_every_event(read_only: Filled) -> None:
-    done = _run("verify", "--json", "--case", read_only.case.root)
+    done = run_unprivileged("verify", "--json", "--case", read_only.case.root)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True
@@ -331,7 +296,7 @@ def test_recording_commands_on_a_read_only_case_folder_exit_3(
     read_only: Filled, args: tuple[str, ...]
 ) -> None:
     before = _snapshot(read_only.case.root)
-    done = _run(
+    done = run_unprivileged(
         *_args(read_only, args), "--case", read_only.case.root, "--key", read_only.case.key_path
     )
     assert done.returncode == 3, (done.stdout, done.stderr)
@@ -351,10 +316,10 @@ def test_verify_reports_tampering_on_a_read_only_case_folder(filled: Filled) -> 
     stored = filled.case.root / "objects" / "sha256" / filled.sha[:2] / filled.sha[2:]
     stored.chmod(0o644)
     stored.write_bytes(b"fictional bytes put in place of the original")
-    _unprivileged()
+    unprivileged_prefix()
     _chmod_tree(filled.case.root, writable=False)
     try:
-        done = _run("verify", "--json", "--case", filled.case.root)
+        done = run_unprivileged("verify", "--json", "--case", filled.case.root)
     finally:
         _chmod_tree(filled.case.root, writable=True)
     assert done.returncode == 1, done.stderr
@@ -375,7 +340,7 @@ def test_a_read_only_copy_with_commits_in_its_wal_is_read_whole_or_refused(
     without writing, so the copy is refused (read as immutable it would look older than it
     is). A writable copy of it merges them.
     """
-    size = _events(filled.case)
+    size = filled.case.log_size()
     # An open connection keeps the closing command from merging the log into the catalog.
     holder = sqlite3.connect(filled.catalog)
     try:
@@ -400,12 +365,12 @@ def test_a_read_only_copy_with_commits_in_its_wal_is_read_whole_or_refused(
     assert (copy / "catalog.sqlite-wal").stat().st_size > 0
     if not with_shm:
         (copy / "catalog.sqlite-shm").unlink()
-    _unprivileged()
+    unprivileged_prefix()
     _chmod_tree(copy, writable=False)
     try:
         before = _snapshot(copy)
-        done = _run("verify", "--json", "--case", copy)
-        listed = _run("incident", "list", "--case", copy)
+        done = run_unprivileged("verify", "--json", "--case", copy)
+        listed = run_unprivileged("incident", "list", "--case", copy)
         assert _snapshot(copy) == before
     finally:
         _chmod_tree(copy, writable=True)
@@ -422,6 +387,6 @@ def test_a_read_only_copy_with_commits_in_its_wal_is_read_whole_or_refused(
         assert "Traceback" not in refused.stderr
     writable = tmp_path / "writable-copy"
     shutil.copytree(copy, writable)
-    merged = _run("verify", "--json", "--case", writable)
+    merged = run_unprivileged("verify", "--json", "--case", writable)
     assert merged.returncode == 0, merged.stderr
     assert json.loads(merged.stdout)["events"] == size + 1

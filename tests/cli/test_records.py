@@ -33,14 +33,6 @@ def _ok(result: CliResult) -> CliResult:
     return result
 
 
-def _log_size(case: CaseHandle) -> int:
-    opened = case.open()
-    try:
-        return opened.log.size()
-    finally:
-        opened.close()
-
-
 @pytest.fixture
 def world(make_case: Callable[..., CaseHandle], cli: Cli, tmp_path: Path) -> Any:
     """A case with a recipient, an item, an incident, a facility and testimony W-017."""
@@ -181,10 +173,10 @@ def test_testimony_show_list_reveal_and_withdraw(world: Any, cli: Cli) -> None:
     assert "identity" not in shown
     text = _ok(cli("testimony", "show", "W-017", *c)).stdout
     assert "sealed" in text and "Protected-Identity-Marker" not in text
-    size = _log_size(case)
+    size = case.log_size()
     revealed = _json(cli("testimony", "show", "W-017", "--reveal", "--json", *c))
     assert revealed["identity"]["name"] == "Testname Protected-Identity-Marker"
-    assert _log_size(case) == size + 1  # the opening is recorded
+    assert case.log_size() == size + 1  # the opening is recorded
     _ok(
         cli("testimony", "withdraw-consent", "W-017", "--reason", "asked", "--on", "2023-06-01", *c)
     )
@@ -268,10 +260,10 @@ def test_link_list_timeline_unlink(world: Any, cli: Cli) -> None:
 
 def test_link_several_subjects_at_once_or_none(world: Any, cli: Cli) -> None:
     case, sha, c = world
-    size = _log_size(case)
+    size = case.log_size()
     refused = cli("link", sha[:10], "W-099", "--incident", "INC-0001", "--reason", "r", *c)
     assert refused.exit_code == 2 and "W-099" in refused.stderr
-    assert _log_size(case) == size  # nothing is recorded when one subject is unknown
+    assert case.log_size() == size  # nothing is recorded when one subject is unknown
     made = _json(
         cli("link", sha[:10], "W-017", "--incident", "INC-0001", "--reason", "r", "--json", *c)
     )
@@ -406,25 +398,25 @@ def test_bad_input_is_refused_naming_the_field(
     text = (DATA / "incident.yaml").read_text(encoding="utf-8")
     other.write_text(text.replace("INC-0001", "INC-0002"), encoding="utf-8")
     files["OTHER_ID"] = str(other)
-    size = _log_size(case)
+    size = case.log_size()
     result = cli(*[files.get(a, a) for a in args], *c)
     assert result.exit_code == 2, result.output
     assert field in result.stderr
     assert result.exception is None
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 def test_identity_without_recipient_is_refused_with_a_hint(
     make_case: Callable[..., CaseHandle], cli: Cli, tmp_path: Path
 ) -> None:
     case = make_case()
-    size = _log_size(case)
+    size = case.log_size()
     result = cli(
         "testimony", "add", write_testimony(tmp_path, make_testimony()), "--case", case.root
     )
     assert result.exit_code == 2
     assert "identity" in result.stderr and "evidence keys recipient add" in result.stderr
-    assert _log_size(case) == size
+    assert case.log_size() == size
 
 
 def test_typed_text_with_terminal_controls_is_shown_escaped(world: Any, cli: Cli) -> None:

@@ -8,8 +8,6 @@ file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,8 +21,8 @@ from tests.conftest import (
     CASE_ID,
     PASSPHRASE,
     CaseHandle,
-    evidence_command,
     run_evidence,
+    run_unprivileged,
     sha256_of,
     start_evidence,
 )
@@ -203,31 +201,6 @@ def test_two_processes_ingesting_at_once_give_one_consistent_log(
 # --- permissions (exit 1 for unreadable inputs, exit 3 for the environment) ---------------
 
 
-def _unprivileged() -> list[str]:
-    """A command prefix under which file modes apply, or skip."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: file modes cannot be tested")
-    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
-    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("cannot drop capabilities here: file modes cannot be tested as root")
-    return prefix
-
-
-def _run_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*_unprivileged(), *evidence_command(), *(os.fspath(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=dict(os.environ),
-    )
-
-
 # With many inputs, worker processes open them (the scan does not) and refuse what they cannot.
 @pytest.mark.parametrize("others", [0, 80], ids=["few", "many"])
 def test_unreadable_file_and_folder_are_refused(
@@ -244,7 +217,7 @@ def test_unreadable_file_and_folder_are_refused(
     (inbox / "locked.txt").chmod(0)
     (inbox / "closed").chmod(0)
     try:
-        done = _run_unprivileged("ingest", "--case", case.root, "-r", inbox, "--json")
+        done = run_unprivileged("ingest", "--case", case.root, "-r", inbox, "--json")
     finally:
         (inbox / "closed").chmod(0o755)
     assert done.returncode == 1, done.stderr
@@ -266,7 +239,7 @@ def test_case_that_cannot_be_written_exits_3(
     objects = case.root / "objects"
     objects.chmod(0o555)
     try:
-        done = _run_unprivileged("ingest", "--case", case.root, "-r", corpus)
+        done = run_unprivileged("ingest", "--case", case.root, "-r", corpus)
     finally:
         objects.chmod(0o755)
     assert done.returncode == 3, done.stdout + done.stderr
@@ -279,6 +252,6 @@ def test_case_that_cannot_be_written_exits_3(
 def test_unreadable_key_file_exits_3(make_case: Callable[..., CaseHandle]) -> None:
     case = make_case()
     case.key_path.chmod(0)
-    done = _run_unprivileged("log", "checkpoint", "--sign", "--case", case.root)
+    done = run_unprivileged("log", "checkpoint", "--sign", "--case", case.root)
     assert done.returncode == 3, done.stdout + done.stderr
     assert str(case.key_path) in done.stderr

@@ -83,15 +83,6 @@ def locations(error: ValidationError) -> dict[str, str]:
     return {".".join(str(p) for p in e["loc"]): e["msg"] for e in error.errors()}
 
 
-def log_size(case: CaseHandle) -> int:
-    """The number of events in the case's log."""
-    opened = case.open()
-    try:
-        return opened.log.size()
-    finally:
-        opened.close()
-
-
 @pytest.fixture
 def frozen_today(monkeypatch: pytest.MonkeyPatch) -> date:
     """Make :data:`TODAY` the date the input checks take for today."""
@@ -502,13 +493,13 @@ def test_command_line_refuses_future_dates(
         (("testimony", "add", future_testimony), "interview_date: ", "'2099-03-01'"),
         (("testimony", "withdraw-consent", "W-017", "--reason", "r", "--on", "2024-07-01"), "--on: ", "'2024-07-01'"),
     ]  # fmt: skip
-    size = log_size(case)
+    size = case.log_size()
     for args, field, shown in refusals:
         result = cli(*args, *c)
         assert result.exit_code == 2, (args, result.output)
         assert f"{field}{FUTURE}" in result.stderr, result.stderr
         assert shown in result.stderr
-    assert log_size(case) == size
+    assert case.log_size() == size
     # A date that contradicts another is refused the same way.
     result = cli("child", "add", "--code", "C-042", "--status", "missing", "--birth-year", "2015", "--taken-on", "2014", *c)  # fmt: skip
     assert result.exit_code == 2
