@@ -9,6 +9,7 @@ command line catches this base only, prints ``message`` and ``hint`` to stderr a
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,22 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
+
+
+def kind_of_mode(mode: int) -> str:
+    """The words a message uses for a file system entry of this ``st_mode``: ``a regular
+    file``, ``a folder``, ``a symbolic link``, ``a named pipe``, ``a socket``, ``a device`` or
+    ``a special file``."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    )
+    return next((words for test, words in kinds if test(mode)), "a special file")
 
 
 class CustodyError(Exception):

@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain_of_custody.errors import EnvironmentProblem, Finding, InputError, VerificationError
+from chain_of_custody.errors import (
+    EnvironmentProblem,
+    Finding,
+    InputError,
+    VerificationError,
+    kind_of_mode,
+)
 from evidence.acquire import (
     Reason,
     SourceError,
@@ -991,7 +997,7 @@ def _folder_problem(path: Path, what: str, *, must_exist: bool) -> EnvironmentPr
         )
     if not stat.S_ISDIR(mode):
         return EnvironmentProblem(
-            f"{what} {shown} is not a folder but {_kind_of(mode)}", hint=_REPLACED_HINT
+            f"{what} {shown} is not a folder but {kind_of_mode(mode)}", hint=_REPLACED_HINT
         )
     if not os.access(path, os.W_OK | os.X_OK):
         return EnvironmentProblem(
@@ -1000,19 +1006,6 @@ def _folder_problem(path: Path, what: str, *, must_exist: bool) -> EnvironmentPr
             hint=_UNWRITABLE_HINT,
         )
     return None
-
-
-def _kind_of(mode: int) -> str:
-    """What a file system entry of this ``st_mode`` is, for a message."""
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "something else"
 
 
 _TEMP_NAMES = itertools.count()

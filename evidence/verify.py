@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain_of_custody import Event, Finding, LogReport, verify_log
+from chain_of_custody.errors import kind_of_mode
 from evidence import catalog
 from evidence.objects import read_ahead
 from evidence.progress import Progress
@@ -270,13 +271,9 @@ def _kind(path: str) -> str:
 
 
 def _kind_of_mode(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISLNK(mode):
-        return "a symbolic link (not followed)"
-    return "a special file"
+    # Nothing in the store is followed: a link is said to be left alone.
+    words = kind_of_mode(mode)
+    return f"{words} (not followed)" if stat.S_ISLNK(mode) else words
 
 
 def _check_log_and_catalog(

@@ -66,6 +66,7 @@ from chain_of_custody import (
     verify_inclusion,
     verify_leaf_signature,
 )
+from chain_of_custody.errors import kind_of_mode
 from evidence.progress import Progress
 from exports.consistency import format_consistency_proof, parse_consistency_proof
 
@@ -433,16 +434,6 @@ def _walk_files(root: Path, report: AuditReport) -> dict[str, Path]:
     return found
 
 
-def _mode_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISREG(mode):
-        return "a file"
-    return "a special file"
-
-
 def _read_bag_file(
     root: Path,
     rel: str,
@@ -476,10 +467,10 @@ def _read_bag_file(
         if stat.S_ISREG(mode) and last:
             break
         if last:
-            message = f"{rel} is {_mode_kind(mode)}, where the audit expects a file"
+            message = f"{rel} is {kind_of_mode(mode)}, where the audit expects a file"
         else:
             above = "/".join(parts[:depth])
-            message = f"{rel} cannot be read: {above} is {_mode_kind(mode)}, not a folder"
+            message = f"{rel} cannot be read: {above} is {kind_of_mode(mode)}, not a folder"
         report.add("not-a-file", message, path=rel)
         return None
     try:

@@ -199,7 +199,7 @@ def test_a_symlink_in_place_of_an_object_is_named_and_not_followed(tmp_path: Pat
     ("make", "kind"),
     [
         (lambda p: p.mkdir(), "a folder"),
-        (os.mkfifo, "a special file"),
+        (os.mkfifo, "a named pipe"),
     ],
     ids=["folder", "fifo"],
 )
@@ -302,7 +302,7 @@ def test_stray_entries_of_the_store_are_each_named(tmp_path: Path) -> None:
     assert sorted(f.path or "" for f in findings) == sorted(str(p) for p in strays)
     by_path = {f.path: f.message for f in findings}
     assert by_path[str(strays[1])].startswith("a folder")
-    assert by_path[str(strays[2])].startswith("a file")
+    assert by_path[str(strays[2])].startswith("a regular file")
 
 
 @pytest.mark.parametrize("replaced", ["objects", "objects/sha256"])
@@ -318,7 +318,7 @@ def test_a_file_in_place_of_the_store_folder_is_named_and_every_object_missing(
         ("store-unexpected-file", str(folder)),
     ]
     (replaced_finding,) = [f for f in findings if f.code == "store-unexpected-file"]
-    assert replaced_finding.message.startswith("a file stands in place of a folder")
+    assert replaced_finding.message.startswith("a regular file stands in place of a folder")
     missing = {f.subject or f.path for f in findings if f.code == "object-missing"}
     assert len(missing) == len(items)
 
