@@ -51,8 +51,11 @@ class _Console(Console):
         return super().render_str(shown(text), *args, **kwargs)
 
 
-out = _Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: a file name and line such as "t.yaml:100:" would print a picture.
+out = _Console(
+    highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160
+)
+err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 CaseOpt = Annotated[
     Path,

@@ -563,3 +563,22 @@ def test_object_stored_by_an_interrupted_run_keeps_its_metadata(setup: Setup) ->
     assert item["metadata"].get("width") == 32, item["metadata"]
     assert item["metadata"].get("height") == 24
     setup.verify_clean()
+
+
+def test_emoji_codes_in_names_and_text_are_printed_as_typed(
+    make_case: Callable[..., CaseHandle], cli: Cli, tmp_path: Path
+) -> None:
+    """Rich would turn ``:100:`` into a picture: a file name and line number, or typed text,
+    must reach the screen as typed."""
+    case = make_case()
+    c = ("--case", case.root)
+    title = "Transfer :100: children :bus:"
+    added = cli("incident", "add", "--title", title, "--start", "2022-05", "--place", "Depot", *c)
+    assert added.exit_code == 0, added.output
+    listed = cli("incident", "list", *c)
+    assert title in listed.stdout
+    missing = tmp_path / "record:100:draft.yaml"
+    refused = cli("incident", "add", "--from", missing, *c)
+    assert refused.exit_code == 2
+    assert "record:100:draft.yaml" in refused.stderr
+    assert "\N{HUNDRED POINTS SYMBOL}" not in listed.stdout + refused.stderr
