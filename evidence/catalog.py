@@ -246,7 +246,7 @@ class Rebuild:
         signed, yet never written by the toolkit) is a finding, not a failure of the check; so
         is a hand-over of custody by a key that did not hold the item.
         """
-        if event.action == "custody.transferred" and "from" in event.data:
+        if event.action == "custody.transferred":
             self.findings.extend(_transfer_findings(self.db, event))
         try:
             project(self.db, event)
@@ -270,15 +270,16 @@ def _transfer_findings(db: sqlite_utils.Database, event: Event) -> list[Finding]
     """What is wrong with a hand-over of custody, judged by the catalog built so far.
 
     Only the holder may hand an item over, or any key once the holder's key was revoked (see
-    :func:`evidence.custody.transfer`). Transfers recorded before the holder was named in
-    them (no ``from``) made no such check and are not judged by it.
+    :func:`evidence.custody.transfer`). Every transfer is judged by that rule, whether or not
+    it names the holder (``from``): leaving the name out must not be a way around it. A
+    transfer that names one is also checked to name the holder the log gives.
     """
     row = db.execute("SELECT holder FROM items WHERE sha256 = ?", [event.subject]).fetchone()
     if row is None:
         return []  # No such item: the projection's own finding says so.
     holder, named = row[0], event.data.get("from")
     findings = []
-    if named != holder:
+    if named is not None and named != holder:
         findings.append(
             Finding(
                 "transfer-holder-mismatch",

@@ -187,14 +187,18 @@ def _list_store(case: Case) -> tuple[list[str], list[Finding]]:
     each other entry of ``objects/sha256/``. No link is followed."""
     top = os.fspath(case.objects.objects_dir)
     try:
-        if stat.S_ISLNK(os.lstat(top).st_mode):
-            linked = Finding(
-                "store-unexpected-file",
-                "a symbolic link stands in place of the object store's folder (it is not "
-                "followed); restore the folder from a backup of the case",
-                path=top,
-            )
-            return [], [linked]
+        # objects/ and objects/sha256/: originals reached through a link would not be in a
+        # copy or a backup of the case.
+        for folder in (os.fspath(case.objects.root), top):
+            if stat.S_ISLNK(os.lstat(folder).st_mode):
+                linked = Finding(
+                    "store-unexpected-file",
+                    "a symbolic link stands in place of a folder of the object store (it is "
+                    "not followed, and a copy of the case would not hold what it leads to); "
+                    "move the folder it leads to back into the case",
+                    path=folder,
+                )
+                return [], [linked]
         with os.scandir(top) as entries:
             folders = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
     except FileNotFoundError:

@@ -308,6 +308,13 @@ def test_verify_accepts_a_take_over_only_after_the_holder_was_revoked(held: Cust
     assert _verify_findings(held) == [("transfer-not-by-holder", seq, held.sha["list.txt"])]
 
 
-def test_verify_does_not_judge_transfers_recorded_without_a_holder(held: Custody) -> None:
-    _forge_transfer(held, held.b, "photo.jpg", {"to": held.key_id("b"), "reason": "old (test)"})
+def test_verify_judges_a_transfer_that_leaves_out_the_holder(held: Custody) -> None:
+    seq = _forge_transfer(held, held.b, "photo.jpg", {"to": held.key_id("b"), "reason": "(test)"})
+    assert _verify_findings(held) == [("transfer-not-by-holder", seq, held.sha["photo.jpg"])]
+
+
+def test_verify_accepts_a_transfer_by_the_holder_that_leaves_out_the_holder(
+    held: Custody,
+) -> None:
+    _forge_transfer(held, held.a, "photo.jpg", {"to": held.key_id("b"), "reason": "(test)"})
     assert _verify_findings(held) == []

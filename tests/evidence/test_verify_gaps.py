@@ -323,6 +323,21 @@ def test_a_file_in_place_of_the_store_folder_is_named_and_every_object_missing(
     assert len(missing) == len(items)
 
 
+@pytest.mark.parametrize("linked", ["objects", "objects/sha256"])
+def test_a_store_folder_reached_through_a_link_is_a_finding(tmp_path: Path, linked: str) -> None:
+    # The originals would be outside the case: a copy or a backup of it would not hold them.
+    case, items = _case(tmp_path, items=2)
+    folder = case.root / linked
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(folder, elsewhere)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    findings = _found(case)
+    assert [(f.code, f.path) for f in findings if f.code != "object-missing"] == [
+        ("store-unexpected-file", str(folder))
+    ]
+    assert len([f for f in findings if f.code == "object-missing"]) == len(items)
+
+
 def test_a_linked_object_folder_is_not_followed(tmp_path: Path) -> None:
     case, items = _case(tmp_path, items=1)
     sha = items[0][0]
