@@ -83,8 +83,8 @@ def export_cmd(
         typer.Option(
             "--created",
             help="Bundle time (RFC 3339 UTC, e.g. 2026-11-24T03:20:00Z), not earlier than the "
-            "latest event the bundle holds; default: now. The same case state, selection, "
-            "profile and time give a byte-identical bundle.",
+            "latest event the bundle holds and not later than now; default: now. The same case "
+            "state, selection, profile and time give a byte-identical bundle.",
         ),
     ] = None,
     case_dir: CaseOpt = Path(),

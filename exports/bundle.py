@@ -34,6 +34,7 @@ import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,7 @@ def export_bundle(
                 ) from None
     if created is not None:
         _check_created(created)
+        _check_created_not_ahead(case, created)
 
     step("selecting")
     chosen = select(case, selection, profile, recipient=recipient)
@@ -260,6 +262,22 @@ def _check_created(created: str) -> None:
             f"--created {created!r} is not an RFC 3339 UTC time",
             "write it like 2026-11-24T03:20:00Z",
         ) from None
+
+
+# How far ahead of the clock --created may be: clocks of two machines differ a little.
+CREATED_AHEAD_ALLOWANCE = timedelta(minutes=10)
+
+
+def _check_created_not_ahead(case: Case, created: str) -> None:
+    """Refuse a ``created`` later than now (the system clock, or the log's own if it is
+    ahead): the bundle would claim a time after the export that the log records for it."""
+    now = max(format_time(utc_now()), case.log.now(), key=parse_time)
+    if parse_time(created) > parse_time(now) + CREATED_AHEAD_ALLOWANCE:
+        raise InputError(
+            f"--created {created} is later than now ({now}): the log records the export at the "
+            "time it is made, and the bundle may not claim a later one",
+            "give the time the bundle is made, or leave --created out to use the current time",
+        )
 
 
 def _event_time(case: Case, seq: int) -> str:

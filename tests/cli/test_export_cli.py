@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from chain_of_custody import VerifierKey, parse_leaf, parse_note
 from evidence.workspace import open_case
+from exports.model import parse_time
 from tests.conftest import CliResult, save_key
 from tests.exports.casebuilder import BuiltCase, build_case, investigator_signer
 
@@ -202,11 +204,22 @@ def test_created_before_the_latest_event_of_the_bundle_is_refused(
 
 def test_created_after_every_event_is_kept(cli: Cli, case_dir: Path, tmp_path: Path) -> None:
     assert _export(cli, case_dir, tmp_path / "first").exit_code == 0
-    later = "2099-01-01T00:00:00Z"  # after every event the real clock can have made
+    latest = parse_time(max(time for _seq, time, _action in _log(case_dir)))
+    later = (latest + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = _export(cli, case_dir, tmp_path / "second", "--created", later, "--json")
     assert result.exit_code == 0, result.output
     info = (tmp_path / "second" / "bag-info.txt").read_text(encoding="utf-8")
     assert f"Bundle-Created: {later}" in info
+
+
+def test_created_later_than_now_is_refused(cli: Cli, case_dir: Path, tmp_path: Path) -> None:
+    before = _log(case_dir)
+    result = _export(cli, case_dir, tmp_path / "b", "--created", "2099-01-01T00:00:00Z")
+    assert result.exit_code == 2, result.output
+    assert "--created 2099-01-01T00:00:00Z is later than now" in result.stderr
+    assert "leave --created out" in result.stderr
+    assert _log(case_dir) == before
+    assert not (tmp_path / "b").exists()
 
 
 def test_default_created_is_not_before_the_bundles_events(

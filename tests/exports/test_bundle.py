@@ -132,7 +132,7 @@ def test_another_created_time_gives_another_bundle_id(case: Case, tmp_path: Path
         selection=INCIDENT,
         profile="restricted",
         out_dir=tmp_path / "two",
-        created="2026-11-25T00:00:00Z",
+        created="2026-11-23T00:00:00Z",
     )
     assert one.bundle_id != two.bundle_id
 

@@ -111,10 +111,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     case = built.open()
     signer = investigator_signer()
     try:
-        first = _export(case, root / "b1", "2026-11-24T03:20:00Z", INCIDENT)
+        first = _export(case, root / "b1", "2026-11-22T03:20:00Z", INCIDENT)
         after_first = case.log.latest_checkpoint()
         _add_note(case, signer, root / "note-1.txt", "First invented note.\n")
-        second = _export(case, root / "b2", "2026-11-25T03:20:00Z", Selection(all=True))
+        second = _export(case, root / "b2", "2026-11-23T03:20:00Z", Selection(all=True))
         _add_note(case, signer, root / "note-2.txt", "Second invented note.\n")
     finally:
         case.close()
@@ -122,7 +122,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     before_third = copy_case(built, root / "before-third").root
     case = built.open()
     try:
-        third = _export(case, root / "b3", "2026-11-26T03:20:00Z", Selection(all=True))
+        third = _export(case, root / "b3", "2026-11-24T03:20:00Z", Selection(all=True))
         after_third = case.log.latest_checkpoint()
     finally:
         case.close()
@@ -173,7 +173,7 @@ def test_proofs_come_from_the_log_state_alone(history: History, tmp_path: Path) 
     """The same case state gives the same bundle bytes, consistency proofs included."""
     case = copy_case_at(history.before_third, tmp_path / "case")
     try:
-        again = _export(case, tmp_path / "b3", "2026-11-26T03:20:00Z", Selection(all=True))
+        again = _export(case, tmp_path / "b3", "2026-11-24T03:20:00Z", Selection(all=True))
     finally:
         case.close()
     assert bag_files(again.bag) == bag_files(history.third.bag)
@@ -216,7 +216,7 @@ def test_since_an_earlier_checkpoint_passes(
 def test_since_first_bundle_passes_on_the_zip_and_without_trust(
     history: History, tmp_path: Path
 ) -> None:
-    zipped = write_zip(history.second.bag, tmp_path / "second.zip", created="2026-11-25T03:20:00Z")
+    zipped = write_zip(history.second.bag, tmp_path / "second.zip", created="2026-11-23T03:20:00Z")
     report = audit_bundle(zipped, TRUSTED, since=bundle_checkpoint(history.first.bag))
     assert report.ok, report.findings
     # Without --trust the bundle's own keys are trusted, with a warning saying so.
