@@ -509,11 +509,12 @@ class ObjectStore:
         problem = _folder_problem(self.root, "the object store", must_exist=must_exist)
         if problem is not None or not os.path.lexists(self.root):
             return problem
-        for folder in (self.objects_dir, self.tmp_dir):
-            problem = _folder_problem(folder, "the object store folder", must_exist=False)
-            if problem is not None:
-                return problem
-        return None
+        problem = _folder_problem(self.objects_dir, "the object store folder", must_exist=False)
+        if problem is not None:
+            return problem
+        return _folder_problem(
+            self.tmp_dir, "the object store folder", must_exist=False, replaced=_TMP_REPLACED_HINT
+        )
 
     def path_for(self, sha256: str) -> Path:
         """Where the object with this SHA-256 (64 lowercase hex digits) lives."""
@@ -964,20 +965,28 @@ _REPLACED_HINT = (
     "run `evidence verify` to see what the case lacks, restore the objects folder from a backup "
     "of the case, then run the command again"
 )
+_TMP_REPLACED_HINT = (
+    "that folder holds only copies not yet stored, never an original: move what is there aside "
+    "(delete nothing) and run the command again; the folder is made again"
+)
 _MISSING_HINT = (
     "the case's originals are kept in that folder: run `evidence verify` to see what the case "
     "lacks, restore the objects folder from a backup of the case (a case without items needs "
     "only an empty folder there), then run the command again"
 )
 _UNWRITABLE_HINT = (
-    "make the objects folder of the case, and the sha256 and tmp folders in it, writable for "
-    "your user (or run as the user who owns the case), then run the command again"
+    "make the objects folder of the case, the sha256 and tmp folders in it and the folders "
+    "in sha256 writable for your user (or run as the user who owns the case), then run the "
+    "command again"
 )
 
 
-def _folder_problem(path: Path, what: str, *, must_exist: bool) -> EnvironmentProblem | None:
+def _folder_problem(
+    path: Path, what: str, *, must_exist: bool, replaced: str = _REPLACED_HINT
+) -> EnvironmentProblem | None:
     """Why ``path`` cannot serve as a folder of the store (``what`` names it), if it cannot:
-    missing (when it ``must_exist``), not a folder, a symbolic link, or not writable."""
+    missing (when it ``must_exist``), not a folder, a symbolic link, or not writable.
+    ``replaced`` is the hint for something else standing there."""
     shown = display_name(os.fsencode(path))
     try:
         mode = os.lstat(path).st_mode
@@ -997,7 +1006,7 @@ def _folder_problem(path: Path, what: str, *, must_exist: bool) -> EnvironmentPr
         )
     if not stat.S_ISDIR(mode):
         return EnvironmentProblem(
-            f"{what} {shown} is not a folder but {kind_of_mode(mode)}", hint=_REPLACED_HINT
+            f"{what} {shown} is not a folder but {kind_of_mode(mode)}", hint=replaced
         )
     if not os.access(path, os.W_OK | os.X_OK):
         return EnvironmentProblem(
