@@ -168,8 +168,9 @@ class TransferOutcome:
     ``status`` is ``transferred`` (an event was recorded, ``seq``), ``already-held`` (the item
     is held by the receiving key already; nothing recorded) or ``refused`` (the signer does not
     hold the item; nothing recorded). ``holder`` is the key that held the item before the
-    command, ``by`` the signing key; ``holder_revoked_seq`` is set when the holder was revoked
-    and custody was taken over from it.
+    command (for a refused item, the key that still holds it), ``by`` the signing key;
+    ``holder_revoked_seq`` is set when the holder was revoked and custody was taken over from
+    it.
     """
 
     sha256: str
@@ -207,6 +208,7 @@ class TransferOutcome:
             "by": self.by,
             "seq": self.seq,
             "holder_revoked_seq": self.holder_revoked_seq,
+            "message": self.message(),
         }
 
 

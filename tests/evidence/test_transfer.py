@@ -74,10 +74,10 @@ class Custody:
         finally:
             opened.close()
 
-    def cli_transfer(self, cli: Cli, by: str, names: list[str], to: str) -> CliResult:
+    def cli_transfer(self, cli: Cli, by: str, names: list[str], to: str, *extra: str) -> CliResult:
         refs = [self.sha[n][:12] for n in names]
         return cli("transfer", *refs, "--to", self.key_id(to), "--reason", "hand-over (test)",
-                   "--case", self.case.root, "--key", self.key_paths[by])  # fmt: skip
+                   "--case", self.case.root, "--key", self.key_paths[by], *extra)  # fmt: skip
 
 
 @pytest.fixture
@@ -231,6 +231,17 @@ def test_cli_batch_with_a_refused_item_transfers_the_rest(held: Custody, cli: Cl
     assert "Recorded 2 transfer(s)" in result.stdout
     assert held.sha["order.txt"][:12] in result.stderr
     assert held.holder("photo.jpg") == held.key_id("c")
+
+
+def test_cli_json_says_why_an_item_was_refused(held: Custody, cli: Cli) -> None:
+    held.cli_transfer(cli, "a", ["order.txt"], "b")
+    result = held.cli_transfer(cli, "a", ["order.txt"], "c", "--json")
+    assert result.exit_code == 1, result.output
+    [refused] = json.loads(result.stdout)["items"]
+    assert refused["status"] == "refused"
+    assert refused["message"].startswith(
+        f"{held.sha['order.txt'][:12]} is held by {held.key_id('b')}"
+    )
 
 
 def test_cli_rerun_is_a_no_op_reported_as_such(held: Custody, cli: Cli) -> None:
