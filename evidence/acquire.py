@@ -80,6 +80,7 @@ class Reason(StrEnum):
     CASE_FOLDER = "case-folder"
     KEY_FOLDER = "key-folder"
     PRIVATE_KEY = "private-key"
+    CASE_PRIVATE_KEY = "case-private-key"
 
 
 _REASON_TEXT: dict[Reason, str] = {
@@ -117,6 +118,11 @@ _REASON_TEXT: dict[Reason, str] = {
     Reason.PRIVATE_KEY: (
         "is one of the investigator's private key files; a private key is never ingested as "
         "evidence"
+    ),
+    Reason.CASE_PRIVATE_KEY: (
+        "is a private key of this case (its public key is enrolled in the case or is one of "
+        "its recipients); a private key of the case is never evidence: keep it safe, and move "
+        "it off the folder being ingested"
     ),
 }
 

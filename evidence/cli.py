@@ -182,10 +182,11 @@ def init(
 def keys_generate(
     name: Annotated[str, typer.Option("--name", help="Key name (no spaces or '+').")],
     out_file: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--out",
-            help="Write the private key to this file, or as NAME.key into this folder "
+            help="Write the private key to this file, or as NAME.key into this folder (a "
+            "path ending in / is a folder, created if needed; never inside a case folder) "
             "(default: your key folder, $EVIDENCE_HOME/keys).",
             show_default=False,
         ),

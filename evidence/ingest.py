@@ -13,6 +13,10 @@ signed at the end.
 A batch is never lost because one input is bad: refused inputs are reported with their reason
 and the rest are ingested. The case's own folder and the investigator's private keys are never
 ingested, whatever the inputs: each is refused once, with its reason (see :func:`never_ingested`).
+Nor is a private key of the case met anywhere else (on a stick, say): a key file written by this
+toolkit whose public key is enrolled in the case or is one of its recipients (see
+:func:`case_key_material`). A private key seized as evidence is not one of those, and is
+ingested like any other file.
 
 A file reached through a followed symbolic link is recorded at the path it was met at under the
 given inputs (the link's path: SPEC 5, the path as given), with the resolved file that was read
@@ -51,7 +55,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from chain_of_custody import EventDraft, Signer, parse_event_time
+from chain_of_custody import EventDraft, Signer, VerifierKey, parse_event_time
+from chain_of_custody.secretfile import MAX_SECRET_FILE
 from evidence.acquire import (
     Candidate,
     Excluded,
@@ -64,12 +69,13 @@ from evidence.acquire import (
     scan_inputs,
     source_error,
 )
-from evidence.errors import EnvironmentProblem
+from evidence.errors import EnvironmentProblem, InputError
 from evidence.keystore import KEY_ENV, key_dir
 from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore, StoredObject, read_ahead
 from evidence.progress import Progress
+from evidence.protected import RecipientPublicKey
 from evidence.recipients import recipient_dir
 from evidence.workspace import Case, Recorder
 
@@ -87,6 +93,13 @@ FILES_PER_TASK = 32
 READ_AHEAD_CHUNKS = 2
 WORKER_NICENESS = 5
 _EMPTY_REASON = "empty file (0 bytes); there is nothing to preserve"
+# How the key files this toolkit writes begin: a signing key's (``save_signer``) or a recipient
+# key's (``save_recipient``) name line, then a ``Public-Key:`` line, then the encrypted PEM.
+_SIGNING_KEY_HEAD = b"Key-Name: "
+_RECIPIENT_KEY_HEAD = b"Recipient-Name: "
+_PUBLIC_KEY_HEAD = b"Public-Key: "
+# Enough for both header lines (a name is at most 64 characters) and the PEM's first line.
+_KEY_HEAD_BYTES = 1024
 # On Windows st_ctime is the creation time, which a copy over an existing file keeps: every
 # file sighted before is read again there.
 _CTIME_IS_CHANGE_TIME = sys.platform != "win32"
@@ -206,6 +219,7 @@ def ingest(
     # not by whether the object file is new, keeps the metadata of a file whose object an
     # interrupted run stored without logging it.
     known_items = frozenset(row[0] for row in case.db.execute("SELECT sha256 FROM items"))
+    case_keys = case_key_material(case)
     links: list[SymlinkRecord] = []
     # The scan opens nothing: the workers open every file anyway, and refuse one they cannot
     # read with the same reason as a scan would.
@@ -217,7 +231,7 @@ def ingest(
         excluded=never_ingested(case, private_keys),
     )
     # Storing starts while the scan goes on (see _Storage); events are recorded once it is over.
-    with _Storage(case, known_items) as storage:
+    with _Storage(case, known_items, case_keys) as storage:
         for entry in scanned:
             if isinstance(entry, Refusal):
                 code = str(entry.reason_code)
@@ -263,6 +277,9 @@ def never_ingested(case: Case, private_keys: Sequence[Path] = ()) -> list[Exclud
     keys): private keys must never leave in a bundle. Each key file in them, the key named by
     ``EVIDENCE_KEY`` and ``private_keys`` are also refused as files, wherever they are met
     (through a hard or a symbolic link, say). Paths that do not exist exclude nothing.
+
+    A copy of a private key of the case elsewhere is refused too, by its content, when it is
+    stored (see :func:`case_key_material`).
     """
     excluded = [Excluded(case.root, Reason.CASE_FOLDER)]
     try:
@@ -277,6 +294,76 @@ def never_ingested(case: Case, private_keys: Sequence[Path] = ()) -> list[Exclud
     keys = [*private_keys, Path(named)] if named else list(private_keys)
     excluded += [Excluded(key, Reason.PRIVATE_KEY) for key in keys]
     return excluded
+
+
+def case_key_material(case: Case) -> frozenset[bytes]:
+    """The public keys of ``case`` whose private key files an ingest refuses wherever they are.
+
+    Every signing key ever enrolled (revoked ones too) and every recipient, each as its kind
+    (``ed25519:`` or ``x25519:``) followed by the raw public key. A key file names its public
+    key in a header line readable without the passphrase (:func:`key_file_public`).
+    """
+    material: set[bytes] = set()
+    for (verifier,) in case.db.execute("SELECT verifier FROM keys"):
+        with contextlib.suppress(InputError, TypeError, AttributeError):
+            material.add(b"ed25519:" + VerifierKey.from_note_text(verifier).public_key)
+    for (text,) in case.db.execute("SELECT public_key FROM recipients"):
+        with contextlib.suppress(InputError, TypeError, AttributeError):
+            material.add(b"x25519:" + RecipientPublicKey.from_text(text).public_key)
+    return frozenset(material)
+
+
+def key_file_public(head: bytes) -> bytes | None:
+    """The public key named by a key file of this toolkit that begins with ``head``, in the
+    form of :func:`case_key_material`; ``None`` for anything else.
+
+    A key file starts with a name line (``Key-Name:`` for a signing key, ``Recipient-Name:``
+    for a recipient key), then ``Public-Key: <public key text>``, then an encrypted PEM block:
+    no passphrase is needed to tell whose key it is.
+    """
+    if head.startswith(_SIGNING_KEY_HEAD):
+        kind = b"ed25519:"
+    elif head.startswith(_RECIPIENT_KEY_HEAD):
+        kind = b"x25519:"
+    else:
+        return None
+    lines = head.split(b"\n", 3)
+    if len(lines) < 4 or not lines[1].startswith(_PUBLIC_KEY_HEAD):
+        return None
+    pem = lines[2].strip()
+    if not (pem.startswith(b"-----BEGIN ") and pem.endswith(b"PRIVATE KEY-----")):
+        return None
+    try:
+        text = lines[1][len(_PUBLIC_KEY_HEAD) :].decode("ascii").strip()
+        if kind == b"ed25519:":
+            return kind + VerifierKey.from_note_text(text).public_key
+        return kind + RecipientPublicKey.from_text(text).public_key
+    except (UnicodeDecodeError, InputError):
+        return None
+
+
+def _is_case_key(path: Path, mime: str, size: int, case_keys: AbstractSet[bytes]) -> bool:
+    """Whether the stored copy at ``path`` is a private key file of the case.
+
+    Only a small text file (libmagic classifies key files as text) is opened again, for its
+    first kilobyte, from the page cache the copy was just written to; only one that begins
+    as a key file is parsed further.
+    """
+    if not case_keys or size > MAX_SECRET_FILE or not mime.startswith("text/"):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.read(fd, _KEY_HEAD_BYTES)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if not head.startswith((_SIGNING_KEY_HEAD, _RECIPIENT_KEY_HEAD)):
+        return False
+    return key_file_public(head) in case_keys
 
 
 def _skipped_as_seen(
@@ -388,9 +475,12 @@ class _Storage:
     keep the memory of one process.
     """
 
-    def __init__(self, case: Case, known_items: frozenset[str]) -> None:
+    def __init__(
+        self, case: Case, known_items: frozenset[str], case_keys: frozenset[bytes]
+    ) -> None:
         self._case = case
         self._known_items = known_items
+        self._case_keys = case_keys
         self._held: list[Candidate] = []  # not given to a worker yet
         self._chunks: list[list[Candidate]] = []  # given to the workers, in order
         self._workers: _Workers | None = None
@@ -414,7 +504,7 @@ class _Storage:
             if len(self._held) < PROCESS_MIN_FILES or _FORK is None:
                 return
             # Forked while this process runs no other thread (the flusher starts later).
-            self._workers = _Workers(_FORK, self._case.objects, self._known_items)
+            self._workers = _Workers(_FORK, self._case.objects, self._known_items, self._case_keys)
         while len(self._held) >= FILES_PER_TASK:
             self._give(self._workers, self._held[:FILES_PER_TASK])
             del self._held[:FILES_PER_TASK]
@@ -427,7 +517,7 @@ class _Storage:
         """Every input taken, with its outcome, in input order; call once, after the last add."""
         workers = self._workers
         if workers is None:
-            yield from _store_in_threads(self._case, self._held, self._known_items)
+            yield from _store_in_threads(self._case, self._held, self._known_items, self._case_keys)
             return
         if self._held:
             self._give(workers, self._held)
@@ -442,7 +532,10 @@ class _Storage:
 
 
 def _store_in_threads(
-    case: Case, todo: list[Candidate], known_items: AbstractSet[str]
+    case: Case,
+    todo: list[Candidate],
+    known_items: AbstractSet[str],
+    case_keys: AbstractSet[bytes],
 ) -> Iterator[tuple[Candidate, _Outcome]]:
     local = threading.local()
 
@@ -450,7 +543,7 @@ def _store_in_threads(
         private: ObjectStore | None = getattr(local, "store", None)
         if private is None:
             private = local.store = ObjectStore(case.objects.root)
-        outcome = _store_one(private, path, known_items)
+        outcome = _store_one(private, path, known_items, case_keys)
         outcome.hand_to(case.objects)
         return outcome
 
@@ -482,7 +575,11 @@ class _Workers:
     """
 
     def __init__(
-        self, context: BaseContext, objects: ObjectStore, known_items: frozenset[str]
+        self,
+        context: BaseContext,
+        objects: ObjectStore,
+        known_items: frozenset[str],
+        case_keys: frozenset[bytes],
     ) -> None:
         self._tasks: list[Connection] = []
         self._pipes: list[Connection] = []
@@ -500,7 +597,7 @@ class _Workers:
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_worker_main,
                     args=(task_reader, writer, foreign, str(objects.root), os.getpid()),
-                    kwargs={"known_items": known_items},
+                    kwargs={"known_items": known_items, "case_keys": case_keys},
                     name=f"ingest-worker-{number}",
                     daemon=True,
                 )
@@ -573,6 +670,7 @@ def _worker_main(
     owner_pid: int,
     *,
     known_items: frozenset[str],
+    case_keys: frozenset[bytes],
 ) -> None:
     """Worker process: store each chunk of inputs it is given, in order, and send its outcomes.
 
@@ -596,7 +694,7 @@ def _worker_main(
                 for path in chunk:
                     read_ahead(path, source=True)
             try:
-                outcomes = [_store_one(store, path, known_items) for path in paths]
+                outcomes = [_store_one(store, path, known_items, case_keys) for path in paths]
             except EnvironmentProblem as exc:
                 pipe.send(("problem", (exc.message, exc.hint)))
                 return
@@ -665,8 +763,16 @@ class _Inbox:
         return fresh
 
 
-def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[str]) -> _Outcome:
-    """Stage one input on ``store`` and hand the copy over; classify it and read its metadata."""
+def _store_one(
+    store: ObjectStore,
+    path: Path | bytes,
+    known_items: AbstractSet[str],
+    case_keys: AbstractSet[bytes] = frozenset(),
+) -> _Outcome:
+    """Stage one input on ``store`` and hand the copy over; classify it and read its metadata.
+
+    A private key file of the case (one of ``case_keys``) is refused and its copy dropped.
+    """
     raw = os.fsencode(path)
     try:
         obj = store.put_file(path, defer=True)
@@ -686,6 +792,10 @@ def _store_one(store: ObjectStore, path: Path | bytes, known_items: AbstractSet[
     # its descriptor beyond the start (rules counted from the end, an ELF's dynamic section,
     # an OLE2 directory), so a buffer can give another type than `file` gives for the object.
     mime = detect_mime(stored_path)
+    if _is_case_key(stored_path, mime, obj.size, case_keys):
+        store.discard(obj)
+        refused = SourceError(raw, Reason.CASE_PRIVATE_KEY)
+        return _Outcome(None, code=str(refused.reason_code), reason=refused.reason)
     metadata = {} if obj.sha256 in known_items else extract_metadata(stored_path, mime)
     return _Outcome(obj, mime, metadata)
 

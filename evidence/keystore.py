@@ -32,7 +32,7 @@ from pathlib import Path
 from chain_of_custody import Signer, load_signer, save_signer
 from evidence.errors import EnvironmentProblem, InputError, KeyFileError
 from evidence.objects import process_alive, rename_noreplace
-from evidence.workspace import Case
+from evidence.workspace import CASE_FILE, Case
 
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
 KEY_ENV = "EVIDENCE_KEY"
@@ -52,15 +52,29 @@ def default_key_path(name: str) -> Path:
     return key_dir() / f"{name}.key"
 
 
-def new_key_path(name: str, out: Path | None) -> Path:
+def new_key_path(name: str, out: str | os.PathLike[str] | None) -> Path:
     """Where ``keys generate`` writes the key of ``name``: ``out`` (a file, or a folder to
-    write ``<name>.key`` in), else the key folder. Refuses a file that exists already."""
+    write ``<name>.key`` in), else the key folder.
+
+    ``out`` ending in a slash names a folder, created (mode 0700) if it does not exist.
+    Refuses a file that exists already, and a place inside a case folder: keys are kept
+    outside cases, so that a copied or seized case carries none.
+    """
     if out is None:
         path = default_key_path(name)
-    elif out.is_dir():
-        path = out / f"{name}.key"
     else:
-        path = out
+        text = os.fspath(out)
+        given = Path(text)
+        folder = text.endswith(("/", os.sep)) or given.is_dir()
+        path = given / f"{name}.key" if folder else given
+    case_root = _case_holding(path.parent)
+    if case_root is not None:
+        raise InputError(
+            f"{path} would be inside the case folder {case_root}; keys are kept outside cases, "
+            "so that a copied or seized case carries no private key",
+            "choose a place outside any case with --out (a folder of yours, or a USB stick to "
+            "hand over), or drop --out to use your key folder",
+        )
     if path.suffix == ".pub":
         raise InputError(
             f"{path} ends in .pub, the name of the public key file written beside the key",
@@ -69,6 +83,17 @@ def new_key_path(name: str, out: Path | None) -> Path:
     if os.path.lexists(path):
         raise InputError(f"{path} exists already", "choose another --name or --out")
     return path
+
+
+def _case_holding(folder: Path) -> Path | None:
+    """The case folder that ``folder`` is or lies inside (it need not exist), if any: the
+    nearest folder among it and its ancestors that holds a case file."""
+    resolved = folder.resolve()
+    for candidate in (resolved, *resolved.parents):
+        with contextlib.suppress(OSError):
+            if (candidate / CASE_FILE).is_file():
+                return candidate
+    return None
 
 
 def create_key(signer: Signer, path: Path, passphrase: bytes) -> Path:
