@@ -56,8 +56,10 @@ def _place(prefix: str, key: str, what: str) -> list[FieldOption]:
         FieldOption(name_flag, f"{key}.name", f"Name of the {what}."),
         FieldOption(f"--{dash}region", f"{key}.region", f"Region of the {what}."),
         FieldOption(f"--{dash}country", f"{key}.country", "ISO 3166 alpha-2 code, e.g. UA."),
-        FieldOption(f"--{dash}lat", f"{key}.lat", "Latitude, decimal degrees (with --lon)."),
-        FieldOption(f"--{dash}lon", f"{key}.lon", "Longitude, decimal degrees (with --lat)."),
+        FieldOption(f"--{dash}lat", f"{key}.lat", f"Latitude, decimal degrees (with --{dash}lon)."),
+        FieldOption(
+            f"--{dash}lon", f"{key}.lon", f"Longitude, decimal degrees (with --{dash}lat)."
+        ),
     ]
 
 
@@ -118,6 +120,18 @@ ENTITY_OPTIONS: dict[str, list[FieldOption]] = {
 }
 
 _ARTICLE = {"incident": "an", "facility": "a", "perpetrator": "an alleged", "child": "a"}
+_ID_EXAMPLES = {
+    "incident": "INC-0001",
+    "facility": "FAC-0001",
+    "perpetrator": "PER-0001",
+    "child": "CH-0001",
+}
+_UNSET_EXAMPLES = {
+    "incident": "end or place.lat",
+    "facility": "used-to or place.lat",
+    "perpetrator": "role or warrant-reference",
+    "child": "taken-on or hometown.lat",
+}
 _HELP = {
     "incident": "Alleged incidents: what happened, when, where (INC-0001, ...).",
     "facility": "Facilities where children were taken or held (FAC-0001, ...).",
@@ -326,7 +340,7 @@ def _entity_edit(kind: str) -> Callable[..., None]:
         inspect.Parameter(
             "entity_id",
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=Annotated[str, typer.Argument(help="The id, e.g. INC-0001.")],
+            annotation=Annotated[str, typer.Argument(help=f"The id, e.g. {_ID_EXAMPLES[kind]}.")],
         ),
         *_edit_field_params(kind),
         inspect.Parameter(
@@ -335,7 +349,10 @@ def _entity_edit(kind: str) -> Callable[..., None]:
             default=None,
             annotation=Annotated[
                 list[str] | None,
-                typer.Option("--unset", help="Clear a field, e.g. end or place.lat. Repeatable."),
+                typer.Option(
+                    "--unset",
+                    help=f"Clear a field, e.g. {_UNSET_EXAMPLES[kind]}. Repeatable.",
+                ),
             ],
         ),
         inspect.Parameter(

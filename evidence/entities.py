@@ -12,10 +12,14 @@ investigators adding incidents to one case at the same time get different ids.
 from __future__ import annotations
 
 import json
+import types
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 from chain_of_custody import EventDraft, Signer, parse_leaf
 from evidence.errors import InputError, UnknownId
@@ -149,7 +153,8 @@ def edit_entity(
             "put the whole corrected record in the file",
         )
     replaced = {key for key, value in changes.items() if value not in (None, [], ())}
-    clash = sorted((set(additions) | set(removals)) & (replaced | set(unset)))
+    unset_fields = {name.replace("-", "_") for name in unset}
+    clash = sorted((set(additions) | set(removals)) & (replaced | unset_fields))
     if clash:
         raise InputError(
             f"{clash[0]}: give either the whole new list or values to add and remove, not both",
@@ -169,7 +174,7 @@ def edit_entity(
             new_data = replacement.model_dump(mode="json", exclude_none=True)
             new_data["id"] = entity_id
         else:
-            new_data = _merged(current.data, changes, unset)
+            new_data = _merged(kind, current.data, changes, unset)
             _apply_list_edits(current, new_data, additions, removals)
         entity = parse_entity_options(kind, new_data, recorded=current.data)
         if entity.id != entity_id:
@@ -197,19 +202,64 @@ def edit_entity(
     return get_entity(case, entity_id)
 
 
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a field holding one nested record (``place: Place | None``), if any."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        found = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = found[0] if len(found) == 1 else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _field_paths(kind: str) -> dict[str, bool]:
+    """Each (dotted) field of a ``kind`` record, with whether it may be left out (unset)."""
+    paths: dict[str, bool] = {}
+    for name, info in ENTITY_MODELS[kind].model_fields.items():
+        paths[name] = not info.is_required()
+        nested = _nested_model(info.annotation)
+        if nested is not None:
+            for sub, sub_info in nested.model_fields.items():
+                paths[f"{name}.{sub}"] = not sub_info.is_required()
+    return paths
+
+
+def _option_spelling(field: str) -> str:
+    return field.replace("_", "-")
+
+
+def _unset_field(kind: str, given: str) -> str:
+    """The field ``--unset`` names, given as the option (``children-count``) or the field is."""
+    field = given.replace("-", "_")
+    paths = _field_paths(kind)
+    if field == "id":
+        raise InputError(f"--unset {given}: an entity's id cannot be removed")
+    if field in paths and not paths[field]:
+        raise InputError(
+            f"--unset {given}: {field} is required and cannot be cleared",
+            "give a new value instead",
+        )
+    if field not in paths:
+        can = ", ".join(_option_spelling(path) for path, optional in paths.items() if optional)
+        raise InputError(
+            f"--unset {given}: {kind} records have no such field",
+            f"fields that can be unset: {can}",
+        )
+    return field
+
+
 def _merged(
-    current: dict[str, Any], changes: Mapping[str, Any], unset: tuple[str, ...]
+    kind: str, current: dict[str, Any], changes: Mapping[str, Any], unset: tuple[str, ...]
 ) -> dict[str, Any]:
     merged: dict[str, Any] = json.loads(json.dumps(current))
-    for dotted in unset:
-        if dotted == "id":
-            raise InputError("--unset id: an entity's id cannot be removed")
+    for given in unset:
+        dotted = _unset_field(kind, given)
         *parents, leaf = dotted.split(".")
         target: Any = merged
         for parent in parents:
             target = target.get(parent) if isinstance(target, dict) else None
         if not isinstance(target, dict) or leaf not in target:
-            raise InputError(f"--unset {dotted}: the field is not set", "name a field that is set")
+            raise InputError(f"--unset {given}: the field is not set", "name a field that is set")
         del target[leaf]
     for dotted, value in changes.items():
         if value is None or (isinstance(value, list | tuple) and not value):
@@ -236,19 +286,25 @@ def _apply_list_edits(
     for key in sorted(set(additions) | set(removals)):
         _check_list_field(current.kind, key)
         present = list(merged.get(key) or [])
+        # Compared in NFC: a value recorded in decomposed form before values were normalised
+        # is the same word as the one typed now.
         for value in _normalised(current, key, removals.get(key, ())):
-            if value not in present:
+            if _nfc(value) not in [_nfc(v) for v in present]:
                 listed = ", ".join(_shown(v) for v in present) or "nothing"
                 raise InputError(
                     f"{key}: {_shown(value)} is not in the list of {current.id}, "
                     "so it cannot be removed",
                     f"{current.id} lists: {listed}",
                 )
-            present = [v for v in present if v != value]
+            present = [v for v in present if _nfc(v) != _nfc(value)]
         for value in _normalised(current, key, additions.get(key, ())):
-            if value not in present:
+            if _nfc(value) not in [_nfc(v) for v in present]:
                 present.append(value)
         merged[key] = present
+
+
+def _nfc(value: Any) -> Any:
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
 
 def _check_list_field(kind: str, key: str) -> None:
@@ -269,7 +325,7 @@ def _normalised(current: EntityRecord, key: str, values: Sequence[Any]) -> list[
     probe = parse_entity_options(
         current.kind, {**current.data, key: list(values)}, recorded=current.data
     )
-    stored = probe.model_dump(mode="json", exclude_none=True).get(key, [])
+    stored = [_nfc(v) for v in probe.model_dump(mode="json", exclude_none=True).get(key, [])]
     return [v for i, v in enumerate(stored) if v not in stored[:i]]
 
 

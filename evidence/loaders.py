@@ -11,10 +11,12 @@ dates stay the text that was written, numbers with a fraction become :class:`~de
 (never ``float``), duplicate keys and tags such as ``!!python/object`` are refused.
 
 Everything read here is input typed by a person, so it is validated with
-:func:`evidence.models.input_context`: a date later than today (UTC, plus one day) is refused
-with its field, like any other mistake. ``today`` can be given for tests. When a record of the
-case is corrected, the values it already holds (``recorded``) are not judged against the clock
-again: a case recorded on a machine whose clock was wrong can still be corrected.
+:func:`evidence.models.input_context`: a date later than today (UTC, plus one day), or a
+date and time later than now (plus a few minutes), is refused with its field, like any other
+mistake. ``today`` (a day, or a date and time for "now") can be given for tests. When a
+record of the case is corrected, the values it already holds (``recorded``) are not judged
+against the clock again: a case recorded on a machine whose clock was wrong can still be
+corrected.
 """
 
 from __future__ import annotations

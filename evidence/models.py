@@ -13,7 +13,8 @@ before the year of birth, an age at the events the witness had not reached by th
 Dates with a precision (``2022``, ``2022-05``) are compared by the whole span they may mean, so
 only a date that is wrong whatever day it stands for is refused. Against the clock, only for
 what a person types in: validated with :func:`input_context`, a date later than today (UTC,
-plus :data:`FUTURE_TOLERANCE`) is refused. Records read back from the log or the catalog are
+plus :data:`FUTURE_TOLERANCE`) is refused, and so is a moment (a date with a time of day)
+later than now (plus :data:`CLOCK_SKEW`). Records read back from the log or the catalog are
 built without that context, so a case recorded on a machine whose clock was wrong still opens,
 verifies and exports.
 """
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final, NamedTuple, TypeAlias
@@ -145,26 +147,44 @@ def _year_ok(year: int) -> bool:
 FUTURE_TOLERANCE: Final = timedelta(days=1)
 """How far past today (UTC) a date typed in may lie: somewhere it is already tomorrow."""
 
+CLOCK_SKEW: Final = timedelta(minutes=10)
+"""How far past now a moment typed in may lie: the clock it was read from may run ahead."""
+
 _TODAY: Final = "evidence.today"
+_NOW: Final = "evidence.now"
+
+
+def utc_now() -> datetime:
+    """The current instant in UTC, by the system clock."""
+    return datetime.now(UTC)
 
 
 def utc_today() -> date:
     """Today's date in UTC, by the system clock."""
-    return datetime.now(UTC).date()
+    return utc_now().date()
 
 
-def input_context(today: date | None = None) -> dict[str, date]:
+def input_context(today: date | None = None, *, now: datetime | None = None) -> dict[str, date]:
     """The validation context of what a person typed in: with it, future dates are refused.
 
-    Use it as ``Model.model_validate(data, context=input_context())``. ``today`` defaults to
-    :func:`utc_today`; tests give a fixed day. A date whose first possible day is later than
-    ``today`` plus :data:`FUTURE_TOLERANCE` is refused with the error type ``date_future``.
+    Use it as ``Model.model_validate(data, context=input_context())``. Without arguments the
+    context holds :func:`utc_now` and its date; tests give a fixed ``now`` or a fixed day
+    (``today`` may also be a date and time, taken as ``now``). A date whose first possible
+    day is later than ``today`` plus :data:`FUTURE_TOLERANCE`, or a moment later than ``now``
+    plus :data:`CLOCK_SKEW`, is refused with the error type ``date_future``. When only a day
+    is given, ``now`` is the end of that day (UTC), the latest it can be.
     """
+    if isinstance(today, datetime):
+        now = now if now is not None else today
+        today = None
+    if now is not None:
+        now = now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
     if today is None:
-        today = utc_today()
-    elif isinstance(today, datetime):
-        today = today.astimezone(UTC).date() if today.tzinfo is not None else today.date()
-    return {_TODAY: today}
+        now = now if now is not None else utc_now()
+        today = now.date()
+    elif now is None:
+        now = datetime.combine(today + timedelta(days=1), time(), UTC)
+    return {_TODAY: today, _NOW: now}
 
 
 def _today_in(info: ValidationInfo) -> date | None:
@@ -173,6 +193,15 @@ def _today_in(info: ValidationInfo) -> date | None:
         today = context.get(_TODAY)
         if isinstance(today, date):
             return today
+    return None
+
+
+def _now_in(info: ValidationInfo) -> datetime | None:
+    context = info.context
+    if isinstance(context, dict):
+        now = context.get(_NOW)
+        if isinstance(now, datetime):
+            return now
     return None
 
 
@@ -318,13 +347,18 @@ def _parse_datetime(value: str) -> datetime:
 
 
 def _when_not_future(value: str, info: ValidationInfo) -> str:
-    # A moment is judged by its UTC day; the tolerance covers the offsets either side.
-    day = (
-        date.fromisoformat(value)
-        if len(value) == 10
-        else _parse_datetime(value).astimezone(UTC).date()
-    )
-    _refuse_future(day, info)
+    # A day alone may be written where it is already tomorrow: it has the day of tolerance. A
+    # moment carries its offset, so it is compared with now itself, less a little clock skew.
+    if len(value) == 10:
+        _refuse_future(date.fromisoformat(value), info)
+        return value
+    now = _now_in(info)
+    if now is not None and _parse_datetime(value) > now + CLOCK_SKEW:
+        raise _error(
+            "date_future",
+            f"is later than now ({now:%Y-%m-%d %H:%M} UTC); "
+            "check the date, the time and the offset from UTC",
+        )
     return value
 
 
@@ -468,6 +502,17 @@ def _provision_input(value: Any) -> Any:
 
 def _unique(value: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(value))
+
+
+def _nfc_at_input(value: str, info: ValidationInfo) -> str:
+    # A word typed in decomposed form (e + combining accent) looks the same as the composed
+    # one; in a list it must be the same value, not a second one. Only input is normalised:
+    # a record read back keeps the characters it was logged with.
+    return unicodedata.normalize("NFC", value) if _today_in(info) is not None else value
+
+
+ListText: TypeAlias = Annotated[ShortText, AfterValidator(_nfc_at_input)]
+"""A value of a list of names or labels: a :data:`ShortText`, in Unicode NFC when typed in."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,7 +746,7 @@ class ItemOptions(BaseModel):
     description: Text | None = None
     confidentiality: Level = Confidentiality.CONFIDENTIAL
     """Defaults to confidential: nothing becomes public unless someone says so."""
-    tags: Annotated[tuple[ShortText, ...], AfterValidator(_unique)] = ()
+    tags: Annotated[tuple[ListText, ...], AfterValidator(_unique)] = ()
 
 
 class Place(BaseModel):
@@ -775,8 +820,8 @@ class Facility(BaseModel):
 
     id: FacilityId
     name: ShortText
-    transliterations: tuple[ShortText, ...] = ()
-    aliases: tuple[ShortText, ...] = ()
+    transliterations: tuple[ListText, ...] = ()
+    aliases: tuple[ListText, ...] = ()
     type: FacilityKind
     place: Place | None = None
     operator: ShortText | None = None
@@ -799,7 +844,7 @@ class Perpetrator(BaseModel):
     affiliation: ShortText | None = None
     liability: Annotated[tuple[Liability, ...], AfterValidator(_unique)] = ()
     warrant_reference: ShortText | None = None
-    aliases: tuple[ShortText, ...] = ()
+    aliases: tuple[ListText, ...] = ()
     description: Text | None = None
 
 
@@ -888,7 +933,7 @@ class Consent(BaseModel):
 
     icc_proceedings: Flag
     """Use in proceedings before the International Criminal Court."""
-    share_with: Annotated[tuple[ShortText, ...], AfterValidator(_unique)] = ()
+    share_with: Annotated[tuple[ListText, ...], AfterValidator(_unique)] = ()
     """Organisations the witness agreed the testimony may be shared with."""
     anonymised_publication: Flag
     given_on: Day
@@ -957,6 +1002,14 @@ class ProtectedIdentity(BaseModel):
             )
         return data
 
+    @field_validator("date_of_birth", mode="before")
+    @classmethod
+    def _date_of_birth_input(cls, value: Any) -> Any:
+        # As for every other date, YAML hands an unquoted year (1985) in as an integer.
+        if value is None or isinstance(value, SecretStr):
+            return value
+        return _date_input(value)
+
     @field_validator(*PROTECTED_FIELDS)
     @classmethod
     def _check_value(cls, value: SecretStr | None) -> SecretStr | None:
@@ -1021,7 +1074,7 @@ class Testimony(BaseModel):
     """Whether a guardian or support person was present at the interview."""
     support_person_role: ShortText | None = None
     """Their role (parent, guardian, psychologist, social worker); not their name."""
-    interviewers: Annotated[tuple[ShortText, ...], Field(min_length=1)]
+    interviewers: Annotated[tuple[ListText, ...], Field(min_length=1)]
     interpreter: ShortText | None = None
     interview_date: Day
     interview_place: Place
@@ -1029,7 +1082,7 @@ class Testimony(BaseModel):
     statement: Statement
     translations: tuple[Translation, ...] = ()
     consent: Consent
-    special_measures: tuple[ShortText, ...] = ()
+    special_measures: tuple[ListText, ...] = ()
     """Protective measures taken or requested (e.g. voice distortion, closed session)."""
     referral: Text | None = None
     """Referral to support services (psychological, medical, legal), if any."""

@@ -380,14 +380,23 @@ def withdraw_consent(
 ) -> int:
     """Record that the witness withdrew consent (on ``on``, default today); returns the seq.
 
-    ``today`` defaults to the UTC date of the system clock; ``on`` may not be later.
+    ``today`` defaults to the UTC date of the system clock; ``on`` may not be later (by more
+    than the day of tolerance). Without ``on`` the day is ``today`` if given, else the local
+    date (by the same clock): the day the person recording it sees on their calendar.
     """
     if not reason.strip():
         raise InputError("--reason: is empty", "say what the witness asked for")
+    if on is not None:
+        day = on
+    elif today is not None:
+        day = today.isoformat()
+    else:
+        # East of UTC the UTC date can still be yesterday there, which would record the
+        # withdrawal a day early; the local date is at most a day ahead, which is tolerated.
+        day = models.utc_now().astimezone().date().isoformat()
     if today is None:
         # Looked up when called: the one clock the input checks read (tests freeze it).
         today = models.utc_today()
-    day = on if on is not None else today.isoformat()
     try:
         day = _DAY.validate_python(day, context=input_context(today))
     except ValidationError as exc:

@@ -151,6 +151,56 @@ def test_edit_help_says_a_list_option_replaces_the_list(cli: Cli) -> None:
     assert "--add-crime" in text and "--remove-crime" in text
 
 
+def _help_of(kind: str, verb: str, name: str) -> str:
+    """The help text of the option or argument ``name`` (``--flag`` or a parameter name)."""
+    group: Any = typer.main.get_command(app)
+    command = group.commands[kind].commands[verb]
+    for param in command.params:
+        if name in param.opts or name == param.name:
+            return str(getattr(param, "help", None) or "")
+    raise AssertionError(f"{kind} {verb} has no {name}")
+
+
+# (case name, kind, verb, option or argument, help part)
+HELP_TEXTS: list[tuple[str, str, str, str, str]] = [
+    ("child-add-hometown-lat", "child", "add", "--hometown-lat", "(with --hometown-lon)"),
+    ("child-add-hometown-lon", "child", "add", "--hometown-lon", "(with --hometown-lat)"),
+    ("child-edit-hometown-lat", "child", "edit", "--hometown-lat", "(with --hometown-lon)"),
+    ("incident-add-lat", "incident", "add", "--lat", "(with --lon)"),
+    ("facility-edit-lon", "facility", "edit", "--lon", "(with --lat)"),
+    ("incident-edit-id", "incident", "edit", "entity_id", "e.g. INC-0001"),
+    ("facility-edit-id", "facility", "edit", "entity_id", "e.g. FAC-0001"),
+    ("perpetrator-edit-id", "perpetrator", "edit", "entity_id", "e.g. PER-0001"),
+    ("child-edit-id", "child", "edit", "entity_id", "e.g. CH-0001"),
+    ("incident-edit-unset", "incident", "edit", "--unset", "e.g. end or place.lat"),
+    ("facility-edit-unset", "facility", "edit", "--unset", "e.g. used-to or place.lat"),
+    ("perpetrator-edit-unset", "perpetrator", "edit", "--unset", "e.g. role or warrant-reference"),
+    ("child-edit-unset", "child", "edit", "--unset", "e.g. taken-on or hometown.lat"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "verb", "name", "part"), [pytest.param(*c[1:], id=c[0]) for c in HELP_TEXTS]
+)
+def test_option_help_names_the_options_of_its_own_kind(
+    kind: str, verb: str, name: str, part: str
+) -> None:
+    assert part in _help_of(kind, verb, name)
+
+
+def test_unset_takes_the_option_spelling_and_names_unknown_fields(world: Any, cli: Cli) -> None:
+    case, _sha, c = world
+    _ok(cli("incident", "edit", "INC-0001", "--unset", "children-count", "--reason", "x", *c))
+    assert "children_count" not in _json(cli("incident", "show", "INC-0001", "--json", *c))["data"]
+    size = case.log_size()
+    result = cli("incident", "edit", "INC-0001", "--unset", "foo", "--reason", "x", *c)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.stderr.split())
+    assert "--unset foo: incident records have no such field" in text
+    assert "fields that can be unset: end," in text and "children-count" in text
+    assert case.log_size() == size
+
+
 def test_testimony_template_is_a_valid_testimony(cli: Cli, tmp_path: Path) -> None:
     text = _ok(cli("testimony", "template")).stdout
     path = tmp_path / "template.yaml"

@@ -3,6 +3,9 @@
 All records are fictional (tests/evidence/data); the case uses the fixed test key.
 """
 
+# Tables of named cases read best one case per line, however long.
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 import threading
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 from chain_of_custody import parse_leaf
 from evidence import catalog, entities
 from evidence.errors import InputError, UnknownId
-from evidence.models import Incident
+from evidence.models import Facility, Incident
 from evidence.verify import verify_case
 from tests.conftest import CaseHandle
 
@@ -173,6 +176,56 @@ def test_bad_edits_are_refused_and_record_nothing(
     size = opened.log.size()
     with pytest.raises(InputError, match=message):
         entities.edit_entity(opened, signer, record.id, changes=changes, unset=unset, reason=reason)
+    assert opened.log.size() == size
+
+
+# (case name, kind, recorded values, --unset as given, field left out)
+UNSETS: list[tuple[str, str, dict[str, Any], str, str]] = [
+    ("option-spelling", "incident", {**INCIDENT, "children_count": "12"}, "children-count", "children_count"),
+    ("field-spelling", "incident", {**INCIDENT, "children_count": "12"}, "children_count", "children_count"),
+    ("nested-field", "incident", {**INCIDENT, "place.region": "Example Region"}, "place.region", "region"),
+    ("facility-option-spelling", "facility", {"name": "Camp Example", "type": "camp", "used_to": "2023"}, "used-to", "used_to"),
+    ("perpetrator-option-spelling", "perpetrator", {"name": "Unit Y", "kind": "unit", "warrant_reference": "W-1"}, "warrant-reference", "warrant_reference"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "given", "field"), [pytest.param(*c[1:], id=c[0]) for c in UNSETS]
+)
+def test_unset_takes_the_option_or_the_field_spelling(
+    case: Any, kind: str, values: dict[str, Any], given: str, field: str
+) -> None:
+    opened, signer = case
+    record = entities.add_entity(opened, signer, entities.parse_new_entity(kind, values))
+    edited = entities.edit_entity(opened, signer, record.id, unset=(given,), reason="unknown")
+    assert field not in edited.data and field not in edited.data.get("place", {})
+
+
+# (case name, --unset as given, message part, hint part)
+BAD_UNSETS: list[tuple[str, str, str, str]] = [
+    ("unknown-field", "foo", "--unset foo: incident records have no such field", "unset: end, place.region, place.country, place.lat, place.lon, description, crimes, children-count"),
+    ("unknown-nested-field", "place.height", "--unset place.height: incident records have no such", "place.lat"),
+    ("field-of-another-kind", "used-to", "--unset used-to: incident records have no such field", "end, "),
+    ("field-not-set", "end", "--unset end: the field is not set", "name a field that is set"),
+    ("required-field", "title", "--unset title: title is required", "new value"),
+    ("required-nested-field", "place.name", "--unset place.name: place.name is required", "new value"),
+    ("the-id", "id", "--unset id: an entity's id cannot be removed", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("given", "message", "hint"), [pytest.param(*c[1:], id=c[0]) for c in BAD_UNSETS]
+)
+def test_bad_unsets_say_what_is_wrong(case: Any, given: str, message: str, hint: str) -> None:
+    opened, signer = case
+    record = entities.add_entity(
+        opened, signer, entities.parse_new_entity("incident", {**INCIDENT, "children_count": "3"})
+    )
+    size = opened.log.size()
+    with pytest.raises(InputError) as info:
+        entities.edit_entity(opened, signer, record.id, unset=(given,), reason="r")
+    assert info.value.message.startswith(message), info.value.message
+    assert hint in (info.value.hint or "")
     assert opened.log.size() == size
 
 
@@ -356,3 +409,55 @@ def test_bad_list_edits_are_refused_and_record_nothing(
         entities.edit_entity(opened, signer, record.id, reason="r", **edit)
     assert opened.log.size() == size
     assert entities.get_entity(opened, record.id).data["crimes"] == ["art. 8(2)(a)(vii)"]
+
+
+COMPOSED = "Caf\u00e9 Nord"
+DECOMPOSED = "Cafe\u0301 Nord"
+"""The same fictional name, with the accent as one character (NFC) or as two (NFD)."""
+
+
+def test_an_alias_typed_decomposed_is_the_same_alias(case: Any) -> None:
+    opened, signer = case
+    add = entities.parse_new_entity
+    facility = entities.add_entity(
+        opened, signer, add("facility", {"name": "Camp", "type": "camp", "aliases": [DECOMPOSED]})
+    )
+    assert facility.data["aliases"] == [COMPOSED]
+    size = opened.log.size()
+    with pytest.raises(InputError, match="changes nothing"):
+        entities.edit_entity(
+            opened, signer, facility.id, additions={"aliases": [DECOMPOSED]}, reason="again"
+        )
+    assert opened.log.size() == size
+    edited = entities.edit_entity(
+        opened, signer, facility.id, removals={"aliases": [DECOMPOSED]}, reason="wrong camp"
+    )
+    assert edited.data.get("aliases", []) == []
+
+
+@pytest.mark.parametrize("typed", [COMPOSED, DECOMPOSED], ids=["nfc", "nfd"])
+def test_an_alias_recorded_decomposed_before_is_removed_as_typed(case: Any, typed: str) -> None:
+    opened, signer = case
+    # Built without the input context, as a record from before normalisation was stored.
+    old = Facility.model_validate(
+        {"id": "FAC-0001", "name": "Camp", "type": "camp", "aliases": [DECOMPOSED, "Lager"]}
+    )
+    record = entities.add_entity(opened, signer, old)
+    assert record.data["aliases"] == [DECOMPOSED, "Lager"]
+    edited = entities.edit_entity(
+        opened, signer, record.id, removals={"aliases": [typed]}, reason="wrong camp"
+    )
+    assert edited.data["aliases"] == ["Lager"]
+
+
+def test_an_alias_recorded_decomposed_before_is_not_added_twice(case: Any) -> None:
+    opened, signer = case
+    old = Facility.model_validate(
+        {"id": "FAC-0001", "name": "Camp", "type": "camp", "aliases": [DECOMPOSED, "Lager"]}
+    )
+    record = entities.add_entity(opened, signer, old)
+    edited = entities.edit_entity(
+        opened, signer, record.id, additions={"aliases": [COMPOSED]}, reason="again"
+    )
+    # The correction records the list in NFC: one name, as it is shown.
+    assert edited.data["aliases"] == [COMPOSED, "Lager"]

@@ -201,6 +201,49 @@ def test_yaml_values(tmp_path: Path, new: str, needle: str, attribute: str, expe
     assert value == expected
 
 
+# (case name, the template's date of birth line, the date of birth as sealed)
+UNQUOTED_BIRTH_DATES: list[tuple[str, str, str]] = [
+    ("year", "date_of_birth: 1985", "1985"),
+    ("month", "date_of_birth: 1985-02", "1985-02"),
+    ("day", "date_of_birth: 1985-02-11", "1985-02-11"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"), [pytest.param(*case[1:], id=case[0]) for case in UNQUOTED_BIRTH_DATES]
+)
+def test_unquoted_date_of_birth_is_a_date(tmp_path: Path, new: str, expected: str) -> None:
+    # YAML reads an unquoted year as an integer; it is a year, as in an incident's start.
+    path = write(tmp_path, replace_line(TEMPLATE, "  date_of_birth:", new))
+    identity = load_testimony(path).identity
+    assert identity is not None
+    assert identity.reveal()["date_of_birth"] == expected
+
+
+# (case name, the template's date of birth line, message part); the value is never shown
+BAD_UNQUOTED_BIRTH_DATES: list[tuple[str, str, str]] = [
+    ("year-out-of-range", "date_of_birth: 1850", "a date like 2022"),
+    ("year-with-a-fraction", "date_of_birth: 1985.5", "a date like 2022"),
+    ("true-is-not-a-year", "date_of_birth: true", "a date like 2022"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("new", "fragment"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_UNQUOTED_BIRTH_DATES],
+)
+def test_bad_unquoted_date_of_birth_is_not_shown(tmp_path: Path, new: str, fragment: str) -> None:
+    path = write(tmp_path, replace_line(TEMPLATE, "  date_of_birth:", new))
+    with pytest.raises(ModelInputError) as info:
+        load_testimony(path)
+    (problem,) = info.value.problems
+    assert problem.field == "identity.date_of_birth"
+    assert fragment in problem.message
+    typed = new.partition(": ")[2]
+    assert typed not in info.value.message
+    assert "(got" not in info.value.message
+
+
 def test_control_characters_accepted_nul_refused(tmp_path: Path) -> None:
     document = template_document()
     document["statement"]["text"] = "a\tb\x07c"

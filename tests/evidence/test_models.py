@@ -38,6 +38,7 @@ from evidence.models import (
     WitnessCategory,
     date_precision,
     format_entity_id,
+    input_context,
     parse_entity_id,
     partial_date_range,
 )
@@ -266,6 +267,38 @@ def test_accepted_values_are_normalised(
     for part in attribute.split("."):
         obj = getattr(obj, part)
     assert obj == expected
+
+
+COMPOSED = "Caf\u00e9 Nord"
+DECOMPOSED = "Cafe\u0301 Nord"
+"""The same fictional name, with the accent as one character (NFC) or as two (NFD)."""
+
+# (case name, model, dotted path of a list of names or labels, attribute path)
+NAME_LISTS: list[tuple[str, type[BaseModel], str, str]] = [
+    ("facility-aliases", Facility, "aliases", "aliases"),
+    ("facility-transliterations", Facility, "transliterations", "transliterations"),
+    ("perpetrator-aliases", Perpetrator, "aliases", "aliases"),
+    ("item-tags", ItemOptions, "tags", "tags"),
+    ("consent-share-with", WitnessTestimony, "consent.share_with", "consent.share_with"),
+    ("interviewers", WitnessTestimony, "interviewers", "interviewers"),
+    ("special-measures", WitnessTestimony, "special_measures", "special_measures"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "attribute"), [pytest.param(*case[1:], id=case[0]) for case in NAME_LISTS]
+)
+def test_list_values_typed_in_are_normalised_to_nfc(
+    model: type[BaseModel], path: str, attribute: str
+) -> None:
+    data = with_change(BASES[model], path, [DECOMPOSED])
+    typed: Any = model.model_validate(data, context=input_context(date(2024, 6, 15)))
+    read_back: Any = model.model_validate(data)
+    for part in attribute.split("."):
+        typed, read_back = getattr(typed, part), getattr(read_back, part)
+    assert typed == (COMPOSED,)
+    # A record read back keeps the characters it was logged with.
+    assert read_back == (DECOMPOSED,)
 
 
 def test_consent_withdrawal() -> None:
