@@ -538,7 +538,10 @@ def testimony_show(
     with open_case_dir(case_dir) as case:
         shown = testimony.show_testimony(case, witness)
         if reveal:
-            passphrase = keystore.read_passphrase(recipient_passphrase_file or passphrase_file)
+            passphrase = keystore.read_passphrase(
+                recipient_passphrase_file or passphrase_file,
+                option=_passphrase_option(recipient_passphrase_file),
+            )
             try:
                 rkey = recipients.find_recipient_key(case, recipient_key, passphrase)
             except PassphraseError as exc:
@@ -629,6 +632,11 @@ recipient_app = typer.Typer(
 )
 
 
+def _passphrase_option(recipient_passphrase_file: Path | None) -> str:
+    """The option a recipient key's passphrase file came from, for messages."""
+    return "--recipient-passphrase-file" if recipient_passphrase_file else "--passphrase-file"
+
+
 @recipient_app.command("add")
 def recipient_add(
     name: Annotated[str, typer.Argument(help="Recipient name (no spaces or '+').")],
@@ -657,7 +665,9 @@ def recipient_add(
         else:
             recipients.check_new_recipient(case, name)
             passphrase = keystore.read_passphrase(
-                recipient_passphrase_file or passphrase_file, new=True
+                recipient_passphrase_file or passphrase_file,
+                new=True,
+                option=_passphrase_option(recipient_passphrase_file),
             )
             # The key files are kept only if the recipient is recorded.
             info, path = recipients.add_new_recipient(case, signer, name, passphrase)

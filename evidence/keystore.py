@@ -270,15 +270,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_passphrase(passphrase_file: Path | None, *, new: bool = False) -> bytes:
-    """The passphrase from a file, the environment or a terminal prompt, as bytes."""
+def read_passphrase(
+    passphrase_file: Path | None, *, new: bool = False, option: str = "--passphrase-file"
+) -> bytes:
+    """The passphrase from a file, the environment or a terminal prompt, as bytes.
+
+    ``option`` is the option that gave ``passphrase_file``, which messages name.
+    """
     if passphrase_file is not None:
         try:
             text = passphrase_file.read_bytes()
         except OSError as exc:
             raise EnvironmentProblem(
-                f"cannot read the passphrase file {passphrase_file}: {exc.strerror}",
-                "check the path given to --passphrase-file",
+                f"cannot read the passphrase file {passphrase_file} ({option}): {exc.strerror}",
+                f"check the path given to {option}",
             ) from None
         value = text.rstrip(b"\r\n")
     elif os.environ.get(PASSPHRASE_ENV):
@@ -295,7 +300,9 @@ def read_passphrase(passphrase_file: Path | None, *, new: bool = False) -> bytes
         )
     if new and len(value) < MIN_PASSPHRASE:
         raise InputError(
-            f"the passphrase is too short (at least {MIN_PASSPHRASE} characters)",
+            f"the passphrase is too short (at least {MIN_PASSPHRASE} characters; from {option})"
+            if passphrase_file is not None
+            else f"the passphrase is too short (at least {MIN_PASSPHRASE} characters)",
             "choose a longer passphrase",
         )
     if not value:

@@ -259,6 +259,22 @@ def test_a_recipient_key_with_its_own_passphrase_reveals(
     assert revealed["identity"]["name"] == "Testname Protected-Identity-Marker"
 
 
+def test_recipient_passphrase_file_problems_name_that_option(
+    world: Any, cli: Cli, tmp_path: Path
+) -> None:
+    _case, _sha, c = world
+    add = ("keys", "recipient", "add", "prosecutor-c", "--recipient-passphrase-file")
+    missing = cli(*add, tmp_path / "no-such-file.txt", *c)
+    assert missing.exit_code == 3, missing.output
+    assert "(--recipient-passphrase-file)" in missing.stderr
+    assert "check the path given to --recipient-passphrase-file" in missing.stderr
+    short = tmp_path / "short.txt"
+    short.write_text("short\n", encoding="utf-8")
+    refused = cli(*add, short, *c)
+    assert refused.exit_code == 2, refused.output
+    assert "too short" in refused.stderr and "from --recipient-passphrase-file" in refused.stderr
+
+
 def test_recipients_list_and_add_a_public_key(world: Any, cli: Cli, evidence_home: Path) -> None:
     case, _sha, c = world
     listed = _json(cli("keys", "recipient", "list", "--json", *c))
