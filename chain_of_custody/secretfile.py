@@ -176,14 +176,16 @@ def write_secret_file(path: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _publish_without_replacing(tmp, path)
+        publish_without_replacing(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
-def _publish_without_replacing(tmp: Path, path: Path) -> None:
+def publish_without_replacing(tmp: Path, path: Path) -> None:
+    """Give the finished file ``tmp`` the name ``path`` unless that exists (``tmp`` remains
+    for the caller to remove); a :class:`KeyFileError` otherwise."""
     # A hard link fails if the target exists, so a key written by someone else between our check
     # and now is never replaced (rename would silently replace it).
     try:
@@ -194,7 +196,7 @@ def _publish_without_replacing(tmp: Path, path: Path) -> None:
             hint="choose another file name; an existing key is never overwritten",
         ) from exc
     except OSError as exc:
-        if exc.errno not in {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}:
+        if exc.errno not in {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}:
             raise KeyFileError(
                 f"cannot write key file {path}: {exc.strerror}",
                 hint="check that the directory is writable",
@@ -208,8 +210,9 @@ def _publish_without_replacing(tmp: Path, path: Path) -> None:
         tmp.rename(path)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_directory(directory: Path) -> None:
+    """Make the names in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

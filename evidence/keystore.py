@@ -19,7 +19,6 @@ holds more than one enrolled key, the command names them and asks which one to u
 from __future__ import annotations
 
 import contextlib
-import errno
 import getpass
 import os
 import secrets
@@ -30,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain_of_custody import Signer, load_signer, save_signer
+from chain_of_custody.secretfile import fsync_directory, publish_without_replacing
 from evidence.errors import EnvironmentProblem, InputError, KeyFileError
-from evidence.objects import process_alive, rename_noreplace
+from evidence.objects import process_alive
 from evidence.workspace import CASE_FILE, Case
 
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
@@ -143,9 +143,9 @@ class StagedKey:
         try:
             self.public_temp.replace(self.public_path)
             self.published.append(self.public_path)
-            _link_new(self.temp, self.path)
+            publish_without_replacing(self.temp, self.path)
             self.published.append(self.path)
-            _fsync_dir(self.path.parent)
+            fsync_directory(self.path.parent)
         except OSError as exc:
             raise KeyFileError(
                 f"cannot write key file {self.path}: {exc.strerror}",
@@ -159,7 +159,7 @@ class StagedKey:
                 path.unlink()
         self.published.clear()
         with contextlib.suppress(OSError):
-            _fsync_dir(self.path.parent)
+            fsync_directory(self.path.parent)
 
 
 @contextmanager
@@ -219,34 +219,6 @@ def _write_public(path: Path, text: str) -> None:
         ) from exc
 
 
-def _link_new(temp: Path, path: Path) -> None:
-    """Give ``temp`` the name ``path`` unless that exists; ``temp`` may remain."""
-    moved = rename_noreplace(temp, path)
-    if moved is True:
-        return
-    if moved is False:
-        raise _exists(path)
-    try:
-        # A hard link never replaces a file either.
-        os.link(temp, path)
-    except FileExistsError:
-        raise _exists(path) from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-        # File systems without hard links: rename after a check.
-        if os.path.lexists(path):
-            raise _exists(path) from None
-        temp.rename(path)
-
-
-def _exists(path: Path) -> KeyFileError:
-    return KeyFileError(
-        f"key file {path} was created by someone else meanwhile",
-        hint="an existing key is never overwritten; choose another name",
-    )
-
-
 def _remove_stale_pending(path: Path) -> None:
     """Remove the temporary files of earlier runs for ``path`` whose process is gone: keys
     that were never published (or published already, through another link)."""
@@ -260,14 +232,6 @@ def _remove_stale_pending(path: Path) -> None:
 
 def _glob_escape(text: str) -> str:
     return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in text)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_passphrase(
