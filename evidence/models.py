@@ -188,21 +188,19 @@ def input_context(today: date | None = None, *, now: datetime | None = None) -> 
 
 
 def _today_in(info: ValidationInfo) -> date | None:
-    context = info.context
-    if isinstance(context, dict):
-        today = context.get(_TODAY)
-        if isinstance(today, date):
-            return today
-    return None
+    today = _from_context(info, _TODAY)
+    return today if isinstance(today, date) else None
 
 
 def _now_in(info: ValidationInfo) -> datetime | None:
+    now = _from_context(info, _NOW)
+    return now if isinstance(now, datetime) else None
+
+
+def _from_context(info: ValidationInfo, key: str) -> object:
+    """What :func:`input_context` put under ``key``; None outside an input context."""
     context = info.context
-    if isinstance(context, dict):
-        now = context.get(_NOW)
-        if isinstance(now, datetime):
-            return now
-    return None
+    return context.get(key) if isinstance(context, dict) else None
 
 
 def _refuse_future(first_day: date, info: ValidationInfo) -> None:

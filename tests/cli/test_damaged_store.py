@@ -18,6 +18,7 @@ import pytest
 
 from evidence import objects as objects_module
 from tests.conftest import CaseHandle, CliResult
+from tests.store_damage import file_instead, link_instead, removed
 
 Cli = Callable[..., CliResult]
 
@@ -30,30 +31,15 @@ def _actions(case: CaseHandle) -> list[str]:
         opened.close()
 
 
-def _file_instead(folder: Path) -> None:
-    folder.rename(folder.with_name(folder.name + ".moved"))
-    folder.write_bytes(b"a file where a folder of the store should be\n")
-
-
-def _link_instead(folder: Path) -> None:
-    moved = folder.with_name(folder.name + ".moved")
-    folder.rename(moved)
-    folder.symlink_to(moved)
-
-
-def _removed(folder: Path) -> None:
-    folder.rename(folder.with_name(folder.name + ".moved"))
-
-
 @pytest.mark.parametrize(
     ("folder", "damage", "said"),
     [
-        pytest.param("objects", _file_instead, "is not a folder but a regular file", id="file"),
-        pytest.param("objects", _removed, "is missing", id="missing"),
-        pytest.param("objects", _link_instead, "is a symbolic link", id="symlink"),
-        pytest.param("objects/tmp", _file_instead, "is not a folder", id="tmp-is-a-file"),
-        pytest.param("objects/sha256", _file_instead, "is not a folder", id="sha256-is-a-file"),
-        pytest.param("objects/sha256", _link_instead, "is a symbolic link", id="sha256-symlink"),
+        pytest.param("objects", file_instead, "is not a folder but a regular file", id="file"),
+        pytest.param("objects", removed, "is missing", id="missing"),
+        pytest.param("objects", link_instead, "is a symbolic link", id="symlink"),
+        pytest.param("objects/tmp", file_instead, "is not a folder", id="tmp-is-a-file"),
+        pytest.param("objects/sha256", file_instead, "is not a folder", id="sha256-is-a-file"),
+        pytest.param("objects/sha256", link_instead, "is a symbolic link", id="sha256-symlink"),
     ],
 )
 @pytest.mark.parametrize("count", [3, 70], ids=["threads", "workers"])

@@ -27,6 +27,7 @@ from chain_of_custody.errors import EnvironmentProblem, InputError, Verification
 from evidence import objects as objects_module
 from evidence.acquire import Reason, SourceError, classified_span, detect_mime
 from evidence.objects import CHUNK_SIZE, SMALL_FILE, ObjectStore
+from tests.store_damage import fifo_instead, file_instead, link_instead, removed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -241,35 +242,15 @@ def test_store_that_cannot_be_written_is_an_environment_problem(tmp_path: Path) 
 # --- store folders replaced, removed, linked or read-only ---------------------------------------
 
 
-def _file_instead(folder: Path) -> None:
-    folder.rename(folder.with_name(folder.name + ".moved"))
-    folder.write_bytes(b"a file where a folder of the store should be\n")
-
-
-def _link_instead(folder: Path) -> None:
-    moved = folder.with_name(folder.name + ".moved")
-    folder.rename(moved)
-    folder.symlink_to(moved)
-
-
-def _fifo_instead(folder: Path) -> None:
-    folder.rename(folder.with_name(folder.name + ".moved"))
-    os.mkfifo(folder)
-
-
-def _removed(folder: Path) -> None:
-    folder.rename(folder.with_name(folder.name + ".moved"))
-
-
 STORE_DAMAGE = [
-    pytest.param("", _file_instead, "is not a folder but a regular file", id="root-is-a-file"),
-    pytest.param("", _link_instead, "is a symbolic link", id="root-is-a-link"),
-    pytest.param("", _removed, "is missing", id="root-missing"),
-    pytest.param("sha256", _file_instead, "is not a folder but a regular file", id="sha256-file"),
-    pytest.param("sha256", _link_instead, "is a symbolic link", id="sha256-is-a-link"),
-    pytest.param("tmp", _file_instead, "is not a folder but a regular file", id="tmp-is-a-file"),
-    pytest.param("tmp", _fifo_instead, "is not a folder but a named pipe", id="tmp-is-a-fifo"),
-    pytest.param("tmp", _link_instead, "is a symbolic link", id="tmp-is-a-link"),
+    pytest.param("", file_instead, "is not a folder but a regular file", id="root-is-a-file"),
+    pytest.param("", link_instead, "is a symbolic link", id="root-is-a-link"),
+    pytest.param("", removed, "is missing", id="root-missing"),
+    pytest.param("sha256", file_instead, "is not a folder but a regular file", id="sha256-file"),
+    pytest.param("sha256", link_instead, "is a symbolic link", id="sha256-is-a-link"),
+    pytest.param("tmp", file_instead, "is not a folder but a regular file", id="tmp-is-a-file"),
+    pytest.param("tmp", fifo_instead, "is not a folder but a named pipe", id="tmp-is-a-fifo"),
+    pytest.param("tmp", link_instead, "is a symbolic link", id="tmp-is-a-link"),
 ]
 
 
@@ -291,7 +272,7 @@ def test_check_writable_names_the_damaged_folder_and_what_to_do(
     assert problem.exit_code == 3
     assert said in problem.message
     assert str(store.root / folder if folder else store.root) in problem.message
-    if folder == "tmp" and damage is not _link_instead:
+    if folder == "tmp" and damage is not link_instead:
         # Only unfinished copies are kept there: nothing to restore.
         assert "never an original" in problem.hint
         assert "restore" not in problem.hint
@@ -349,8 +330,8 @@ def test_healthy_store_passes_the_check(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
-        pytest.param(_file_instead, "is not a folder but a regular file", id="file"),
-        pytest.param(_link_instead, "is a symbolic link", id="symlink"),
+        pytest.param(file_instead, "is not a folder but a regular file", id="file"),
+        pytest.param(link_instead, "is a symbolic link", id="symlink"),
     ],
 )
 @pytest.mark.parametrize("defer", [False, True], ids=["put", "staged"])
