@@ -340,7 +340,9 @@ def ingest_cmd(
         "confidentiality": confidentiality,
         "tags": tuple(tag or ()),
     }
-    options = parse_options(ItemOptions, raw)
+    names = {field: "--" + field.replace("_", "-") for field in raw}
+    names["tags"] = "--tag"
+    options = parse_options(ItemOptions, raw, option_names=names)
     bar = Bar("ingest")
     with open_case_dir(case_dir) as case:
         signer = keystore.unlock(case, key, passphrase_file)

@@ -7,7 +7,8 @@
 renders the result.
 
 The entity commands have one option per field of the model (SPEC section 5); they are built
-from the table ``ENTITY_OPTIONS`` so that ``add`` and ``edit`` always offer the same fields.
+from the table ``ENTITY_OPTIONS`` so that ``add`` and ``edit`` always offer the same fields, and
+so that a refused value is reported under the option it was typed as.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class FieldOption:
     key: str
     help: str
     repeat: bool = False
+
+    def edit_flag(self, verb: str) -> str:
+        """The ``edit`` option adding (``verb`` "add") or removing ("remove") one value of a
+        list field: ``--add-crime``, ``--remove-crime``."""
+        return f"--{verb}-{self.flag.removeprefix('--')}"
 
 
 def _place(prefix: str, key: str, what: str) -> list[FieldOption]:
@@ -140,12 +146,22 @@ _HELP = {
 }
 
 
-def _placement(text: str) -> dict[str, str]:
+def _option_names(kind: str) -> entities.OptionNames:
+    """The options of each field of ``kind``, for messages that name what was typed."""
+    specs = ENTITY_OPTIONS[kind]
+    return entities.OptionNames(
+        fields={spec.key: spec.flag for spec in specs},
+        additions={spec.key: spec.edit_flag("add") for spec in specs if spec.repeat},
+        removals={spec.key: spec.edit_flag("remove") for spec in specs if spec.repeat},
+    )
+
+
+def _placement(text: str, flag: str) -> dict[str, str]:
     parts = text.split(":")
     if not 1 <= len(parts) <= 3 or not parts[0]:
         raise InputError(
-            f"--placement: {text!r} is not FAC-0001[:START[:END]]",
-            "e.g. --placement FAC-0001:2022-06:2022-09-30",
+            f"{flag}: {text!r} is not FAC-0001[:START[:END]]",
+            f"e.g. {flag} FAC-0001:2022-06:2022-09-30",
         )
     placement = {"facility": parts[0]}
     for key, value in zip(("start", "end"), parts[1:], strict=False):
@@ -162,7 +178,7 @@ def _values(kind: str, given: dict[str, Any]) -> dict[str, Any]:
         if value is None or value == []:
             continue
         if spec.key == "placements":
-            value = [_placement(v) for v in value]
+            value = [_placement(v, spec.flag) for v in value]
         values[spec.key] = value
     return values
 
@@ -185,16 +201,31 @@ def _field_params(kind: str) -> list[inspect.Parameter]:
     return params
 
 
+_CASE = inspect.Parameter(
+    "case_dir", inspect.Parameter.KEYWORD_ONLY, default=Path(), annotation=CaseOpt
+)
+_JSON = inspect.Parameter(
+    "as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt
+)
 _COMMON = [
-    inspect.Parameter(
-        "case_dir", inspect.Parameter.KEYWORD_ONLY, default=Path(), annotation=CaseOpt
-    ),
+    _CASE,
     inspect.Parameter("key", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=KeyOpt),
     inspect.Parameter(
         "passphrase_file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PassOpt
     ),
-    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+    _JSON,
 ]
+
+
+def _id_param(kind: str) -> inspect.Parameter:
+    """The id argument of an entity command, with an example id of ``kind``."""
+    return inspect.Parameter(
+        "entity_id",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=Annotated[str, typer.Argument(help=f"The id, e.g. {_ID_EXAMPLES[kind]}.")],
+    )
+
+
 FromOpt = Annotated[
     Path | None,
     typer.Option("--from", help="Read the fields from a YAML or JSON file.", show_default=False),
@@ -221,14 +252,15 @@ def _entity_add(kind: str) -> Callable[..., None]:
                 "--from: give the fields either in the file or as options, not both",
                 "put every field in the file",
             )
+        names = None if source is not None else _option_names(kind)
         entity = (
             entities.read_new_entity(kind, source)
             if source is not None
-            else entities.parse_new_entity(kind, values)
+            else entities.parse_new_entity(kind, values, option_names=names)
         )
         with open_case_dir(given["case_dir"]) as case:
             signer = keystore.unlock(case, given["key"], given["passphrase_file"])
-            record = entities.add_entity(case, signer, entity)
+            record = entities.add_entity(case, signer, entity, option_names=names)
         if given["as_json"]:
             print_json(record.as_json())
         else:
@@ -261,25 +293,24 @@ def _edit_field_params(kind: str) -> list[inspect.Parameter]:
         if not spec.repeat:
             options = [(f"f{index}", spec.flag, spec.help, str | None)]
         else:
-            name = spec.flag.removeprefix("--")
+            add, remove = spec.edit_flag("add"), spec.edit_flag("remove")
             options = [
                 (
                     f"f{index}",
                     spec.flag,
                     f"{spec.help} Replaces the whole list: repeat it for every value to keep, "
-                    f"the others are dropped (--add-{name} and --remove-{name} change one "
-                    "value). Repeatable.",
+                    f"the others are dropped ({add} and {remove} change one value). Repeatable.",
                     list[str] | None,
                 ),
                 (
-                    f"a{index}",
-                    f"--add-{name}",
+                    f"add{index}",
+                    add,
                     f"{spec.help} Added to those recorded, which stay. Repeatable.",
                     list[str] | None,
                 ),
                 (
-                    f"r{index}",
-                    f"--remove-{name}",
+                    f"remove{index}",
+                    remove,
                     f"{spec.help} Removed from those recorded; it must be one of them. Repeatable.",
                     list[str] | None,
                 ),
@@ -296,13 +327,16 @@ def _edit_field_params(kind: str) -> list[inspect.Parameter]:
     return params
 
 
-def _list_edits(kind: str, given: dict[str, Any], prefix: str) -> dict[str, list[Any]]:
-    """Values of the ``--add-*`` (prefix ``a``) or ``--remove-*`` (``r``) options by field."""
+def _list_edits(kind: str, given: dict[str, Any], verb: str) -> dict[str, list[Any]]:
+    """Values of the ``--add-*`` (``verb`` "add") or ``--remove-*`` ("remove") options by
+    field."""
     edits: dict[str, list[Any]] = {}
     for index, spec in enumerate(ENTITY_OPTIONS[kind]):
-        value = given.get(f"{prefix}{index}")
+        value = given.get(f"{verb}{index}")
+        if value and spec.key == "placements":
+            value = [_placement(v, spec.edit_flag(verb)) for v in value]
         if value:
-            edits[spec.key] = [_placement(v) for v in value] if spec.key == "placements" else value
+            edits[spec.key] = value
     return edits
 
 
@@ -311,7 +345,7 @@ def _entity_edit(kind: str) -> Callable[..., None]:
         source: Path | None = given.pop("from_file")
         entity_id: str = given.pop("entity_id")
         values = _values(kind, given)
-        additions, removals = _list_edits(kind, given, "a"), _list_edits(kind, given, "r")
+        additions, removals = _list_edits(kind, given, "add"), _list_edits(kind, given, "remove")
         replacement = None
         if source is not None:
             if values or additions or removals:
@@ -330,6 +364,7 @@ def _entity_edit(kind: str) -> Callable[..., None]:
                 removals=removals,
                 replacement=replacement,
                 reason=given["reason"],
+                option_names=_option_names(kind),
             )
         if given["as_json"]:
             print_json(record.as_json())
@@ -337,11 +372,7 @@ def _entity_edit(kind: str) -> Callable[..., None]:
             out.print(f"Corrected {record.id} (seq {record.updated_seq})")
 
     params = [
-        inspect.Parameter(
-            "entity_id",
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=Annotated[str, typer.Argument(help=f"The id, e.g. {_ID_EXAMPLES[kind]}.")],
-        ),
+        _id_param(kind),
         *_edit_field_params(kind),
         inspect.Parameter(
             "unset",
@@ -367,20 +398,21 @@ def _entity_edit(kind: str) -> Callable[..., None]:
         ),
         *_COMMON,
     ]
-    lists = [spec.flag for spec in ENTITY_OPTIONS[kind] if spec.repeat]
+    lists = [spec for spec in ENTITY_OPTIONS[kind] if spec.repeat]
+    flags = ", ".join(spec.flag for spec in lists)
     doc = (
         f"Correct {_ARTICLE[kind]} {kind}: a new event with the changed fields; "
         "the old values stay in `show --history`."
     )
     if lists:
-        name = lists[-1].removeprefix("--")
         which = (
-            f"{lists[0]} replaces the whole list"
+            f"{lists[0].flag} replaces the whole list"
             if len(lists) == 1
-            else f"Each list option ({', '.join(lists)}) replaces its whole list"
+            else f"Each list option ({flags}) replaces its whole list"
         )
         doc += (
-            f"\n\n{which} with the values given; --add-{name} and --remove-{name}"
+            f"\n\n{which} with the values given; {lists[-1].edit_flag('add')} and "
+            f"{lists[-1].edit_flag('remove')}"
             f"{'' if len(lists) == 1 else ' (and so for each list)'} add or remove single "
             "values and keep the others. A value to remove that is not in the list is refused."
         )
@@ -405,17 +437,12 @@ def _entity_list(kind: str) -> Callable[..., None]:
 
 
 def _entity_show(kind: str) -> Callable[..., None]:
-    def command(
-        entity_id: Annotated[str, typer.Argument(help="The id, e.g. INC-0001.")],
-        history: Annotated[
-            bool, typer.Option("--history", help="Show every version with who and why.")
-        ] = False,
-        case_dir: CaseOpt = Path(),
-        as_json: JsonOpt = False,
-    ) -> None:
-        with open_case_dir(case_dir) as case:
-            shown = entities.show_entity(case, entity_id, kind=kind, history=history)
-        if as_json:
+    def command(**given: Any) -> None:
+        with open_case_dir(given["case_dir"]) as case:
+            shown = entities.show_entity(
+                case, given["entity_id"], kind=kind, history=given["history"]
+            )
+        if given["as_json"]:
             print_json(shown)
             return
         out.print(f"[bold]{shown['id']}[/] {escape(shown['title'])}")
@@ -438,10 +465,19 @@ def _entity_show(kind: str) -> Callable[..., None]:
             else:
                 out.print(f"  values: {escape(_plain(entry['entity']))}")
 
-    command.__doc__ = (
-        f"Show {_ARTICLE[kind]} {kind}, what is linked to it and (--history) its versions."
+    history = inspect.Parameter(
+        "history",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool, typer.Option("--history", help="Show every version with who and why.")
+        ],
     )
-    return command
+    return _with_signature(
+        command,
+        [_id_param(kind), history, _CASE, _JSON],
+        f"Show {_ARTICLE[kind]} {kind}, what is linked to it and (--history) its versions.",
+    )
 
 
 def _plain(value: Any) -> str:

@@ -89,7 +89,9 @@ def derive_item(
         inherited["description"] = description
     inherited["tags"] = (f"derived:{kind}",)
     # What the original recorded is not judged again against today's date.
-    options = parse_options(ItemOptions, inherited, recorded=inherited)
+    options = parse_options(
+        ItemOptions, inherited, option_names={"language": "--language"}, recorded=inherited
+    )
     sha = _hash_file(file)
     if case.db.execute("SELECT 1 FROM items WHERE sha256 = ?", [sha]).fetchone() is not None:
         raise InputError(

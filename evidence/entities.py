@@ -15,7 +15,7 @@ import json
 import types
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from chain_of_custody import EventDraft, Signer, parse_leaf
 from evidence.errors import InputError, UnknownId
-from evidence.loaders import load_entity, parse_entity_options
+from evidence.loaders import field_name, load_entity, parse_entity_options
 from evidence.models import (
     ENTITY_MODELS,
     ENTITY_PREFIX,
@@ -61,6 +61,24 @@ class EntityRecord:
         }
 
 
+@dataclass(frozen=True)
+class OptionNames:
+    """The command-line options of an entity's fields, for messages that name what was typed.
+
+    ``fields`` maps each (dotted) field to the option that sets it (``place.name`` to
+    ``--place``); ``additions`` and ``removals`` map each list field to the options of
+    ``edit`` that add or remove single values (``crimes`` to ``--add-crime``).
+    """
+
+    fields: Mapping[str, str]
+    additions: Mapping[str, str] = field(default_factory=dict)
+    removals: Mapping[str, str] = field(default_factory=dict)
+
+
+def _fields_of(names: OptionNames | None) -> Mapping[str, str] | None:
+    return names.fields if names is not None else None
+
+
 def check_kind(kind: str) -> str:
     """``kind`` if it is an entity kind; an :class:`InputError` otherwise."""
     if kind not in ENTITY_MODELS:
@@ -73,10 +91,19 @@ def placeholder_id(kind: str) -> str:
     return f"{ENTITY_PREFIX[check_kind(kind)]}-0000"
 
 
-def parse_new_entity(kind: str, options: Mapping[str, Any]) -> Entity:
-    """Validate a new entity given as (dotted) option values; the id is allocated on add."""
+def parse_new_entity(
+    kind: str, options: Mapping[str, Any], *, option_names: OptionNames | None = None
+) -> Entity:
+    """Validate a new entity given as (dotted) option values; the id is allocated on add.
+
+    With ``option_names`` a problem names the option typed rather than the field.
+    """
     values = {k: v for k, v in options.items() if k != "id"}
-    return parse_entity_options(kind, {"id": options.get("id") or placeholder_id(kind), **values})
+    return parse_entity_options(
+        kind,
+        {"id": options.get("id") or placeholder_id(kind), **values},
+        option_names=_fields_of(option_names),
+    )
 
 
 def read_new_entity(kind: str, path: Path) -> Entity:
@@ -84,8 +111,13 @@ def read_new_entity(kind: str, path: Path) -> Entity:
     return load_entity(path, check_kind(kind), default_id=placeholder_id(kind))
 
 
-def add_entity(case: Case, signer: Signer, entity: Entity) -> EntityRecord:
-    """Record a new entity under its own id if it has one, else under the next free number."""
+def add_entity(
+    case: Case, signer: Signer, entity: Entity, *, option_names: OptionNames | None = None
+) -> EntityRecord:
+    """Record a new entity under its own id if it has one, else under the next free number.
+
+    ``option_names``: the entity was typed as these options, which messages name.
+    """
     kind = _kind_of(entity)
     given_id = None if entity.id == placeholder_id(kind) else entity.id
     with case.transaction() as rec:
@@ -109,7 +141,7 @@ def add_entity(case: Case, signer: Signer, entity: Entity) -> EntityRecord:
             number = int(row[0] or 0) + 1
             entity_id = format_entity_id(kind, number)
         entity = entity.model_copy(update={"id": entity_id})
-        _check_references(rec, entity)
+        _check_references(rec, entity, _fields_of(option_names))
         data = entity.model_dump(mode="json", exclude_none=True)
         appended = rec.append(
             EventDraft(
@@ -134,6 +166,7 @@ def edit_entity(
     removals: Mapping[str, Sequence[Any]] | None = None,
     replacement: Entity | None = None,
     reason: str,
+    option_names: OptionNames | None = None,
 ) -> EntityRecord:
     """Correct an entity: a new event with the changed fields; old values stay in the log.
 
@@ -141,7 +174,9 @@ def edit_entity(
     ``aliases`` ...) is replaced as a whole. ``additions`` and ``removals`` map list fields to
     values to add to or take out of the recorded list, the other values staying; a value to
     take out must be in the list. ``unset`` names fields to clear; ``replacement`` gives a whole
-    new record instead (from a file).
+    new record instead (from a file). With ``option_names`` the problems of values given as
+    options name the options; a date that contradicts one the record holds unchanged is the
+    problem of the date just given.
     """
     if not reason.strip():
         raise InputError("--reason: is empty", "say why the entity is corrected")
@@ -157,7 +192,8 @@ def edit_entity(
     clash = sorted((set(additions) | set(removals)) & (replaced | unset_fields))
     if clash:
         raise InputError(
-            f"{clash[0]}: give either the whole new list or values to add and remove, not both",
+            f"{field_name((clash[0],), _fields_of(option_names))}: give either the whole new "
+            "list or values to add and remove, not both",
             "set the list as a whole, or add and remove single values",
         )
     with case.transaction() as rec:
@@ -173,13 +209,18 @@ def edit_entity(
                 )
             new_data = replacement.model_dump(mode="json", exclude_none=True)
             new_data["id"] = entity_id
+            option_names = None  # the values are the file's, not options
         else:
             new_data = _merged(kind, current.data, changes, unset)
-            _apply_list_edits(current, new_data, additions, removals)
-        entity = parse_entity_options(kind, new_data, recorded=current.data)
+            _apply_list_edits(current, new_data, additions, removals, option_names)
+        fields = _fields_of(option_names)
+        entity = parse_entity_options(kind, new_data, recorded=current.data, option_names=fields)
         if entity.id != entity_id:
             raise InputError("id: an entity's id cannot be changed", "add a new entity instead")
-        _check_references(rec, entity)
+        if "placements" in additions:
+            # A placement added with --add-placement is named by that option.
+            fields = _edit_names(option_names, "placements", removing=False)
+        _check_references(rec, entity, fields)
         final = entity.model_dump(mode="json", exclude_none=True)
         changed = {
             key: final.get(key)
@@ -281,26 +322,38 @@ def _apply_list_edits(
     merged: dict[str, Any],
     additions: Mapping[str, Sequence[Any]],
     removals: Mapping[str, Sequence[Any]],
+    option_names: OptionNames | None = None,
 ) -> None:
     """Take ``removals`` out of and add ``additions`` to the list fields of ``merged``."""
     for key in sorted(set(additions) | set(removals)):
         _check_list_field(current.kind, key)
         present = list(merged.get(key) or [])
+        removing = _edit_names(option_names, key, removing=True)
         # Compared in NFC: a value recorded in decomposed form before values were normalised
         # is the same word as the one typed now.
-        for value in _normalised(current, key, removals.get(key, ())):
+        for value in _normalised(current, key, removals.get(key, ()), removing):
             if _nfc(value) not in [_nfc(v) for v in present]:
                 listed = ", ".join(_shown(v) for v in present) or "nothing"
                 raise InputError(
-                    f"{key}: {_shown(value)} is not in the list of {current.id}, "
-                    "so it cannot be removed",
+                    f"{field_name((key,), removing)}: {_shown(value)} is not in the list of "
+                    f"{current.id}, so it cannot be removed",
                     f"{current.id} lists: {listed}",
                 )
             present = [v for v in present if _nfc(v) != _nfc(value)]
-        for value in _normalised(current, key, additions.get(key, ())):
+        adding = _edit_names(option_names, key, removing=False)
+        for value in _normalised(current, key, additions.get(key, ()), adding):
             if _nfc(value) not in [_nfc(v) for v in present]:
                 present.append(value)
         merged[key] = present
+
+
+def _edit_names(names: OptionNames | None, key: str, *, removing: bool) -> dict[str, str] | None:
+    """The options of the fields, with the list field ``key`` named by its option adding (or,
+    ``removing``, taking out) single values."""
+    if names is None:
+        return None
+    edit = names.removals if removing else names.additions
+    return {**names.fields, **({key: edit[key]} if key in edit else {})}
 
 
 def _nfc(value: Any) -> Any:
@@ -315,15 +368,24 @@ def _check_list_field(kind: str, key: str) -> None:
         )
 
 
-def _normalised(current: EntityRecord, key: str, values: Sequence[Any]) -> list[Any]:
+def _normalised(
+    current: EntityRecord,
+    key: str,
+    values: Sequence[Any],
+    option_names: Mapping[str, str] | None = None,
+) -> list[Any]:
     """``values`` of the list field ``key`` as the record stores them ("8(2)(a)(vii)" is
-    stored as "art. 8(2)(a)(vii)"), each once; a value the field refuses is an input error."""
+    stored as "art. 8(2)(a)(vii)"), each once; a value the field refuses is an input error,
+    named by ``option_names`` if they are given."""
     if not values:
         return []
     # Validated in place of the field in the current (valid) record, so that a problem found
     # is one of these values and is named as the field's.
     probe = parse_entity_options(
-        current.kind, {**current.data, key: list(values)}, recorded=current.data
+        current.kind,
+        {**current.data, key: list(values)},
+        recorded=current.data,
+        option_names=option_names,
     )
     stored = [_nfc(v) for v in probe.model_dump(mode="json", exclude_none=True).get(key, [])]
     return [v for i, v in enumerate(stored) if v not in stored[:i]]
@@ -418,7 +480,11 @@ def _exists(rec: Recorder, entity_id: str) -> bool:
     return rec.db.execute("SELECT 1 FROM entities WHERE id = ?", [entity_id]).fetchone() is not None
 
 
-def _check_references(rec: Recorder, entity: Entity) -> None:
+def _check_references(
+    rec: Recorder, entity: Entity, option_names: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a child code used by another child and a placement at a facility not recorded;
+    messages name the fields, or with ``option_names`` the options."""
     if isinstance(entity, Child):
         # A pseudonym names one child: two children under one code could not be told apart.
         other = rec.db.execute(
@@ -428,13 +494,17 @@ def _check_references(rec: Recorder, entity: Entity) -> None:
         ).fetchone()
         if other is not None:
             raise InputError(
-                f"code: {entity.code} is the code of {other[0]} already",
+                f"{field_name(('code',), option_names)}: {entity.code} is the code of "
+                f"{other[0]} already",
                 f"choose another code, or correct {other[0]} with `evidence child edit`",
             )
         for index, placement in enumerate(entity.placements):
             if not _exists(rec, placement.facility):
+                # An option is named without the place of the value, which (after values
+                # were added or removed) is not the place it was typed at; the id says which.
+                where = ("placements",) if option_names else ("placements", index, "facility")
                 raise InputError(
-                    f"placements[{index}].facility: unknown facility {placement.facility}",
+                    f"{field_name(where, option_names)}: unknown facility {placement.facility}",
                     "add the facility first with `evidence facility add`",
                 )
 

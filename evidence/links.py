@@ -15,7 +15,7 @@ from typing import Any
 from chain_of_custody import EventDraft, Signer
 from evidence.custody import resolve_item
 from evidence.errors import InputError, UnknownId
-from evidence.loaders import parse_options
+from evidence.loaders import ModelInputError, parse_options
 from evidence.models import ENTITY_MODELS, Link
 from evidence.workspace import Case, Recorder
 
@@ -26,6 +26,8 @@ _OPTION_OF = {
     "perpetrator": "perpetrators",
     "child": "children",
 }
+# The options of `evidence link` and `unlink` that give each field, for messages.
+_OPTION_NAMES = {field: f"--{kind}" for kind, field in _OPTION_OF.items()} | {"reason": "--reason"}
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,11 @@ def _targets(
             raise InputError(f"unknown entity kind {kind!r}")
         values[_OPTION_OF[kind]] = tuple(ids)
     try:
-        link = parse_options(Link, values)
-    except InputError as exc:
-        raise InputError(
-            exc.message.replace("incidents", "--incident")
-            .replace("facilities", "--facility")
-            .replace("perpetrators", "--perpetrator")
-            .replace("children", "--child")
-            .replace("reason:", "--reason:"),
+        link = parse_options(Link, values, option_names=_OPTION_NAMES)
+    except ModelInputError as exc:
+        raise ModelInputError(
+            list(exc.problems),
+            None,
             "give at least one of --incident, --facility, --perpetrator, --child and a --reason",
         ) from None
     return [(str(t.kind), t.id) for t in link.targets]

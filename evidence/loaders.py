@@ -5,6 +5,13 @@ A bad document is refused with one :class:`InputError` that lists every problem 
 correction round, not three. Values typed under ``identity`` are never quoted back: not in a
 message, not in a syntax error, not as an unknown key.
 
+Command-line options are refused the same way, each problem naming the option that was typed
+(``--children-count: must be a whole number``, ``--placement (2nd value, start): ...``), and a
+message that names another field names that field's option too (``--end: must not be before
+--start``). When a record is corrected and a date contradicts one the record holds unchanged,
+the problem is put on the value just typed: ``--start: must not be after --end, recorded as
+2022-06``, not ``--end: must not be before --start``.
+
 The YAML reader is deliberately narrower than YAML 1.1: only ``true``/``false`` are booleans
 (``NO`` stays the country code of Norway), integers are decimal (``012`` is twelve, not ten),
 dates stay the text that was written, numbers with a fraction become :class:`~decimal.Decimal`
@@ -61,6 +68,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "FieldProblem",
     "ModelInputError",
+    "field_name",
     "load_entity",
     "load_model",
     "load_testimony",
@@ -89,7 +97,11 @@ _GENERIC_HINT: Final = "correct the fields named above and run the command again
 
 @dataclass(frozen=True)
 class FieldProblem:
-    """One refused field: where it is (file line, field path) and what is wrong with it."""
+    """One refused field: where it is (file line, field path) and what is wrong with it.
+
+    For command-line input ``field`` is the option typed; it is empty for a problem of the
+    options as a whole (no link target given).
+    """
 
     field: str
     message: str
@@ -100,7 +112,7 @@ class FieldProblem:
         where = ""
         if source is not None:
             where = f"{source}:{self.line}: " if self.line is not None else f"{source}: "
-        return f"{where}{self.field}: {self.message}"
+        return f"{where}{self.field}: {self.message}" if self.field else where + self.message
 
 
 class ModelInputError(InputError):
@@ -474,20 +486,76 @@ def _model_at(model_cls: type[BaseModel], loc: tuple[int | str, ...]) -> type[Ba
 
 _FIELD_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
+Loc = tuple[int | str, ...]
+"""Where a value sits in a document: field names and list indices, as pydantic gives them."""
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+
+def _key_shown(part: str) -> str:
+    # An unknown key is shown only if it looks like a field name: a key such as
+    # "Olena Petrenko:" is someone's name typed at the wrong indentation.
+    if part not in _known_field_names() and not _FIELD_LIKE.fullmatch(part):
+        return "(unknown field)"
+    return part
+
+
+def _field_path(loc: Loc) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
             continue
-        # An unknown key is shown only if it looks like a field name: a key such as
-        # "Olena Petrenko:" is someone's name typed at the wrong indentation.
-        shown = part
-        if part not in _known_field_names() and not _FIELD_LIKE.fullmatch(part):
-            shown = "(unknown field)"
+        shown = _key_shown(part)
         out += f".{shown}" if out else shown
     return out or "(document)"
+
+
+_ORDINAL_SUFFIXES: Final = {1: "st", 2: "nd", 3: "rd"}
+
+
+def _ordinal(number: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ... ``11th``, ... ``21st``."""
+    teen = 10 <= number % 100 <= 20
+    return f"{number}{'th' if teen else _ORDINAL_SUFFIXES.get(number % 10, 'th')}"
+
+
+def _within(rest: Loc) -> str:
+    """`` (2nd value, start)`` for the part ``(1, "start")`` of what an option holds."""
+    if not rest:
+        return ""
+    parts = [f"{_ordinal(p + 1)} value" if isinstance(p, int) else _key_shown(p) for p in rest]
+    return f" ({', '.join(parts)})"
+
+
+def _option_at(loc: Loc, options: Mapping[str, str]) -> str | None:
+    """The option that sets the value at ``loc``, if one does."""
+    for cut in range(len(loc), 0, -1):
+        head = loc[:cut]
+        if all(isinstance(p, str) for p in head):
+            flag = options.get(".".join(str(p) for p in head))
+            if flag is not None:
+                return flag + _within(loc[cut:])
+    if loc and all(isinstance(p, str) for p in loc):
+        # A nested record (a place) is filled by several options; the first one (the name,
+        # --place) is the one that makes it.
+        prefix = ".".join(str(p) for p in loc) + "."
+        return next((flag for key, flag in options.items() if key.startswith(prefix)), None)
+    return None
+
+
+def field_name(loc: Loc, options: Mapping[str, str] | None = None) -> str:
+    """How a message names the value at ``loc``: its field path (``placements[1].start``) or,
+    given ``options`` (each dotted field with the command-line option that sets it), the
+    option (``--placement (2nd value, start)``).
+
+    A field no option sets keeps its path; the options as a whole are named by nothing.
+    """
+    if options is not None:
+        flag = _option_at(loc, options)
+        if flag is not None:
+            return flag
+        if not loc:
+            return ""
+    return _field_path(loc)
 
 
 def _line_for(root: Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -576,9 +644,112 @@ def _shown(value: object) -> str | None:
     return None
 
 
-def _problems(
-    errors: list[ErrorDetails], model_cls: type[BaseModel], root: Node | None
-) -> list[FieldProblem]:
+def _got(value: object) -> str:
+    shown = _shown(value)
+    return f" (got {shown})" if shown is not None else ""
+
+
+@dataclass(frozen=True)
+class _Given:
+    """What was validated, for naming its problems: the values, the lines of the document or
+    the options they were typed as, and the record they correct."""
+
+    model_cls: type[BaseModel]
+    data: Mapping[str, Any]
+    root: Node | None = None
+    options: Mapping[str, str] | None = None
+    recorded: Mapping[str, Any] | None = None
+
+    def name(self, loc: Loc) -> str:
+        """The field path at ``loc``, or the option typed for it."""
+        return field_name(loc, self.options)
+
+
+def _is_protected(loc: Loc) -> bool:
+    return bool(loc) and loc[0] == _PROTECTED_ROOT
+
+
+def _reference(loc: Loc, name: str, model_cls: type[BaseModel]) -> Loc:
+    """Where the field ``name`` that a message at ``loc`` mentions is: a field of the record
+    at ``loc`` (a check of the record as a whole), else one beside the refused field."""
+    record = _model_at(model_cls, loc)
+    if record is not None and name in record.model_fields:
+        return (*loc, name)
+    return (*loc[:-1], name)
+
+
+def _options_named(message: str, error: ErrorDetails, given: _Given) -> str:
+    """``message`` with the fields it mentions (its ``*_field`` context) named as options."""
+    if given.options is None:
+        return message
+    context = error.get("ctx") or {}
+    loc = tuple(error["loc"])
+    names = {
+        str(value): given.name(_reference(loc, str(value), given.model_cls))
+        for key, value in context.items()
+        if key.endswith("_field")
+    }
+    if not names:
+        return message
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b")
+    return pattern.sub(lambda match: names[match.group(1)], message)
+
+
+def _same(first: Any, second: Any) -> bool:
+    # A year typed as text ("2015") is the year the record holds as a number.
+    return first is not _MISSING and second is not _MISSING and str(first) == str(second)
+
+
+def _parts_of_one_value(first: Loc, second: Loc) -> bool:
+    """Whether two locations are fields of one item of a list (the start and the end of one
+    placement): typed together, as one value."""
+    return first[:-1] == second[:-1] and any(isinstance(p, int) for p in first[:-1])
+
+
+def _changed_alone(changed: Loc, kept: Loc, given: _Given) -> bool:
+    """Whether a correction changed the value at ``changed`` and kept the one at ``kept``."""
+    if given.recorded is None:
+        return False
+    data, recorded = given.data, given.recorded
+    return _same(_value_at(data, kept), _value_at(recorded, kept)) and not _same(
+        _value_at(data, changed), _value_at(recorded, changed)
+    )
+
+
+def _order_problem(error: ErrorDetails, given: _Given) -> FieldProblem | None:
+    """A date that contradicts another (models' ``date_order``), named for what was typed.
+
+    When a correction changed one date and the record holds the other unchanged, the problem
+    is the changed one's, whichever of the two the model refused. From options, both are named
+    as options. Otherwise (a file; input not of a correction) ``None``: the model's message is
+    right as it is.
+    """
+    context = error.get("ctx") or {}
+    loc = tuple(error["loc"])
+    if error["type"] != "date_order" or "earlier_field" not in context:
+        return None
+    later_loc = (*loc, context["index"], context["part"]) if "index" in context else loc
+    earlier_loc = _reference(loc, str(context["earlier_field"]), given.model_cls)
+    if _is_protected(later_loc) or _is_protected(earlier_loc):
+        return None
+    later = context.get("later", error.get("input"))
+    one_value = _parts_of_one_value(later_loc, earlier_loc)
+    if not one_value and _changed_alone(earlier_loc, later_loc, given):
+        return FieldProblem(
+            given.name(earlier_loc),
+            f"must not be after {given.name(later_loc)}, recorded as {later}"
+            + _got(_value_at(given.data, earlier_loc)),
+        )
+    if given.options is None:
+        return None
+    earlier = str(earlier_loc[-1]) if one_value else given.name(earlier_loc)
+    return FieldProblem(
+        given.name(later_loc),
+        f"must not be before {earlier} ({context['earlier']})" + _got(later),
+    )
+
+
+def _problems(errors: list[ErrorDetails], given: _Given) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     item_locs = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
     for error in errors:
@@ -586,16 +757,18 @@ def _problems(
         if error["type"] == "too_short" and loc in item_locs:
             # pydantic counts only the valid items; the bad item is already reported.
             continue
-        protected = bool(loc) and loc[0] == _PROTECTED_ROOT
+        protected = _is_protected(loc)
         if protected:
             # Under identity, a location beyond the known fields would be a typed key.
             loc = tuple(p for p in loc[:2] if p == _PROTECTED_ROOT or p in PROTECTED_FIELDS)
-        message = _message(error, model_cls)
+        order = None if protected else _order_problem(error, given)
+        if order is not None:
+            problems.append(order)
+            continue
+        message = _options_named(_message(error, given.model_cls), error, given)
         if not protected and error["type"] not in _NO_INPUT:
-            shown = _shown(error.get("input"))
-            if shown is not None:
-                message += f" (got {shown})"
-        problems.append(FieldProblem(_field_path(loc), message, _line_for(root, loc)))
+            message += _got(error.get("input"))
+        problems.append(FieldProblem(given.name(loc), message, _line_for(given.root, loc)))
     return problems
 
 
@@ -639,6 +812,7 @@ def _validate(
     *,
     today: date | None = None,
     recorded: Mapping[str, Any] | None = None,
+    option_names: Mapping[str, str] | None = None,
 ) -> M:
     result = _attempt(model_cls, data, input_context(today))
     if isinstance(result, list) and all(_recorded_already(e, recorded) for e in result):
@@ -648,8 +822,9 @@ def _validate(
         result = _attempt(model_cls, data, None)
     if isinstance(result, list):
         errors = [e for e in result if not _recorded_already(e, recorded)]
+        given = _Given(model_cls, data, root, option_names, recorded)
         # Raised with no ValidationError in flight: it keeps every input, identity included.
-        raise ModelInputError(_problems(errors, model_cls, root), source, hint)
+        raise ModelInputError(_problems(errors, given), source, hint)
     return result
 
 
@@ -728,18 +903,28 @@ def parse_options(
     model_cls: type[M],
     mapping: Mapping[str, Any],
     *,
+    option_names: Mapping[str, str] | None = None,
     today: date | None = None,
     recorded: Mapping[str, Any] | None = None,
 ) -> M:
     """Build a model from command-line option values; ``None`` and empty lists mean not given.
 
-    Keys may be dotted (``place.country``). Problems are listed as ``<field>: <message>``.
+    Keys may be dotted (``place.country``). Problems are listed as ``<field>: <message>``;
+    ``option_names`` maps (dotted) fields to the options that set them (``{"place.name":
+    "--place"}``), and problems then name the options (see :func:`field_name`).
     A date later than ``today`` (default: the UTC date of the system clock) is refused, unless
     ``recorded`` (the record being corrected, as stored) holds the same value at the same field.
     """
     hint = "correct the options named above; see --help"
     return _validate(
-        model_cls, _expand_options(mapping), None, None, hint, today=today, recorded=recorded
+        model_cls,
+        _expand_options(mapping),
+        None,
+        None,
+        hint,
+        today=today,
+        recorded=recorded,
+        option_names=option_names,
     )
 
 
@@ -747,11 +932,14 @@ def parse_entity_options(
     kind: str,
     mapping: Mapping[str, Any],
     *,
+    option_names: Mapping[str, str] | None = None,
     today: date | None = None,
     recorded: Mapping[str, Any] | None = None,
 ) -> Entity:
     """Build an incident, facility, perpetrator or child from command-line option values."""
-    entity: Entity = parse_options(_entity_model(kind), mapping, today=today, recorded=recorded)
+    entity: Entity = parse_options(
+        _entity_model(kind), mapping, option_names=option_names, today=today, recorded=recorded
+    )
     return entity
 
 

@@ -9,14 +9,14 @@ Identity details of a witness (:class:`ProtectedIdentity`) never show in ``repr`
 them, for sealing them to the case's recipients.
 
 Dates are checked two ways. Against each other, always: an end before its start, a child taken
-before the year of birth, an age at the events the witness had not reached by the interview.
-Dates with a precision (``2022``, ``2022-05``) are compared by the whole span they may mean, so
-only a date that is wrong whatever day it stands for is refused. Against the clock, only for
-what a person types in: validated with :func:`input_context`, a date later than today (UTC,
-plus :data:`FUTURE_TOLERANCE`) is refused, and so is a moment (a date with a time of day)
-later than now (plus :data:`CLOCK_SKEW`). Records read back from the log or the catalog are
-built without that context, so a case recorded on a machine whose clock was wrong still opens,
-verifies and exports.
+before the year of birth, a placement before the child was born or taken, an age at the events
+the witness had not reached by the interview. Dates with a precision (``2022``, ``2022-05``) are
+compared by the whole span they may mean, so only a date that is wrong whatever day it stands
+for is refused. Against the clock, only for what a person types in: validated with
+:func:`input_context`, a date later than today (UTC, plus :data:`FUTURE_TOLERANCE`) is refused,
+and so is a moment (a date with a time of day) later than now (plus :data:`CLOCK_SKEW`).
+Records read back from the log or the catalog are built without that context, so a case
+recorded on a machine whose clock was wrong still opens, verifies and exports.
 """
 
 from __future__ import annotations
@@ -65,6 +65,26 @@ MAX_SHORT_TEXT_LENGTH: Final = 1_000
 
 def _error(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
+
+
+# A message that names another field carries that field's name in its context, under a key
+# ending in "_field" (relative to the record checked: a field beside the one refused, or of the
+# record refused as a whole), so that a reader of command-line options can name the option
+# instead (evidence.loaders).
+
+
+def _order_error(
+    message: str, earlier_field: str, earlier: object, **where: object
+) -> PydanticCustomError:
+    """A ``date_order`` error: the value checked lies wholly before ``earlier_field``.
+
+    The context holds the other field and its value (``earlier_field``, ``earlier``); for a
+    value inside a list field, ``where`` says which (``index``, ``part``) and holds it
+    (``later``). ``message`` may use these as ``{placeholders}``.
+    """
+    return PydanticCustomError(
+        "date_order", message, {"earlier_field": earlier_field, "earlier": earlier, **where}
+    )
 
 
 def _check_text(value: str) -> str:
@@ -761,8 +781,18 @@ class Place(BaseModel):
     @model_validator(mode="after")
     def _coordinates_in_pairs(self) -> Place:
         if (self.lat is None) != (self.lon is None):
-            raise ValueError("give both lat and lon, or neither")
+            raise PydanticCustomError(
+                "coordinates_pair",
+                "give both {lat_field} and {lon_field}, or neither",
+                {"lat_field": "lat", "lon_field": "lon"},
+            )
         return self
+
+
+def _wholly_before(later: str, earlier: str) -> bool:
+    """Whether the partial date ``later`` ends before ``earlier`` begins: whatever days the two
+    stand for, ``later`` is the earlier one."""
+    return partial_date_range(later)[1] < partial_date_range(earlier)[0]
 
 
 def _not_before(start_field: str) -> Any:
@@ -770,12 +800,8 @@ def _not_before(start_field: str) -> Any:
 
     def check(value: str | None, info: ValidationInfo) -> str | None:
         start = info.data.get(start_field)
-        if (
-            value is not None
-            and start is not None
-            and partial_date_range(value)[1] < partial_date_range(start)[0]
-        ):
-            raise _error("date_order", f"must not be before {start_field}")
+        if value is not None and start is not None and _wholly_before(value, start):
+            raise _order_error("must not be before {earlier_field}", start_field, start)
         return value
 
     return check
@@ -878,30 +904,42 @@ class Child(BaseModel):
     @classmethod
     def _taken_after_birth(cls, value: str | None, info: ValidationInfo) -> str | None:
         birth = info.data.get("birth_year")
-        if value is not None and birth is not None and partial_date_range(value)[1].year < birth:
-            raise _error(
-                "date_order",
-                f"must not be before birth_year ({birth}); check the year of both",
+        if value is not None and birth is not None and _wholly_before(value, str(birth)):
+            raise _order_error(
+                "must not be before {earlier_field} ({earlier}); check the year of both",
+                "birth_year",
+                birth,
             )
         return value
 
     @field_validator("placements")
     @classmethod
-    def _placements_after_birth(
+    def _placements_after_birth_and_taking(
         cls, value: tuple[Placement, ...], info: ValidationInfo
     ) -> tuple[Placement, ...]:
-        birth = info.data.get("birth_year")
-        if birth is None:
-            return value
+        # A stay at a facility can begin no earlier than the child was born and was taken.
+        earlier_dates = [
+            (name, info.data[name], advice)
+            for name, advice in (
+                ("birth_year", "check the year of both"),
+                ("taken_on", "check both dates"),
+            )
+            if info.data.get(name) is not None
+        ]
         for index, placement in enumerate(value):
-            for name in ("start", "end"):
-                day: str | None = getattr(placement, name)
-                if day is not None and partial_date_range(day)[1].year < birth:
-                    raise _error(
-                        "date_order",
-                        f"[{index}].{name} {day} is before birth_year ({birth}); "
-                        "check the year of both",
-                    )
+            for part in ("start", "end"):
+                day: str | None = getattr(placement, part)
+                for name, earlier, advice in earlier_dates:
+                    if day is not None and _wholly_before(day, str(earlier)):
+                        raise _order_error(
+                            "[{index}].{part} {later} is before {earlier_field} ({earlier}); "
+                            + advice,
+                            name,
+                            earlier,
+                            index=index,
+                            part=part,
+                            later=day,
+                        )
         return value
 
 
@@ -1151,8 +1189,16 @@ class Link(BaseModel):
     @model_validator(mode="after")
     def _at_least_one_target(self) -> Link:
         if not self.targets:
-            raise ValueError(
-                "link needs at least one target in incidents, facilities, perpetrators or children"
+            raise PydanticCustomError(
+                "link_target",
+                "link needs at least one target in {incidents_field}, {facilities_field}, "
+                "{perpetrators_field} or {children_field}",
+                {
+                    "incidents_field": "incidents",
+                    "facilities_field": "facilities",
+                    "perpetrators_field": "perpetrators",
+                    "children_field": "children",
+                },
             )
         return self
 

@@ -318,7 +318,7 @@ def test_ingest_refuses_bad_options_before_touching_the_case(
     size = case.log_size()
     result = cli("ingest", "--case", case.root, "-r", corpus, option, value)
     assert result.exit_code == 2, result.output
-    assert option.lstrip("-").replace("-", "_") in result.stderr
+    assert f"{option}: " in result.stderr
     assert case.log_size() == size
 
 

@@ -388,22 +388,22 @@ BAD_INPUT = [
     ),
     pytest.param(
         ["incident", "edit", "INC-0001", "--remove-crime", "art. 6(e)", "--reason", "r"],
-        "crimes: 'art. 6(e)' is not in the list of INC-0001",
+        "--remove-crime: 'art. 6(e)' is not in the list of INC-0001",
         id="edit-remove-a-crime-not-listed",
     ),
     pytest.param(
         ["incident", "edit", "INC-0001", "--crime", "6(e)", "--add-crime", "6(b)", "--reason", "r"],
-        "crimes: give either the whole new list or values to add and remove",
+        "--crime: give either the whole new list or values to add and remove",
         id="edit-set-and-add-one-list",
     ),
     pytest.param(
         ["facility", "edit", "FAC-0001", "--remove-alias", "Camp X", "--reason", "r"],
-        "aliases: 'Camp X' is not in the list of FAC-0001",
+        "--remove-alias: 'Camp X' is not in the list of FAC-0001",
         id="edit-remove-an-alias-not-listed",
     ),
     pytest.param(
         ["child", "add", "--code", "C-1", "--status", "missing", "--placement", "FAC-0099"],
-        "placements[0].facility",
+        "--placement: unknown facility FAC-0099",
         id="placement-unknown-facility",
     ),
     pytest.param(

@@ -113,6 +113,11 @@ CONTRADICTIONS: list[tuple[str, type[BaseModel], dict[str, Any], str, str]] = [
     ("child-taken-the-year-before-birth", Child, {"birth_year": 2015, "taken_on": "2014"}, "taken_on", "before birth_year (2015)"),
     ("child-placed-before-year-of-birth", Child, {"birth_year": 2015, "placements": [{"facility": "FAC-0001", "start": "2014-06"}]}, "placements", "[0].start 2014-06 is before birth_year (2015)"),
     ("child-placement-ended-before-birth", Child, {"birth_year": 2015, "placements": [{"facility": "FAC-0001", "start": "2015", "end": "2016"}, {"facility": "FAC-0002", "end": "2014"}]}, "placements", "[1].end 2014 is before birth_year (2015)"),
+    ("child-placed-the-day-before-taken", Child, {"taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-05-13"}]}, "placements", "[0].start 2022-05-13 is before taken_on (2022-05-14); check both dates"),
+    ("child-placed-the-month-before-taken", Child, {"taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-04"}]}, "placements", "[0].start 2022-04 is before taken_on (2022-05-14)"),
+    ("child-placed-the-year-before-taken", Child, {"taken_on": "2022-05", "placements": [{"facility": "FAC-0001", "start": "2021"}]}, "placements", "[0].start 2021 is before taken_on (2022-05)"),
+    ("child-placement-ended-before-taken", Child, {"taken_on": "2022-05", "placements": [{"facility": "FAC-0001", "start": "2022-06", "end": "2022-07"}, {"facility": "FAC-0002", "end": "2022-04-30"}]}, "placements", "[1].end 2022-04-30 is before taken_on (2022-05)"),
+    ("child-placed-before-taken-and-born", Child, {"birth_year": 2012, "taken_on": "2022", "placements": [{"facility": "FAC-0001", "start": "2011"}]}, "placements", "[0].start 2011 is before birth_year (2012)"),
     ("interviewed-before-being-born", WitnessTestimony, {"identity.date_of_birth": "2023-05", "age_at_events": ...}, "identity", "date_of_birth is after interview_date (2023-03-01)"),
     ("age-at-events-not-reached-by-the-interview", WitnessTestimony, {"identity.date_of_birth": "2011-03-02", "age_at_events": 12}, "identity", "date_of_birth does not fit age_at_events (12)"),
     ("age-at-events-against-year-of-birth", WitnessTestimony, {"identity.date_of_birth": "2012", "age_at_events": 12}, "identity", "date_of_birth does not fit age_at_events (12)"),
@@ -155,7 +160,14 @@ CONSISTENT: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
     ("child-taken-in-year-of-birth", Child, {"birth_year": 2015, "taken_on": "2015"}),
     ("child-taken-on-new-years-day-of-birth", Child, {"birth_year": 2015, "taken_on": "2015-01-01"}),
     ("child-placed-in-year-of-birth", Child, {"birth_year": 2015, "placements": [{"facility": "FAC-0001", "start": "2015", "end": "2015-01"}]}),
-    ("child-year-of-birth-unknown", Child, {"taken_on": "2014", "placements": [{"facility": "FAC-0001", "start": "1999"}]}),
+    ("child-placed-the-day-taken", Child, {"taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-05-14", "end": "2022-05-14"}]}),
+    ("child-placed-in-the-month-taken", Child, {"taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-05"}]}),
+    ("child-taken-in-the-month-placed", Child, {"taken_on": "2022-05", "placements": [{"facility": "FAC-0001", "start": "2022-05-01"}]}),
+    ("child-placed-in-the-year-taken", Child, {"taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022", "end": "2022"}]}),
+    ("child-placed-without-dates", Child, {"taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001"}]}),
+    ("child-placed-after-taken", Child, {"birth_year": 2012, "taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-06", "end": "2023"}, {"facility": "FAC-0002", "end": "2022-05-20"}]}),
+    ("child-year-of-birth-unknown", Child, {"taken_on": "1999", "placements": [{"facility": "FAC-0001", "start": "1999"}]}),
+    ("child-dates-unknown-but-placements", Child, {"placements": [{"facility": "FAC-0001", "start": "1999"}]}),
     ("consent-withdrawn-the-day-it-was-given", WitnessTestimony, {"consent.withdrawn_on": "2023-03-01"}),
     ("age-reached-on-the-interview-day", WitnessTestimony, {"identity.date_of_birth": "2011-03-01", "age_at_events": 12}),
     ("age-with-year-of-birth-only", WitnessTestimony, {"identity.date_of_birth": "2011", "age_at_events": 12}),
@@ -461,6 +473,37 @@ def test_a_correction_judges_only_new_dates_against_the_clock(
     assert [p.field for p in info.value.problems] == refused
 
 
+CHILD_OPTION_NAMES = {"birth_year": "--birth-year", "taken_on": "--taken-on", "placements": "--placement"}  # fmt: skip
+STORED_CHILD: dict[str, Any] = {"id": "CH-0001", "code": "C-042", "status": "located", "birth_year": 2012, "taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-06", "end": "2022-09"}]}  # fmt: skip
+
+# (case name, changes to the stored child, the problem reported)
+CHILD_CORRECTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("taken-after-the-recorded-placement", {"taken_on": "2022-07"}, "--taken-on: must not be after --placement (1st value, start), recorded as 2022-06 (got '2022-07')"),
+    ("born-after-the-recorded-taking", {"birth_year": "2023"}, "--birth-year: must not be after --taken-on, recorded as 2022-05-14 (got '2023')"),
+    ("placement-before-the-recorded-taking", {"placements": [{"facility": "FAC-0001", "start": "2022-04"}]}, "--placement (1st value, start): must not be before --taken-on (2022-05-14) (got '2022-04')"),
+    ("placement-reversed", {"placements": [{"facility": "FAC-0001", "start": "2022-10", "end": "2022-09"}]}, "--placement (1st value, end): must not be before start (2022-10) (got '2022-09')"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"), [pytest.param(*case[1:], id=case[0]) for case in CHILD_CORRECTIONS]
+)
+def test_a_child_correction_names_the_date_just_typed(
+    changes: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ModelInputError) as info:
+        parse_entity_options(
+            "child",
+            {**STORED_CHILD, **changes},
+            recorded=STORED_CHILD,
+            option_names=CHILD_OPTION_NAMES,
+            today=TODAY,
+        )
+    # Each date the typed one contradicts is a problem of its own; the first is the nearest.
+    assert info.value.message.splitlines()[0] == expected
+    assert all(p.field == expected.partition(":")[0] for p in info.value.problems)
+
+
 # ---------------------------------------------------------------------------------------------
 # A case: recorded with a clock that was ahead, then read, verified, corrected and exported
 # ---------------------------------------------------------------------------------------------
@@ -554,10 +597,10 @@ def test_command_line_refuses_future_dates(
         tmp_path, make_testimony("W-041", interview_date="2099-03-01", identity=None)
     )
     refusals = [
-        (("incident", "add", "--title", "T", "--start", "2024-07", "--place", "X"), "start: ", "'2024-07'"),
-        (("facility", "add", "--name", "N", "--type", "camp", "--used-to", "2030"), "used_to: ", "'2030'"),
-        (("child", "add", "--code", "C-042", "--status", "missing", "--birth-year", "2025"), "birth_year: ", "2025"),
-        (("ingest", note, "--collected-at", "2024-06-20"), "collected_at: ", "'2024-06-20'"),
+        (("incident", "add", "--title", "T", "--start", "2024-07", "--place", "X"), "--start: ", "'2024-07'"),
+        (("facility", "add", "--name", "N", "--type", "camp", "--used-to", "2030"), "--used-to: ", "'2030'"),
+        (("child", "add", "--code", "C-042", "--status", "missing", "--birth-year", "2025"), "--birth-year: ", "2025"),
+        (("ingest", note, "--collected-at", "2024-06-20"), "--collected-at: ", "'2024-06-20'"),
         (("testimony", "add", future_testimony), "interview_date: ", "'2099-03-01'"),
         (("testimony", "withdraw-consent", "W-017", "--reason", "r", "--on", "2024-07-01"), "--on: ", "'2024-07-01'"),
     ]  # fmt: skip
@@ -571,7 +614,7 @@ def test_command_line_refuses_future_dates(
     # A date that contradicts another is refused the same way.
     result = cli("child", "add", "--code", "C-042", "--status", "missing", "--birth-year", "2015", "--taken-on", "2014", *c)  # fmt: skip
     assert result.exit_code == 2
-    assert "taken_on: must not be before birth_year (2015)" in result.stderr
+    assert "--taken-on: must not be before --birth-year (2015)" in result.stderr
 
 
 def test_withdrawal_defaults_to_the_injected_today(
@@ -605,7 +648,7 @@ def test_command_line_compares_a_collection_moment_with_now(
     # A full day ahead of now, though only the day after today by the calendar.
     result = cli("ingest", note, "--collected-at", "2024-06-16T23:59:59Z", "--case", case.root)
     assert result.exit_code == 2, result.output
-    assert f"collected_at: {LATER}" in result.stderr
+    assert f"--collected-at: {LATER}" in result.stderr
     assert case.log_size() == size
     # A few minutes ahead: a clock running fast.
     result = cli("ingest", note, "--collected-at", "2024-06-15T21:35:00Z", "--case", case.root)

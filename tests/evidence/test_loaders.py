@@ -17,12 +17,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 import evidence.loaders as loaders
 from chain_of_custody.errors import InputError
 from evidence.loaders import (
     FieldProblem,
     ModelInputError,
+    field_name,
     load_entity,
     load_model,
     load_testimony,
@@ -605,6 +607,168 @@ def test_parse_entity_options_kinds(kind: str, options: dict[str, Any]) -> None:
     entity = parse_entity_options(kind, options)
     assert isinstance(entity, (Facility, Perpetrator, Child))
     assert type(entity) is ENTITY_MODELS[kind]
+
+
+# Options as the command line names them (a part of each entity's table, evidence.cli_records).
+INCIDENT_OPTION_NAMES = {
+    "title": "--title",
+    "start": "--start",
+    "end": "--end",
+    "place.name": "--place",
+    "place.lat": "--lat",
+    "place.lon": "--lon",
+    "crimes": "--crime",
+    "children_count": "--children-count",
+}
+CHILD_OPTION_NAMES = {
+    "code": "--code",
+    "birth_year": "--birth-year",
+    "hometown.name": "--hometown",
+    "taken_on": "--taken-on",
+    "status": "--status",
+    "placements": "--placement",
+}
+
+# (case name, location, field path, with the child's or incident's options)
+FIELD_NAMES: list[tuple[str, tuple[int | str, ...], str, str]] = [
+    ("field", ("children_count",), "children_count", "--children-count"),
+    ("field-of-a-nested-record", ("place", "lat"), "place.lat", "--lat"),
+    ("nested-record-by-its-first-option", ("place",), "place", "--place"),
+    ("first-value", ("crimes", 0), "crimes[0]", "--crime (1st value)"),
+    ("second-value", ("crimes", 1), "crimes[1]", "--crime (2nd value)"),
+    ("third-value", ("crimes", 2), "crimes[2]", "--crime (3rd value)"),
+    ("fourth-value", ("crimes", 3), "crimes[3]", "--crime (4th value)"),
+    ("eleventh-value", ("crimes", 10), "crimes[10]", "--crime (11th value)"),
+    ("twelfth-value", ("crimes", 11), "crimes[11]", "--crime (12th value)"),
+    ("thirteenth-value", ("crimes", 12), "crimes[12]", "--crime (13th value)"),
+    ("twenty-first-value", ("crimes", 20), "crimes[20]", "--crime (21st value)"),
+    ("hundred-twelfth-value", ("crimes", 111), "crimes[111]", "--crime (112th value)"),
+    ("part-of-a-value", ("placements", 1, "start"), "placements[1].start", "--placement (2nd value, start)"),
+    ("field-of-no-option", ("id",), "id", "id"),
+    ("the-options-as-a-whole", (), "(document)", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("loc", "path", "option"), [pytest.param(*case[1:], id=case[0]) for case in FIELD_NAMES]
+)
+def test_field_name_is_the_option_typed(loc: tuple[int | str, ...], path: str, option: str) -> None:
+    assert field_name(loc) == path
+    assert field_name(loc, INCIDENT_OPTION_NAMES | CHILD_OPTION_NAMES) == option
+
+
+def test_option_problems_name_the_options() -> None:
+    values = {"id": "INC-0000", "title": "x", "start": "2022-05", "children_count": "abc"}
+    with pytest.raises(ModelInputError) as info:
+        parse_entity_options("incident", values, option_names=INCIDENT_OPTION_NAMES)
+    assert info.value.message.splitlines() == [
+        "--place: is required but missing",
+        "--children-count: must be a whole number (got 'abc')",
+    ]
+    assert info.value.hint == "correct the options named above; see --help"
+    # Without the names, the fields as before.
+    with pytest.raises(ModelInputError) as info:
+        parse_entity_options("incident", values)
+    assert info.value.message.splitlines() == [
+        "place: is required but missing",
+        "children_count: must be a whole number (got 'abc')",
+    ]
+
+
+INCIDENT_VALUES: dict[str, Any] = {"id": "INC-0001", "title": "T", "start": "2022-03", "place.name": "Example Town"}  # fmt: skip
+
+# (case name, model, option values, option names, message with the names, message without)
+MESSAGES_NAMING_FIELDS: list[tuple[str, type[BaseModel], dict[str, Any], dict[str, str], str, str]] = [
+    ("end-before-start", Incident, {**INCIDENT_VALUES, "end": "2022-02"}, INCIDENT_OPTION_NAMES,
+     "--end: must not be before --start (2022-03) (got '2022-02')",
+     "end: must not be before start (got '2022-02')"),
+    ("latitude-without-longitude", Incident, {**INCIDENT_VALUES, "place.lat": "46.6354"}, INCIDENT_OPTION_NAMES,
+     "--place: give both --lat and --lon, or neither",
+     "place: give both lat and lon, or neither"),
+    ("taken-before-birth", Child, {"id": "CH-0001", "code": "C-7", "status": "missing", "birth_year": "2015", "taken_on": "2014"}, CHILD_OPTION_NAMES,
+     "--taken-on: must not be before --birth-year (2015) (got '2014')",
+     "taken_on: must not be before birth_year (2015); check the year of both (got '2014')"),
+    ("placed-before-taken", Child, {"id": "CH-0001", "code": "C-7", "status": "missing", "taken_on": "2022-05-14", "placements": [{"facility": "FAC-0001", "start": "2022-06"}, {"facility": "FAC-0001", "start": "2022-04"}]}, CHILD_OPTION_NAMES,
+     "--placement (2nd value, start): must not be before --taken-on (2022-05-14) (got '2022-04')",
+     "placements: [1].start 2022-04 is before taken_on (2022-05-14); check both dates"),
+    ("placement-ends-before-it-starts", Child, {"id": "CH-0001", "code": "C-7", "status": "missing", "placements": [{"facility": "FAC-0001", "start": "2022-06", "end": "2022-05"}]}, CHILD_OPTION_NAMES,
+     "--placement (1st value, end): must not be before start (2022-06) (got '2022-05')",
+     "placements[0].end: must not be before start (got '2022-05')"),
+    ("link-without-target", Link, {"subject": "W-017", "reason": "r"}, {"incidents": "--incident", "facilities": "--facility", "perpetrators": "--perpetrator", "children": "--child"},
+     "link needs at least one target in --incident, --facility, --perpetrator or --child",
+     "(document): link needs at least one target in incidents, facilities, perpetrators or children"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "names", "named", "plain"),
+    [pytest.param(*case[1:], id=case[0]) for case in MESSAGES_NAMING_FIELDS],
+)
+def test_a_message_naming_another_field_names_its_option(
+    model: type[BaseModel], values: dict[str, Any], names: dict[str, str], named: str, plain: str
+) -> None:
+    with pytest.raises(ModelInputError) as info:
+        parse_options(model, values, option_names=names)
+    assert info.value.message == named
+    with pytest.raises(ModelInputError) as info:
+        parse_options(model, values)
+    assert info.value.message == plain
+
+
+STORED_INCIDENT: dict[str, Any] = {"id": "INC-0001", "title": "T", "start": "2022-03", "end": "2022-06", "place": {"name": "Example Town"}}  # fmt: skip
+
+# (case name, values of the correction, message with the options named, message without)
+CORRECTED_DATES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("start-moved-after-the-recorded-end", {"start": "2023-01"},
+     "--start: must not be after --end, recorded as 2022-06 (got '2023-01')",
+     "start: must not be after end, recorded as 2022-06 (got '2023-01')"),
+    ("end-moved-before-the-recorded-start", {"end": "2022-01"},
+     "--end: must not be before --start (2022-03) (got '2022-01')",
+     "end: must not be before start (got '2022-01')"),
+    ("both-changed", {"start": "2023-01", "end": "2022-12"},
+     "--end: must not be before --start (2023-01) (got '2022-12')",
+     "end: must not be before start (got '2022-12')"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "named", "plain"), [pytest.param(*case[1:], id=case[0]) for case in CORRECTED_DATES]
+)
+def test_a_correction_blames_the_date_just_changed(
+    changes: dict[str, Any], named: str, plain: str
+) -> None:
+    values = {**STORED_INCIDENT, **changes}
+    with pytest.raises(ModelInputError) as info:
+        parse_entity_options(
+            "incident", values, recorded=STORED_INCIDENT, option_names=INCIDENT_OPTION_NAMES
+        )
+    assert info.value.message == named
+    with pytest.raises(ModelInputError) as info:
+        parse_entity_options("incident", values, recorded=STORED_INCIDENT)
+    assert info.value.message == plain
+
+
+def test_corrected_identity_dates_are_never_quoted() -> None:
+    # The witness of the template is 38 at the events and was interviewed on 2023-03-01.
+    stored = template_document()
+    corrected = {**stored, "identity": {**stored["identity"], "date_of_birth": "1987-06-02"}}
+    names = {"identity.date_of_birth": "--date-of-birth", "age_at_events": "--age-at-events"}
+    for option_names in (names, None):
+        with pytest.raises(ModelInputError) as info:
+            parse_options(WitnessTestimony, corrected, recorded=stored, option_names=option_names)
+        text = f"{info.value.diagnostics()} {info.value!r}"
+        assert "1987" not in text and "06-02" not in text
+        assert str(stored["identity"]["date_of_birth"]) not in text
+        assert "does not fit age_at_events (38)" in info.value.message
+
+
+def test_file_problems_keep_field_and_line(tmp_path: Path) -> None:
+    text = (DATA / "incident.yaml").read_text(encoding="utf-8")
+    path = write(tmp_path, replace_line(text, "end:", "end: 2022-04"), "incident.yaml")
+    with pytest.raises(ModelInputError) as info:
+        load_entity(path, "incident")
+    line = line_of(replace_line(text, "end:", "end: 2022-04"), "end:")
+    assert info.value.message == f"{path}:{line}: end: must not be before start (got '2022-04')"
 
 
 # ---------------------------------------------------------------------------------------------
