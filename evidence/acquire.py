@@ -12,6 +12,23 @@ user gave into a deterministic stream of results, one per file system entry met:
 - :class:`SymlinkRecord`: a symbolic link that was met; the caller records it as a sighting of a
   link, and it is followed only with ``follow_symlinks``.
 
+A link given as an input is told apart from one met in a walk (the distinction ``find``,
+``cp`` and ``du`` make with ``-H``): it names what the user meant to ingest. Like any link, and
+like a command-line link to ``find``, ``tar`` or ``cp -R`` by default, it is recorded and not
+followed without ``follow_symlinks`` (SPEC section 9): a link on seized media may lead anywhere.
+Since nothing it leads to is then ingested, it is also refused
+(:attr:`Reason.SYMLINK_NOT_FOLLOWED`), with a reason naming what it leads to and how to ingest
+that, so that recording the link alone never looks as if the folder or file behind it had been
+preserved. A link met in a walk is only recorded.
+
+The order is fixed by the inputs and their names, never by the order in which a file system
+lists a folder: inputs in the order given, each folder's entries in byte order of their names,
+depth first, and what a followed link leads to walked where the link is met. So a file and a
+link to it (or a folder and a link to it) are met in the byte order of their paths as met: for
+``photos/a.jpg`` and ``photos/z.jpg -> a.jpg`` the file comes first, for ``photos/a.jpg ->
+z.jpg`` and ``photos/z.jpg`` the link does. Which of them the ingest makes the item follows
+from this order (see :mod:`evidence.ingest`).
+
 File names are kept as the raw bytes the file system gave (they need not be valid UTF-8) and are
 shown through :func:`display_name`, which escapes what cannot be shown safely.
 """
@@ -73,6 +90,7 @@ class Reason(StrEnum):
     SYMLINK_LOOP = "symlink-loop"
     SYMLINK_DANGLING = "symlink-dangling"
     SYMLINK_REPLACED = "symlink-replaced"
+    SYMLINK_NOT_FOLLOWED = "symlink-not-followed"
     DIRECTORY_LOOP = "directory-loop"
     CHANGED_WHILE_READING = "changed-while-reading"
     NAME_TOO_LONG = "name-too-long"
@@ -100,6 +118,11 @@ _REASON_TEXT: dict[Reason, str] = {
     Reason.SYMLINK_DANGLING: "is a symbolic link whose target does not exist",
     Reason.SYMLINK_REPLACED: (
         "was replaced by a symbolic link after it was scanned; check who is changing the files"
+    ),
+    Reason.SYMLINK_NOT_FOLLOWED: (
+        "is a symbolic link given as an input; it is recorded as a link and was not followed, "
+        "so nothing it leads to was ingested: to ingest that, re-run with --follow-symlinks, or "
+        "give the path it leads to"
     ),
     Reason.DIRECTORY_LOOP: "is a directory that contains itself (a mount loop); not walked again",
     Reason.CHANGED_WHILE_READING: (
@@ -305,9 +328,11 @@ def scan_inputs(
     """Scan the given inputs, yielding a result for every entry met, in a deterministic order.
 
     Inputs are taken in the order given; directories (only with ``recursive``) are walked
-    depth-first with entries in byte order of their names. Symbolic links are always reported
-    as :class:`SymlinkRecord`; they are followed only with ``follow_symlinks`` and only to
-    targets inside the given inputs. Nothing other than regular files is ever opened, and
+    depth-first with entries in byte order of their names, whatever order the file system
+    lists them in. Symbolic links are always reported as :class:`SymlinkRecord`; they are
+    followed only with ``follow_symlinks`` and only to targets inside the given inputs. A link
+    given as an input and not followed is also refused, saying what it leads to and what to do
+    (see the module docstring). Nothing other than regular files is ever opened, and
     those only to check that they can be read. Without ``probe`` nothing is opened at all: an
     ingest opens every file anyway and refuses one it cannot read with the same reason. What is
     ``excluded`` is refused with its reason, once however often it is met.
@@ -533,12 +558,12 @@ class _Scanner:
                 yield from self._refuse_excluded(shown, (st.st_dev, st.st_ino), reason)
                 return
         if stat.S_ISLNK(st.st_mode):
-            yield from self._visit_link(raw, shown, ancestors)
+            yield from self._visit_link(raw, shown, ancestors, given=given)
             return
         yield from self._visit_target(raw, shown, st, ancestors, link=None)
 
     def _visit_link(
-        self, raw: bytes, shown: bytes, ancestors: frozenset[_FileKey]
+        self, raw: bytes, shown: bytes, ancestors: frozenset[_FileKey], *, given: bool
     ) -> Iterator[ScanResult | _Descend]:
         try:
             target = os.readlink(raw)
@@ -558,6 +583,8 @@ class _Scanner:
 
         if not self.follow_symlinks:
             yield record(followed=False)
+            if given:
+                yield self._unfollowed_given_link(raw, shown, target)
             return
         try:
             st = os.stat(raw)
@@ -593,6 +620,49 @@ class _Scanner:
         # read is what was checked; recorded at the path the link was met at (SPEC 5: the path
         # as given).
         yield from self._visit_target(real, shown, st, ancestors, link=shown)
+
+    def _unfollowed_given_link(self, raw: bytes, shown: bytes, target: bytes) -> Refusal:
+        """The refusal of a link given as an input and not followed: what it leads to (or why
+        it leads nowhere) and how to ingest that.
+
+        One ``stat`` and one ``realpath`` per such input, never per entry of a walk. What a
+        followed link would be refused for (a dangling target, a loop, the case's folder, a
+        private key) is said at once rather than a re-run being advised that would only be
+        refused again.
+        """
+        try:
+            st = os.stat(raw)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return Refusal.of(shown, Reason.SYMLINK_LOOP)
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return Refusal.of(shown, Reason.SYMLINK_DANGLING)
+            return Refusal.from_error(source_error(shown, exc))
+        real = os.path.realpath(raw)
+        is_dir = stat.S_ISDIR(st.st_mode)
+        excluded = self.excluded.files.get((st.st_dev, st.st_ino))
+        if excluded is None and self.excluded.folders:
+            excluded = self._enclosing_exclusion(real if is_dir else os.path.dirname(real))
+        if excluded is not None:
+            return Refusal.of(shown, excluded)
+        real_shown = display_name(real)
+        if not is_dir:
+            what, lost = "a file", "that file was not ingested"
+            how = f"re-run with --follow-symlinks, or give the file's own path ({real_shown})"
+        elif self.recursive:
+            what, lost = "a folder", "nothing in that folder was ingested"
+            how = f"re-run with --follow-symlinks, or give the folder's own path ({real_shown})"
+        else:
+            what, lost = "a folder", "nothing in that folder was ingested"
+            how = (
+                "re-run with --recursive --follow-symlinks, or with --recursive and the "
+                f"folder's own path ({real_shown})"
+            )
+        reason = (
+            f"is a symbolic link to {display_name(target)} ({what}); it is recorded as a link "
+            f"and was not followed, so {lost}: to ingest it, {how}"
+        )
+        return Refusal(shown, display_name(shown), Reason.SYMLINK_NOT_FOLLOWED, reason)
 
     def _visit_target(
         self,

@@ -378,6 +378,7 @@ def _print_ingest(report: IngestReport) -> None:
     ):
         table.add_row(label, str(report.count(status)))
     table.add_row("symlinks recorded", str(len(report.symlinks)))
+    table.add_row("symlinks already recorded", str(len(report.symlinks_already_recorded)))
     table.add_row("refused", str(len(report.refused)))
     out.print(table)
 

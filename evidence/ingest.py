@@ -22,6 +22,22 @@ A file reached through a followed symbolic link is recorded at the path it was m
 given inputs (the link's path: SPEC 5, the path as given), with the resolved file that was read
 beside it (``resolved_path``); only that file, checked to lie inside the inputs, is opened.
 
+The same content met at several paths is one item: the first path met, in the order of
+:func:`~evidence.acquire.scan_inputs` (inputs as given, each folder's entries in byte order of
+their names, depth first, never the order the file system lists them in), is recorded as the
+item (``item.ingested``) and each later one as a sighting of it (``item.sighted``, a duplicate).
+This holds for a file and a followed link to it as for two copies: with ``a.jpg`` and
+``z.jpg -> a.jpg`` the item is recorded at ``a.jpg`` and the link's path ``z.jpg`` is a sighting
+(with ``resolved_path`` ``a.jpg``); with ``a.jpg -> z.jpg`` and ``z.jpg`` the item is recorded
+at the link's path ``a.jpg`` (with ``resolved_path`` ``z.jpg``) and ``z.jpg`` is a sighting.
+Either way both paths are recorded, and the same names give the same record whatever order the
+file system lists them in.
+
+Each symbolic link met is recorded once (``symlink.recorded``, with its target). A re-run
+reports a link already recorded at the same absolute path with the same target as already
+recorded (``symlinks_already_recorded``), as it reports a file already in the case, and records
+nothing for it; a link whose target changed since is recorded again.
+
 Re-running a command records only what is missing. A file already sighted at the same absolute
 path (as met) with the same size and modification time is skipped without being read again,
 provided its status change time (ctime) is earlier than the event that recorded the sighting:
@@ -137,11 +153,17 @@ class RefusedInput:
 
 @dataclass
 class IngestReport:
-    """The outcome of one ingest run."""
+    """The outcome of one ingest run.
+
+    ``symlinks`` holds the links this run recorded, ``symlinks_already_recorded`` the links met
+    that the case already held with the same target (recorded by an earlier run, or met twice
+    in this one); each is the link's path as shown.
+    """
 
     files: list[IngestedFile] = field(default_factory=list)
     refused: list[RefusedInput] = field(default_factory=list)
     symlinks: list[str] = field(default_factory=list)
+    symlinks_already_recorded: list[str] = field(default_factory=list)
     checkpoint: bytes | None = None
 
     def count(self, status: str) -> int:
@@ -161,6 +183,7 @@ class IngestReport:
             "skipped": self.count("skipped"),
             "refused": [{"path": r.path, "code": r.code, "reason": r.reason} for r in self.refused],
             "symlinks": self.symlinks,
+            "symlinks_already_recorded": self.symlinks_already_recorded,
             "files": [
                 {
                     "status": f.status,
@@ -920,16 +943,28 @@ def _sighted_before(rec: Recorder, sha256: str, key: str) -> bool:
 def _record_links(
     case: Case, signer: Signer, links: Sequence[SymlinkRecord], report: IngestReport
 ) -> None:
+    """Record each link the case does not hold yet at its absolute path with the same target;
+    report the others as already recorded."""
     if not links:
         return
     with case.transaction() as rec:
+        # The last target recorded at each path, read once inside the write transaction (so a
+        # concurrent ingest's records are seen): the symlinks table has no index on path_key,
+        # and a lookup per link would scan it once per link. The catalog keeps the target as
+        # shown, which tells raw targets apart exactly (display_name is one-to-one); a link
+        # changed back to an earlier target has still changed since it was last recorded.
+        recorded: dict[str, str] = {
+            row[0]: row[1]
+            for row in rec.db.execute("SELECT path_key, target FROM symlinks ORDER BY seq")
+        }
         for link in links:
             raw_abs = os.path.abspath(link.raw_path)
             key = path_key(raw_abs)
-            report.symlinks.append(link.display)
-            known = rec.db.execute("SELECT 1 FROM symlinks WHERE path_key = ?", [key]).fetchone()
-            if known is not None:
+            if recorded.get(key) == link.target_display:
+                report.symlinks_already_recorded.append(link.display)
                 continue
+            recorded[key] = link.target_display
+            report.symlinks.append(link.display)
             rec.append(
                 EventDraft(
                     action="symlink.recorded",

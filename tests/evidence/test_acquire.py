@@ -138,6 +138,23 @@ def symlink_given_not_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
     return [tmp / "link"], False, False
 
 
+def symlink_to_folder_given_not_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    write(tmp / "elsewhere" / "photos" / "a.jpg")
+    (tmp / "photos").symlink_to("elsewhere/photos")
+    return [tmp / "photos"], True, False
+
+
+def symlink_dangling_given_not_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "gone").symlink_to("nothing-here")
+    return [tmp / "gone"], False, False
+
+
+def symlink_loop_given_not_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "x").symlink_to("y")
+    (tmp / "y").symlink_to("x")
+    return [tmp / "x"], False, False
+
+
 def symlink_inside_roots(tmp: Path) -> tuple[list[Path], bool, bool]:
     write(tmp / "d" / "a.txt")
     (tmp / "d" / "link").symlink_to("a.txt")
@@ -250,7 +267,28 @@ CASES: list[tuple[str, Build, list[tuple[object, ...]]]] = [
         symlink_not_followed,
         [("file", b"d/a.txt", None), ("link", b"d/link", False)],
     ),
-    ("symlink-given-not-followed", symlink_given_not_followed, [("link", b"link", False)]),
+    # A link given as an input is recorded and, not followed, refused: nothing it leads to
+    # was ingested. A link met in a walk (above) is only recorded.
+    (
+        "symlink-given-not-followed",
+        symlink_given_not_followed,
+        [("link", b"link", False), ("refused", b"link", Reason.SYMLINK_NOT_FOLLOWED)],
+    ),
+    (
+        "symlink-to-folder-given-not-followed",
+        symlink_to_folder_given_not_followed,
+        [("link", b"photos", False), ("refused", b"photos", Reason.SYMLINK_NOT_FOLLOWED)],
+    ),
+    (
+        "symlink-dangling-given-not-followed",
+        symlink_dangling_given_not_followed,
+        [("link", b"gone", False), ("refused", b"gone", Reason.SYMLINK_DANGLING)],
+    ),
+    (
+        "symlink-loop-given-not-followed",
+        symlink_loop_given_not_followed,
+        [("link", b"x", False), ("refused", b"x", Reason.SYMLINK_LOOP)],
+    ),
     (
         "symlink-inside-roots",
         symlink_inside_roots,
@@ -434,6 +472,48 @@ def test_walk_order_is_sorted_bytes_depth_first(tmp_path: Path) -> None:
     ]
 
 
+class _ListedInReverse:
+    """What ``os.scandir`` gives, in the reverse order: another file system's listing."""
+
+    real_scandir = os.scandir
+
+    def __init__(self, path: bytes) -> None:
+        with _ListedInReverse.real_scandir(path) as entries:
+            self._entries = list(entries)[::-1]
+
+    def __enter__(self) -> Iterator[os.DirEntry[bytes]]:
+        return iter(self._entries)
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def _file_and_link(folder: Path, *, link_name: str, file_name: str) -> None:
+    write(folder / file_name, b"a fictional statement\n")
+    (folder / link_name).symlink_to(file_name)
+
+
+@pytest.mark.parametrize("listing", ["as-listed", "listed-in-reverse"])
+def test_file_and_link_to_it_are_met_in_byte_order_of_their_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listing: str
+) -> None:
+    """Which of a file and a followed link to it comes first follows from their names, never
+    from the order the file system lists the folder in."""
+    _file_and_link(tmp_path / "link-first", link_name="a.txt", file_name="z.txt")
+    _file_and_link(tmp_path / "file-first", link_name="z.txt", file_name="a.txt")
+    if listing == "listed-in-reverse":
+        monkeypatch.setattr(os, "scandir", _ListedInReverse)
+    results = list(scan_inputs([tmp_path], recursive=True, follow_symlinks=True))
+    assert summary(results, tmp_path) == [
+        ("file", b"file-first/a.txt", None),
+        ("link", b"file-first/z.txt", True),
+        ("file", b"file-first/a.txt", b"file-first/z.txt"),
+        ("link", b"link-first/a.txt", True),
+        ("file", b"link-first/z.txt", b"link-first/a.txt"),
+        ("file", b"link-first/z.txt", None),
+    ]
+
+
 def test_inputs_keep_given_order(tmp_path: Path) -> None:
     write(tmp_path / "z.txt")
     write(tmp_path / "a.txt")
@@ -450,6 +530,67 @@ def test_followed_link_given_explicitly_reads_target(tmp_path: Path) -> None:
     assert isinstance(results[1], Candidate)
     assert results[1].path == target
     assert results[1].is_symlink_target_of == os.fsencode(tmp_path / "link.jpg")
+
+
+def test_folder_link_given_without_follow_says_what_to_do(tmp_path: Path) -> None:
+    """A root folder that is a link: the refusal names the link, what it leads to, that
+    nothing in it was ingested, and both ways to ingest it."""
+    write(tmp_path / "elsewhere" / "photos" / "a.jpg")
+    link = tmp_path / "stick" / "photos"
+    link.parent.mkdir()
+    link.symlink_to("../elsewhere/photos")
+    real = tmp_path / "elsewhere" / "photos"
+    results = list(scan_inputs([link], recursive=True, follow_symlinks=False))
+    assert [type(r) for r in results] == [SymlinkRecord, Refusal]
+    refusal = results[1]
+    assert isinstance(refusal, Refusal)
+    assert refusal.message() == (
+        f"{link}: is a symbolic link to ../elsewhere/photos (a folder); it is recorded as a "
+        "link and was not followed, so nothing in that folder was ingested: to ingest it, "
+        f"re-run with --follow-symlinks, or give the folder's own path ({real})"
+    )
+    [_, without_recursive] = scan_inputs([link], recursive=False, follow_symlinks=False)
+    assert isinstance(without_recursive, Refusal)
+    assert without_recursive.reason.endswith(
+        "to ingest it, re-run with --recursive --follow-symlinks, or with --recursive and the "
+        f"folder's own path ({real})"
+    )
+    # Followed when asked: the folder's contents, at the path met through the link.
+    followed = list(scan_inputs([link], recursive=True, follow_symlinks=True))
+    assert summary(followed, tmp_path) == [
+        ("link", b"stick/photos", True),
+        ("file", b"elsewhere/photos/a.jpg", None),
+    ]
+    candidate = followed[1]
+    assert isinstance(candidate, Candidate)
+    assert candidate.given_path == os.fsencode(link / "a.jpg")
+
+
+def test_file_link_given_without_follow_says_what_to_do(tmp_path: Path) -> None:
+    target = write(tmp_path / "statement.txt")
+    (tmp_path / "latest.txt").symlink_to("statement.txt")
+    [record, refusal] = scan_inputs([tmp_path / "latest.txt"], False, False)
+    assert isinstance(record, SymlinkRecord)
+    assert not record.followed
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason_code == Reason.SYMLINK_NOT_FOLLOWED
+    assert str(refusal.reason_code) == "symlink-not-followed"
+    assert refusal.reason == (
+        "is a symbolic link to statement.txt (a file); it is recorded as a link and was not "
+        "followed, so that file was not ingested: to ingest it, re-run with --follow-symlinks, "
+        f"or give the file's own path ({target})"
+    )
+
+
+def test_link_target_with_odd_bytes_is_shown_escaped(tmp_path: Path) -> None:
+    base = os.fsencode(tmp_path)
+    with open(base + b"/caf\xe9\n.txt", "wb") as handle:
+        handle.write(b"x")
+    os.symlink(b"caf\xe9\n.txt", base + b"/link")
+    [_, refusal] = scan_inputs([tmp_path / "link"], False, False)
+    assert isinstance(refusal, Refusal)
+    assert "a symbolic link to caf\\xe9\\u000a.txt (a file)" in refusal.reason
+    assert refusal.reason.isprintable()
 
 
 def test_deep_tree_does_not_hit_recursion_limit(tmp_path: Path) -> None:
@@ -619,6 +760,16 @@ def hard_link_to_key_elsewhere(tmp: Path) -> tuple[list[Path], bool, bool]:
     return [tmp / "root"], True, False
 
 
+def link_to_case_given_not_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "to-case").symlink_to(tmp / "root" / "case")
+    return [tmp / "to-case"], True, False
+
+
+def link_to_key_given_not_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
+    (tmp / "k").symlink_to(tmp / "root" / "home" / "keys" / "investigator-a.key")
+    return [tmp / "k"], False, False
+
+
 def link_to_key_followed(tmp: Path) -> tuple[list[Path], bool, bool]:
     (tmp / "root" / "k").symlink_to("home/keys/investigator-a.key")
     return [tmp / "root"], True, True
@@ -679,6 +830,18 @@ EXCLUSION_CASES: list[tuple[str, Build, list[tuple[object, ...]]]] = [
             CASE_FOLDER,
             KEY_FOLDER,
         ],
+    ),
+    # A link given and not followed that leads to what is never ingested says so, rather
+    # than advising --follow-symlinks, which would only be refused again.
+    (
+        "link-to-case-given-not-followed",
+        link_to_case_given_not_followed,
+        [("link", b"to-case", False), ("refused", b"to-case", Reason.CASE_FOLDER)],
+    ),
+    (
+        "link-to-key-given-not-followed",
+        link_to_key_given_not_followed,
+        [("link", b"k", False), ("refused", b"k", Reason.PRIVATE_KEY)],
     ),
     (
         "link-to-key-followed",
