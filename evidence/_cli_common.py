@@ -26,6 +26,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+# typer ships its own copy of click and exports neither name.
+from typer._click.core import ParameterSource
+
 from evidence.errors import InputError
 from evidence.workspace import Case, open_case
 
@@ -57,6 +60,21 @@ out = _Console(
 )
 err = _Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
+# Where the root command keeps a ``--case`` given before the command (``evidence --case DIR
+# list``); ``ctx.meta`` is shared by the contexts of the root, its groups and their commands.
+ROOT_CASE = "evidence.root_case"
+
+
+def _case_given_anywhere(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """A command's case directory: its own ``--case``, else one given before the command, else
+    ``EVIDENCE_CASE``, else the current directory (the command line wins over the
+    environment, and the option nearer the command over the one further from it)."""
+    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        return value
+    before = ctx.meta.get(ROOT_CASE)
+    return before if isinstance(before, Path) else value
+
+
 CaseOpt = Annotated[
     Path,
     typer.Option(
@@ -64,6 +82,7 @@ CaseOpt = Annotated[
         envvar="EVIDENCE_CASE",
         help="The case directory (default: the current directory).",
         show_default=False,
+        callback=_case_given_anywhere,
     ),
 ]
 KeyOpt = Annotated[

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
+import inspect
 import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+
+# typer ships its own copy of click and does not export the current context.
+from typer._click.globals import get_current_context
+from typer.core import TyperGroup, TyperOption
 from typer.main import get_command_name
 
 from chain_of_custody import (
@@ -38,6 +43,7 @@ from chain_of_custody import (
 )
 from evidence import cli_exports, cli_records, custody, keystore
 from evidence._cli_common import (
+    ROOT_CASE,
     Bar,
     CaseOpt,
     JsonOpt,
@@ -59,9 +65,30 @@ from evidence.workspace import init_case
 
 
 class _Group(TyperGroup):
-    """Root group: the one place where errors become messages and exit codes."""
+    """Root group: the one place where errors become messages and exit codes.
+
+    It also sees every command of the program once it is built, which makes it the place for
+    what holds for all of them, wherever they are declared: a ``--case`` given before a command
+    that works in no case is refused (:func:`_refuse_case_before`), help shows no type beside
+    a flag (:func:`_show_flags_without_type`) and wraps the paragraphs of a command's help as
+    paragraphs (:func:`_reflowed`).
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in _commands_under(self):
+            if command.help:
+                command.help = _reflowed(command.help)
+            if not isinstance(command, TyperGroup) and not _takes_a_case(command):
+                _refuse_case_before(command)
 
     # The context is click's own (vendored by typer under a private name), hence Any.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Help is written while the arguments are parsed (the root's, a group's or a
+        # command's), so flags are fixed before.
+        _show_flags_without_type(self, ctx)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -98,6 +125,72 @@ def _debug(ctx: typer.Context) -> bool:
     return bool(root.obj and root.obj.get("debug"))
 
 
+def _commands_under(command: Any) -> Iterator[Any]:
+    """``command`` and every group and command below it."""
+    yield command
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            yield from _commands_under(sub)
+
+
+def _reflowed(text: str) -> str:
+    """A command's help (its docstring) with the line breaks inside each paragraph made spaces.
+
+    typer's help keeps the line breaks of every paragraph after the first, so a docstring
+    wrapped at the width of the code would show its breaks in the middle of the terminal's
+    lines. A paragraph starting with ``\\b`` keeps its lines, as click documents.
+    """
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        paragraph if paragraph.startswith("\b") else " ".join(paragraph.split("\n"))
+        for paragraph in paragraphs
+    )
+
+
+def _takes_a_case(command: Any) -> bool:
+    return any("--case" in param.opts for param in command.params)
+
+
+def _refuse_case_before(command: Any) -> None:
+    """Make ``command``, which works in no case, refuse a ``--case`` given before it.
+
+    The option would do nothing there (``evidence --case X init DIR`` makes the case in DIR,
+    ``audit`` reads a bundle alone): refused, as the same option after the command is, rather
+    than silently ignored.
+    """
+    run: Callable[..., Any] | None = command.callback
+    if run is None:
+        return
+
+    @functools.wraps(run)
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        ctx = get_current_context()
+        given = ctx.meta.get(ROOT_CASE)
+        if given is not None:
+            raise InputError(
+                f"`{ctx.command_path}` takes no --case, so the --case {given} before it has no use",
+                f"leave --case out; `{ctx.command_path} --help` shows what the command takes",
+            )
+        return run(*args, **kwargs)
+
+    command.callback = refusing
+
+
+def _show_flags_without_type(root: Any, ctx: Any) -> None:
+    """Let help show flags (``--json``, ``--help``) bare, not as ``--json <bool>``.
+
+    typer's help shows an option's metavar, else its type, and a flag's type is ``bool``,
+    which reads as if the flag took a value. An empty metavar shows nothing. Each command's
+    ``--help`` is made here, with the names it would get from its own context (which inherits
+    them from the root's), and kept by the command for its own help.
+    """
+    for command in _commands_under(root):
+        help_option = command.get_help_option(ctx)
+        for param in [*command.params, help_option]:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+
+
 app = typer.Typer(
     cls=_Group,
     help="Evidence locker: ingest, sign, verify and export evidence for international courts.",
@@ -117,8 +210,19 @@ app.add_typer(log_app, name="log")
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    case_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--case",
+            help="The case directory of the command, as its own --case (which wins if both "
+            "are given); default: EVIDENCE_CASE, else the current directory.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = {"debug": debug}
+    if case_dir is not None:
+        ctx.meta[ROOT_CASE] = case_dir
 
 
 # --- init and keys ------------------------------------------------------------------------
@@ -647,17 +751,36 @@ cli_records.register(app, keys_app)
 cli_exports.register(app)
 
 
+# The options of the root command (:func:`_root`), which :func:`app_for` steps over to find the
+# command: flags, and options that take a value (``--case DIR`` or ``--case=DIR``).
+ROOT_FLAGS = frozenset({"--debug"})
+ROOT_VALUE_OPTIONS = frozenset({"--case"})
+
+
+def _command_words(args: Sequence[str]) -> list[str]:
+    """``args`` from the command name on: the root options before it are stepped over."""
+    words = list(args)
+    while words:
+        word = words[0]
+        if word in ROOT_FLAGS or word.partition("=")[0] in ROOT_VALUE_OPTIONS:
+            # The option alone, or with its value after "=".
+            skip = 2 if word in ROOT_VALUE_OPTIONS else 1
+            del words[:skip]
+        else:
+            break
+    return words
+
+
 def app_for(args: Sequence[str]) -> typer.Typer:
     """The root app with only the command that ``args`` run, or the whole app.
 
     Typer turns the signature of every command into click options at each start, which costs
     more than the work of a small command; only the command being run needs it. ``args`` that
-    do not start with a known command name (after ``--debug``, the one root option without a
-    value) get the whole app, so the root help and the "no such command" message are unchanged.
+    do not start with a known command name (after the root options, :data:`ROOT_FLAGS` and
+    :data:`ROOT_VALUE_OPTIONS` with their values) get the whole app, so the root help and the
+    "no such command" message are unchanged.
     """
-    words = list(args)
-    while words and words[0] == "--debug":
-        words.pop(0)
+    words = _command_words(args)
     if not words or words[0].startswith("-"):
         return app
     name = words[0]

@@ -10,8 +10,10 @@ PDF index) WeasyPrint, which ``evidence --help`` and every other command do not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,6 +42,63 @@ if TYPE_CHECKING:
     from exports.model import Profile
 
 PROFILES: tuple[Profile, ...] = ("otp", "restricted", "public")
+
+# An RFC 3339 date-time (section 5.6; "T" and "Z" may be lower case), its zone optional here so
+# that a time without one gets a message of its own. Written out because
+# datetime.fromisoformat takes far more than RFC 3339 (week dates, times without seconds,
+# "+0200") and nothing in the standard library takes exactly it.
+_RFC3339 = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>\.\d+)?"
+    r"(?P<zone>[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):(?P<minutes>\d{2}))?",
+    re.ASCII,
+)
+# Digits of a second that a bundle's time keeps (nanoseconds).
+_FRACTION_DIGITS = 9
+_CREATED_EXAMPLES = "e.g. 2026-11-24T03:20:00Z or 2026-11-24T05:20:00+02:00"
+
+
+def created_in_utc(value: str) -> str:
+    """The ``--created`` time ``value`` (RFC 3339, in UTC or with an offset) in UTC, as
+    ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``: the form bundles carry.
+
+    A time in UTC written with ``Z`` comes back as it is; one with an offset comes back as the
+    same instant in UTC, with the digits of its fraction of a second kept, so that the same
+    instant gives the same bundle whichever way it is written. A time without a zone is
+    refused: it names no instant.
+    """
+    found = _RFC3339.fullmatch(value)
+    if found is None:
+        raise InputError(
+            f"--created {value!r} is not an RFC 3339 date and time",
+            f"write a date and time with Z (UTC) or an offset from UTC, {_CREATED_EXAMPLES}",
+        )
+    if found["zone"] is None:
+        raise InputError(
+            f"--created {value!r} has no time zone, so it names no instant",
+            f"add Z for UTC or the offset from UTC, {_CREATED_EXAMPLES}",
+        )
+    if len(found["fraction"] or "") > 1 + _FRACTION_DIGITS:
+        raise InputError(
+            f"--created {value!r} has more than {_FRACTION_DIGITS} digits after the second",
+            f"give at most {_FRACTION_DIGITS} (nanoseconds), {_CREATED_EXAMPLES}",
+        )
+    invalid = InputError(
+        f"--created {value!r} is not a valid date and time",
+        f"check the month, day, hours, minutes, seconds and offset, {_CREATED_EXAMPLES}",
+    )
+    offset = timedelta(0)
+    if found["sign"] is not None:
+        hours, minutes = int(found["hours"]), int(found["minutes"])
+        if hours > 23 or minutes > 59:
+            raise invalid
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if found["sign"] == "-" else 1)
+    try:
+        moment = datetime.fromisoformat(f"{found['date']}T{found['time']}")
+        in_utc = moment.replace(tzinfo=timezone(offset)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        # A day or an hour out of range, a leap second, or a year outside 1-9999 in UTC.
+        raise invalid from None
+    return f"{in_utc.replace(tzinfo=None).isoformat()}{found['fraction'] or ''}Z"
 
 
 @contextmanager
@@ -82,9 +141,11 @@ def export_cmd(
         str | None,
         typer.Option(
             "--created",
-            help="Bundle time (RFC 3339 UTC, e.g. 2026-11-24T03:20:00Z), not earlier than the "
+            help="Bundle time, RFC 3339 with Z or an offset from UTC (e.g. 2026-11-24T03:20:00Z "
+            "or 2026-11-24T05:20:00+02:00; the bundle gives it in UTC), not earlier than the "
             "latest event the bundle holds and not later than now; default: now. The same case "
-            "state, selection, profile and time give a byte-identical bundle.",
+            "state, selection, profile and time give a byte-identical bundle, however the time "
+            "is written.",
         ),
     ] = None,
     case_dir: CaseOpt = Path(),
@@ -104,6 +165,7 @@ def export_cmd(
         )
     if out_dir is None:
         raise InputError("--out is required", "give a new directory for the bag with --out DIR")
+    created_utc = created_in_utc(created) if created is not None else None
     selection = Selection(
         incidents=tuple(incident or ()),
         facilities=tuple(facility or ()),
@@ -122,7 +184,7 @@ def export_cmd(
                 profile=chosen,
                 out_dir=out_dir,
                 zip_path=zip_path,
-                created=created,
+                created=created_utc,
                 recipient=public_key,
                 progress=step,
             )

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chain_of_custody import VerifierKey, parse_leaf, parse_note
+from evidence.cli_exports import created_in_utc
+from evidence.errors import InputError
 from evidence.workspace import open_case
 from exports.model import parse_time
 from tests.conftest import CliResult, save_key
-from tests.exports.casebuilder import BuiltCase, build_case, investigator_signer
+from tests.exports.casebuilder import BuiltCase, bag_files, build_case, investigator_signer
 
 Cli = Callable[..., CliResult]
 
@@ -220,6 +225,164 @@ def test_created_later_than_now_is_refused(cli: Cli, case_dir: Path, tmp_path: P
     assert "leave --created out" in result.stderr
     assert _log(case_dir) == before
     assert not (tmp_path / "b").exists()
+
+
+# Written in UTC or with an offset: the same instant, the same bundle.
+
+
+@pytest.mark.parametrize(
+    ("written", "in_utc"),
+    [
+        pytest.param("2026-03-02T10:00:00Z", "2026-03-02T10:00:00Z", id="utc"),
+        pytest.param("2026-03-02T12:00:00+02:00", "2026-03-02T10:00:00Z", id="plus-two"),
+        pytest.param("2026-03-02T05:00:00-05:00", "2026-03-02T10:00:00Z", id="minus-five"),
+        pytest.param("2026-03-02T10:00:00+00:00", "2026-03-02T10:00:00Z", id="plus-zero"),
+        pytest.param("2026-03-02T10:00:00-00:00", "2026-03-02T10:00:00Z", id="minus-zero"),
+        pytest.param("2026-03-02T15:30:00+05:30", "2026-03-02T10:00:00Z", id="half-hour"),
+        pytest.param("2026-03-02t10:00:00z", "2026-03-02T10:00:00Z", id="lower-case"),
+        pytest.param("2026-03-01T23:00:00-11:00", "2026-03-02T10:00:00Z", id="day-before"),
+        pytest.param("2024-02-29T01:00:00+02:00", "2024-02-28T23:00:00Z", id="leap-day"),
+        pytest.param("2027-01-01T01:00:00+01:00", "2027-01-01T00:00:00Z", id="new-year"),
+        pytest.param(
+            "2026-03-02T12:00:00.123456789+02:00", "2026-03-02T10:00:00.123456789Z", id="fraction"
+        ),
+        pytest.param("2026-03-02T10:00:00.5Z", "2026-03-02T10:00:00.5Z", id="fraction-utc"),
+    ],
+)
+def test_created_in_utc(written: str, in_utc: str) -> None:
+    assert created_in_utc(written) == in_utc
+    assert parse_time(in_utc)  # the form the bundle takes
+
+
+@pytest.mark.parametrize(
+    ("written", "message", "hint"),
+    [
+        pytest.param("2026-03-02T10:00:00", "has no time zone", "add Z", id="no-zone"),
+        pytest.param("2026-03-02T10:00:00.250", "has no time zone", "add Z", id="no-zone-frac"),
+        pytest.param("2026-03-02", "not an RFC 3339", "Z (UTC) or an offset", id="date-only"),
+        pytest.param("2026-03-02T10:00Z", "not an RFC 3339", "offset", id="no-seconds"),
+        pytest.param("2026-03-02 10:00:00Z", "not an RFC 3339", "offset", id="space"),
+        pytest.param("2026-03-02T10:00:00+0200", "not an RFC 3339", "offset", id="offset-colon"),
+        pytest.param("2026-03-02T10:00:00+02", "not an RFC 3339", "offset", id="offset-hours"),
+        pytest.param("2026-03-02T10:00:00 +02:00", "not an RFC 3339", "offset", id="blank"),
+        pytest.param("2026-061T10:00:00Z", "not an RFC 3339", "offset", id="ordinal-date"),
+        pytest.param("2026-03-02T10:00:00EST", "not an RFC 3339", "offset", id="zone-name"),
+        pytest.param("\u0662026-03-02T10:00:00Z", "not an RFC 3339", "offset", id="arabic-digit"),
+        pytest.param("2026-02-30T10:00:00Z", "not a valid date", "day", id="february-30"),
+        pytest.param("2026-13-02T10:00:00Z", "not a valid date", "month", id="month-13"),
+        pytest.param("2026-03-02T24:00:00Z", "not a valid date", "hours", id="hour-24"),
+        pytest.param("2026-12-31T23:59:60Z", "not a valid date", "seconds", id="leap-second"),
+        pytest.param("2026-03-02T10:00:00+24:00", "not a valid date", "offset", id="offset-24"),
+        pytest.param("2026-03-02T10:00:00+02:60", "not a valid date", "offset", id="offset-60"),
+        pytest.param("0001-01-01T00:30:00+01:00", "not a valid date", "offset", id="before-1"),
+        pytest.param("2026-03-02T10:00:00.1234567891Z", "more than 9 digits", "at most 9", id="ns"),
+    ],
+)
+def test_created_in_utc_refuses(written: str, message: str, hint: str) -> None:
+    with pytest.raises(InputError) as refused:
+        created_in_utc(written)
+    assert refused.value.message.startswith(f"--created {written!r} ")
+    assert message in refused.value.message
+    assert hint in refused.value.hint
+    assert "2026-11-24T03:20:00Z" in refused.value.hint
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)
+    ),
+    minutes=st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
+    fraction=st.sampled_from(["", ".0", ".5", ".000001", ".123456789"]),
+)
+def test_the_same_instant_written_with_any_offset_is_the_same_time(
+    moment: datetime, minutes: int, fraction: str
+) -> None:
+    moment = moment.replace(microsecond=0)
+    local = moment.astimezone(timezone(timedelta(minutes=minutes)))
+    sign = "-" if minutes < 0 else "+"
+    offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    written = f"{local.replace(tzinfo=None).isoformat()}{fraction}{offset}"
+    in_utc = f"{moment.replace(tzinfo=None).isoformat()}{fraction}Z"
+    assert created_in_utc(written) == in_utc
+    assert created_in_utc(in_utc) == in_utc
+
+
+def test_the_same_instant_with_an_offset_gives_a_byte_identical_bundle(
+    cli: Cli, case_dir: Path, tmp_path: Path
+) -> None:
+    # Items get their ERNs at their first export, at the time it is made: copies of the case
+    # taken after it give the same bundle.
+    assert _export(cli, case_dir, tmp_path / "first").exit_code == 0
+    latest = parse_time(max(time for _seq, time, _action in _log(case_dir)))
+    instant = (latest + timedelta(seconds=1)).replace(microsecond=0)
+    written = {
+        "utc": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "plus": instant.astimezone(timezone(timedelta(hours=2))).isoformat(),
+        "minus": instant.astimezone(timezone(timedelta(hours=-5))).isoformat(),
+    }
+    assert written["plus"].endswith("+02:00") and written["minus"].endswith("-05:00")
+    bags = {}
+    for name, created in written.items():
+        copy = tmp_path / f"case-{name}"
+        shutil.copytree(case_dir, copy, symlinks=True)
+        out = tmp_path / name / "bundle"
+        result = _export(cli, copy, out, "--created", created, "--zip")
+        assert result.exit_code == 0, result.output
+        bags[name] = (bag_files(out), out.with_name("bundle.zip").read_bytes())
+    assert bags["plus"] == bags["utc"]
+    assert bags["minus"] == bags["utc"]
+    info = bags["plus"][0]["bag-info.txt"].decode()
+    assert f"Bundle-Created: {written['utc']}" in info
+
+
+def test_created_without_a_zone_is_refused_before_anything_is_recorded(
+    cli: Cli, case_dir: Path, tmp_path: Path
+) -> None:
+    before = _log(case_dir)
+    result = _export(cli, case_dir, tmp_path / "b", "--created", "2026-03-02T10:00:00")
+    assert result.exit_code == 2, result.output
+    assert "--created '2026-03-02T10:00:00' has no time zone" in result.stderr
+    assert "add Z for UTC or the offset from UTC" in result.stderr
+    assert _log(case_dir) == before
+    assert not (tmp_path / "b").exists()
+
+
+def test_created_with_an_offset_keeps_the_checks(cli: Cli, case_dir: Path, tmp_path: Path) -> None:
+    before = _log(case_dir)
+    result = _export(cli, case_dir, tmp_path / "b", "--created", "2099-01-01T01:00:00+02:00")
+    assert result.exit_code == 2, result.output
+    assert "--created 2098-12-31T23:00:00Z is later than now" in result.stderr
+    result = _export(cli, case_dir, tmp_path / "b", "--created", "2001-01-01T05:00:00+05:00")
+    assert result.exit_code == 2, result.output
+    assert "--created 2001-01-01T00:00:00Z is earlier than" in result.stderr
+    assert _log(case_dir) == before
+    assert not (tmp_path / "b").exists()
+
+
+def test_created_a_few_minutes_ahead_with_an_offset_is_kept(
+    cli: Cli, case_dir: Path, tmp_path: Path
+) -> None:
+    # Clocks of two machines differ a little: up to ten minutes ahead of now is allowed,
+    # whichever way the time is written.
+    assert _export(cli, case_dir, tmp_path / "first").exit_code == 0
+    ahead = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+    local = ahead.astimezone(timezone(timedelta(hours=-3, minutes=-30)))
+    result = _export(cli, case_dir, tmp_path / "second", "--created", local.isoformat())
+    assert result.exit_code == 0, result.output
+    info = (tmp_path / "second" / "bag-info.txt").read_text(encoding="utf-8")
+    assert f"Bundle-Created: {ahead.strftime('%Y-%m-%dT%H:%M:%SZ')}" in info
+
+
+def test_export_help_names_both_forms_of_created(cli: Cli, evidence_home: Path) -> None:
+    result = cli("export", "--help")
+    assert result.exit_code == 0
+    # The help is drawn in a box: only the words of the option's column are compared.
+    words = " ".join(
+        line.split("│")[1] for line in result.stdout.splitlines() if line.count("│") == 2
+    ).split()
+    text = " ".join(words)
+    assert "RFC 3339 with Z or an offset from UTC" in text
+    assert "2026-11-24T05:20:00+02:00" in text
 
 
 def test_default_created_is_not_before_the_bundles_events(
