@@ -14,7 +14,7 @@ import hmac
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,17 @@ from chain_of_custody.merkle import (
     new_nodes_for_append,
 )
 
-__all__ = ["AppendedEvent", "LogStore", "LogTransaction", "ReadOnlyDatabase", "open_database"]
+__all__ = [
+    "AppendedEvent",
+    "LogStore",
+    "LogTransaction",
+    "ReadOnlyDatabase",
+    "StoredTables",
+    "UndecodableText",
+    "describe_value",
+    "fetch_all",
+    "open_database",
+]
 
 BUSY_TIMEOUT_MS = 60_000
 # Upper bound of each connection's page cache.
@@ -96,12 +106,107 @@ def _made_by(statement: str) -> tuple[str, str]:
     return match.group(1).lower(), match.group(2)
 
 
+# The columns of the log's tables, as _SCHEMA makes them, and the key of each table.
+_LOG_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "log": (("seq", "leaf", "leaf_hash", "time", "action", "actor", "subject"), ("seq",)),
+    "log_nodes": (("level", "idx", "hash"), ("level", "idx")),
+    "checkpoints": (("size", "root", "note", "made_at"), ("size",)),
+}
+# The columns without which a table of the log cannot be read at all.
+_NEEDED = {
+    "log": ("seq", "leaf", "leaf_hash"),
+    "log_nodes": ("level", "idx", "hash"),
+    "checkpoints": ("size", "root", "note"),
+}
+# The largest seq an event can have: the largest integer that JSON numbers carry exactly.
+_MAX_SEQ = 2**53 - 1
+# A tree of at most _MAX_SEQ + 1 leaves has no node above this level.
+_MAX_LEVEL = 53
+
 _INSERT_LEAF = (
     "INSERT INTO log (seq, leaf, leaf_hash, time, action, actor, subject) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODE = "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
+# A blob column read as bytes whatever its stored type: text as its UTF-8 bytes (never decoded,
+# so text that is not valid UTF-8 reads too), a number as its decimal text, NULL as no bytes.
+# On a blob the cast and ifnull cost nothing measurable.
+_BLOB = "ifnull(CAST({0} AS BLOB), X'')"
+_LEAVES = (
+    f"SELECT seq, {_BLOB.format('leaf')}, {_BLOB.format('leaf_hash')} FROM log "  # noqa: S608
+    "WHERE seq >= ? AND seq <= ? AND typeof(seq) = 'integer' ORDER BY seq LIMIT ?"
+)
 _LAST_EVENT = "SELECT seq, leaf_hash, time FROM log ORDER BY seq DESC LIMIT 1"
+
+
+# --- reading values of any type -----------------------------------------------------------
+#
+# The catalog is a file that anyone holding the case can edit: a column may hold a value of
+# another type than the toolkit writes (text for a blob, NULL, a real), or text that is not
+# valid UTF-8, which Python's sqlite3 refuses to read. What verifies the case reads such values
+# without failing and reports them.
+
+
+@dataclass(frozen=True)
+class UndecodableText:
+    """A TEXT value of the catalog that is not valid UTF-8, as :func:`fetch_all` reads it.
+
+    It equals no ``str``, so it never passes for the text the log gives.
+    """
+
+    data: bytes
+
+    def __str__(self) -> str:
+        return f"text that is not valid UTF-8 ({len(self.data)} bytes)"
+
+
+def _decode_text(data: bytes) -> str | UndecodableText:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return UndecodableText(data)
+
+
+def fetch_all(
+    conn: sqlite3.Connection, query: str, params: Sequence[Any] | Mapping[str, Any] = ()
+) -> list[tuple[Any, ...]]:
+    """Every row of ``query``; a TEXT value that is not valid UTF-8 is read as
+    :class:`UndecodableText` instead of failing the read.
+
+    Rows are read as usual first (Python's own decoding costs nothing extra); only when that
+    fails is the query read again with each text decoded here. An error that is not about
+    decoding occurs again and is raised.
+    """
+    try:
+        return conn.execute(query, params).fetchall()
+    except sqlite3.OperationalError:
+        saved = conn.text_factory
+        conn.text_factory = _decode_text
+        try:
+            return conn.execute(query, params).fetchall()
+        finally:
+            conn.text_factory = saved
+
+
+def describe_value(value: Any) -> str:
+    """A stored value as a report names it: its SQLite type and, where short, the value.
+
+    Text is shown escaped (``repr``), so that a value cannot put control characters on the
+    auditor's terminal.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the real number {value!r}"
+    if isinstance(value, bytes):
+        return f"a blob of {len(value)} bytes"
+    if isinstance(value, UndecodableText):
+        return str(value)
+    text = str(value)
+    shown = repr(text) if len(text) <= 64 else repr(text[:64]) + " ..."
+    return f"the text {shown}"
 
 
 class ReadOnlyDatabase(Database):
@@ -278,6 +383,14 @@ def _utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
+class StoredTables:
+    """What :meth:`LogStore.check_tables` found: findings, and the tables that cannot be read."""
+
+    findings: list[Finding]
+    unreadable: frozenset[str]
+
+
+@dataclass(frozen=True)
 class AppendedEvent:
     """An event as appended: its seq, the signed leaf bytes, the leaf hash and the event."""
 
@@ -303,8 +416,9 @@ class _SqliteNodes:
         params = [number for key in keys for number in key]
         # CROSS JOIN keeps the key list as the outer loop, so each key is one primary-key
         # search; a row-value IN list would scan the whole table instead.
+        # The hash is read as a blob whatever type it was stored as (reported by verify).
         query = (
-            f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS k "  # noqa: S608 - placeholders
+            f"SELECT n.level, n.idx, {_BLOB.format('n.hash')} FROM (VALUES {values}) AS k "  # noqa: S608 - placeholders
             "CROSS JOIN log_nodes AS n ON n.level = k.column1 AND n.idx = k.column2"
         )
         rows = self._conn.execute(query, params).fetchall()
@@ -472,13 +586,25 @@ class LogStore:
     # Reads. Each is correct outside a transaction too: rows are never changed once written.
 
     def size(self) -> int:
-        """Number of events in the log."""
-        row = self.conn.execute("SELECT max(seq) FROM log").fetchone()
-        return 0 if row[0] is None else int(row[0]) + 1
+        """Number of events in the log: one more than its largest seq.
+
+        Only integer seqs count; SQLite stores no other in the table the toolkit makes, and
+        :meth:`check_tables` reports any other.
+        """
+        top = self.conn.execute("SELECT max(seq) FROM log").fetchone()[0]
+        if top is not None and type(top) is not int:
+            # Text and blobs sort after every number: the largest integer seq is asked for.
+            top = self.conn.execute(
+                "SELECT max(seq) FROM log WHERE typeof(seq) = 'integer'"
+            ).fetchone()[0]
+        return 0 if top is None else int(top) + 1
 
     def leaf(self, seq: int) -> bytes:
         """The leaf bytes of event ``seq``."""
-        row = self.conn.execute("SELECT leaf FROM log WHERE seq = ?", (seq,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {_BLOB.format('leaf')} FROM log WHERE seq = ?",  # noqa: S608 - fixed text
+            (seq,),
+        ).fetchone()
         if row is None:
             raise InputError(
                 f"event seq {seq} is not in the custody log (size {self.size()})",
@@ -493,20 +619,21 @@ class LogStore:
 
         Without ``stop`` the log is read up to its size when iteration begins, so that events
         appended meanwhile do not make the stream endless.
+
+        The leaf and its hash are read as bytes whatever type they were stored as (NULL as no
+        bytes), and rows whose seq is not an integer are passed over: a table changed behind
+        the toolkit's back is read without failing, and :meth:`check_tables` names what is
+        wrong in it.
         """
         end = self.size() if stop is None else stop
         position = max(start, 0)
         while position < end:
-            rows = self.conn.execute(
-                "SELECT seq, leaf, leaf_hash FROM log WHERE seq >= ? AND seq < ? "
-                "ORDER BY seq LIMIT ?",
-                (position, end, batch),
-            ).fetchall()
+            # The last seq rather than the size: a seq of 2^63 - 1 leaves no integer above it.
+            rows = self.conn.execute(_LEAVES, (position, end - 1, batch)).fetchall()
             if not rows:
                 return
-            for seq, leaf, hashed in rows:
-                yield int(seq), bytes(leaf), bytes(hashed)
-            position = int(rows[-1][0]) + 1
+            yield from rows
+            position = rows[-1][0] + 1
 
     def _size_or_current(self, size: int | None, what: str) -> int:
         current = self.size()
@@ -522,10 +649,11 @@ class LogStore:
     def stored_nodes(self, level: int, first: int, last: int) -> dict[int, bytes]:
         """The stored interior hashes of one level with index in ``[first, last]``, by index."""
         rows = self.conn.execute(
-            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx BETWEEN ? AND ?",
+            f"SELECT idx, {_BLOB.format('hash')} FROM log_nodes "  # noqa: S608 - fixed text
+            "WHERE level = ? AND idx BETWEEN ? AND ? AND typeof(idx) = 'integer'",
             (level, first, last),
         ).fetchall()
-        return {int(idx): bytes(value) for idx, value in rows}
+        return dict(rows)
 
     def root(self, size: int | None = None) -> bytes:
         """The Merkle root of the first ``size`` events (default: the whole log)."""
@@ -547,17 +675,239 @@ class LogStore:
     def latest_checkpoint(self) -> bytes | None:
         """The signed checkpoint of the largest size stored, or ``None``."""
         row = self.conn.execute(
-            "SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1"
+            f"SELECT {_BLOB.format('note')} FROM checkpoints "  # noqa: S608 - fixed text
+            "WHERE typeof(size) = 'integer' ORDER BY size DESC LIMIT 1"
         ).fetchone()
         return None if row is None else bytes(row[0])
 
     def iter_checkpoints(self) -> Iterator[tuple[int, bytes, bytes]]:
-        """``(size, root, note)`` of every stored checkpoint, smallest size first."""
+        """``(size, root, note)`` of every stored checkpoint, smallest size first.
+
+        Read as :meth:`iter_leaves` reads the log: the root and note as bytes, rows whose size
+        is not an integer passed over.
+        """
         rows = self.conn.execute(
-            "SELECT size, root, note FROM checkpoints ORDER BY size"
+            f"SELECT size, {_BLOB.format('root')}, {_BLOB.format('note')} "  # noqa: S608
+            "FROM checkpoints WHERE typeof(size) = 'integer' ORDER BY size"
         ).fetchall()
-        for size, root, note in rows:
-            yield int(size), bytes(root), bytes(note)
+        yield from rows
+
+    # Checks of the stored tables themselves, for verify: each value that the toolkit never
+    # writes is named by its table, column and row.
+
+    def check_tables(self) -> StoredTables:
+        """Check the log's tables as stored in the catalog: that each is there with its
+        columns, and that each value is one the toolkit writes (:meth:`_value_findings`).
+
+        A table that is not there, or that lacks a column it is read by, is given in
+        ``unreadable``: it is not to be read (one that is not there would read as empty, as the
+        empty temporary table a read-only catalog stands in for it, or as the empty table a
+        writable opening creates).
+        """
+        findings: list[Finding] = []
+        unreadable: set[str] = set()
+        readable: list[str] = []
+        for table, (columns, _) in _LOG_TABLES.items():
+            present = self._columns(table)
+            if not present:
+                findings.append(
+                    Finding(
+                        "log-table-missing",
+                        f"the catalog has no {table} table, which holds "
+                        f"{_WHAT_TABLES_HOLD[table]}: keep a copy of the case as it is and "
+                        "restore catalog.sqlite from a backup of the case",
+                        subject=table,
+                    )
+                )
+                unreadable.add(table)
+                continue
+            lacking = [column for column in columns if column not in present]
+            needed = set(lacking) & set(_NEEDED[table])
+            for column in lacking:
+                effect = (
+                    "the table cannot be read without it" if needed else "the column is not checked"
+                )
+                findings.append(
+                    Finding(
+                        "log-column-missing",
+                        f"the catalog's {table} table has no {column} column ({effect}); keep a "
+                        "copy of the case as it is and restore catalog.sqlite from a backup of "
+                        "the case",
+                        subject=f"{table}.{column}",
+                    )
+                )
+            if needed:
+                unreadable.add(table)
+            else:
+                readable.append(table)
+        findings.extend(self._value_findings(readable))
+        return StoredTables(findings, frozenset(unreadable))
+
+    def _columns(self, table: str) -> set[str]:
+        """The columns of ``table`` in the catalog itself (not a temporary stand-in)."""
+        return {str(row[1]) for row in self.conn.execute(f'PRAGMA main.table_info("{table}")')}
+
+    def _value_findings(self, tables: Iterable[str]) -> list[Finding]:
+        """A finding for each value of the log's ``tables`` that the toolkit never writes: a
+        type other than the column's (text for a blob, NULL, a real for an integer), a hash
+        that is not 32 bytes, a seq, level, index or size out of range, a key stored twice.
+
+        One SQL scan per table selects only the rows at fault, so a sound log costs a pass over
+        the table's pages inside SQLite and no Python object per row. Give only tables that
+        have their key columns (see :meth:`check_tables`); a column a table lacks is not
+        checked.
+        """
+        findings: list[Finding] = []
+        for table in tables:
+            present = self._columns(table)
+            checked = [column for column in _SOUND[table] if column in present]
+            key = _LOG_TABLES[table][1]
+            tests = [
+                f"ifnull({_SOUND[table][column][0].format(c=column)}, 0)" for column in checked
+            ]
+            described = [
+                f"{test}, typeof({column}), length(CAST({column} AS BLOB))"
+                for column, test in zip(checked, tests, strict=True)
+            ]
+            query = (
+                f"SELECT {', '.join(key)}, {', '.join(described)} "  # noqa: S608 - fixed names
+                f"FROM main.{table} WHERE NOT ({' AND '.join(tests)})"
+            )
+            for row in fetch_all(self.conn, query, {"max_seq": _MAX_SEQ, "top": _MAX_LEVEL}):
+                keys, rest = row[: len(key)], row[len(key) :]
+                for number, column in enumerate(checked):
+                    sound, kind, length = rest[3 * number : 3 * number + 3]
+                    if not sound:
+                        findings.append(_value_finding(table, column, keys, kind, length))
+            if not self._keyed(table):
+                findings.extend(self._duplicates(table))
+        return findings
+
+    def _keyed(self, table: str) -> bool:
+        """Whether the table's key is its primary key, as the toolkit makes it: no key can then
+        be stored twice."""
+        info = self.conn.execute(f'PRAGMA main.table_info("{table}")').fetchall()
+        key = tuple(row[1] for row in sorted(info, key=lambda row: row[5]) if row[5])
+        return key == _LOG_TABLES[table][1]
+
+    def _duplicates(self, table: str) -> list[Finding]:
+        names = ", ".join(_LOG_TABLES[table][1])
+        rows = fetch_all(
+            self.conn,
+            f"SELECT {names}, count(*) FROM main.{table} "  # noqa: S608 - fixed names
+            f"GROUP BY {names} HAVING count(*) > 1",
+        )
+        return [
+            Finding(
+                "log-row-duplicated",
+                f"the {table} table holds {row[-1]} rows for {_row_name(table, row[:-1])}, "
+                "where the toolkit writes one: keep a copy of the case as it is and report it",
+                seq=_row_seq(table, row[:-1]),
+                subject=table,
+            )
+            for row in rows
+        ]
+
+
+# For each column of the log's tables that verify reads: the SQL test of a value the toolkit
+# writes (``{c}`` stands for the column) and what it writes, in words.
+_SOUND: dict[str, dict[str, tuple[str, str]]] = {
+    "log": {
+        "seq": (
+            "typeof({c}) = 'integer' AND {c} BETWEEN 0 AND :max_seq",
+            "an integer from 0 to 2^53 - 1",
+        ),
+        "leaf": ("typeof({c}) = 'blob'", "the signed leaf as a blob"),
+        "leaf_hash": (
+            "typeof({c}) = 'blob' AND length({c}) = 32",
+            "the 32-byte leaf hash as a blob",
+        ),
+    },
+    "log_nodes": {
+        "level": ("typeof({c}) = 'integer' AND {c} BETWEEN 0 AND :top", "an integer from 0 to 53"),
+        "idx": (
+            "typeof({c}) = 'integer' AND {c} BETWEEN 0 AND :max_seq",
+            "an integer from 0 to 2^53 - 1",
+        ),
+        "hash": ("typeof({c}) = 'blob' AND length({c}) = 32", "the 32-byte node hash as a blob"),
+    },
+    "checkpoints": {
+        "size": ("typeof({c}) = 'integer' AND {c} >= 0", "a whole number of events"),
+        "root": ("typeof({c}) = 'blob' AND length({c}) = 32", "the 32-byte root hash as a blob"),
+        "note": ("typeof({c}) = 'blob'", "the signed checkpoint as a blob"),
+        "made_at": ("typeof({c}) = 'text'", "the time it was made as text"),
+    },
+}
+_TYPE_WORDS = {
+    "null": "NULL",
+    "integer": "an integer",
+    "real": "a real number",
+    "text": "text",
+    "blob": "a blob",
+}
+_WHAT_ROWS_ARE = {"log": "an event", "log_nodes": "a Merkle node", "checkpoints": "a checkpoint"}
+_WHAT_TABLES_HOLD = {
+    "log": "the events of the custody log",
+    "log_nodes": "the Merkle nodes that proofs are made of",
+    "checkpoints": "the signed checkpoints",
+}
+
+
+def _value_finding(
+    table: str, column: str, keys: Sequence[Any], kind: str, length: int | None
+) -> Finding:
+    key = _LOG_TABLES[table][1]
+    if column in key:
+        # A key out of range or of another type: the row is not read as what it stands for.
+        value = keys[key.index(column)]
+        if type(value) is int:
+            shown = str(value)
+            # The log is read from seq 0 and nodes by their place in the tree; checkpoints
+            # are read whatever their integer size, and compared with their signed note.
+            unread = table == "log_nodes" or (table == "log" and value < 0)
+        else:
+            shown, unread = describe_value(value), True
+        effect = f"the row is not read as {_WHAT_ROWS_ARE[table]}; " if unread else ""
+        message = (
+            f"a row of the {table} table has {column} {shown}, where the toolkit writes "
+            f"{_SOUND[table][column][1]}: {effect}keep a copy of the case as it is and report it"
+        )
+    else:
+        found = _TYPE_WORDS.get(kind, kind)
+        if kind in ("text", "blob"):
+            found += f" of {length} bytes"
+        # A log row is named by the finding's seq; a node or checkpoint in the message.
+        named_by_seq = table == "log" and _row_seq(table, keys) is not None
+        row = "" if named_by_seq else f" for {_row_name(table, keys)}"
+        message = (
+            f"the {table} table's {column} column holds {found}{row}, where the toolkit "
+            f"writes {_SOUND[table][column][1]}: keep a copy of the case as it is and report it"
+        )
+    return Finding(
+        "log-value-invalid", message, seq=_row_seq(table, keys), subject=f"{table}.{column}"
+    )
+
+
+def _row_name(table: str, keys: Sequence[Any]) -> str:
+    """How a report names a row of a log table by its key: ``event seq 3``, ``the Merkle node
+    of level 1, index 4``."""
+    shown = [str(value) if type(value) is int else describe_value(value) for value in keys]
+    if table == "log":
+        return f"event seq {shown[0]}"
+    if table == "log_nodes":
+        return f"the Merkle node of level {shown[0]}, index {shown[1]}"
+    return f"the checkpoint of size {shown[0]}"
+
+
+def _row_seq(table: str, keys: Sequence[Any]) -> int | None:
+    """The seq a finding about a row names: the event's, or the last one a checkpoint covers."""
+    if not keys or type(keys[0]) is not int:
+        return None
+    if table == "log":
+        return int(keys[0])
+    if table == "checkpoints" and keys[0] > 0:
+        return int(keys[0]) - 1
+    return None
 
 
 def _error_name(exc: sqlite3.Error) -> str:

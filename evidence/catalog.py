@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
 from chain_of_custody import Event, Finding
+from chain_of_custody.store import describe_value, fetch_all
 
 Projector = Callable[[sqlite_utils.Database, Event], None]
 
@@ -312,55 +314,206 @@ def rebuild(events: Iterable[Event]) -> sqlite_utils.Database:
 
 
 def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> list[Finding]:
-    """Name every catalog row that differs from what the log produces."""
+    """Name every catalog row that differs from what the log produces.
+
+    The catalog is read as it stands, whatever was done to it: a table it lacks is one finding
+    (when the log produces rows for it), a column it lacks is one finding and the other
+    columns are compared, a key stored twice is a finding, and values of another type than
+    the log gives (a blob for text, text that is not valid UTF-8) differ from the log's.
+    """
     findings: list[Finding] = []
     for table, (columns, pk) in SCHEMA.items():
-        have = dict(_rows(actual, table, columns, pk))
-        want = dict(_rows(expected, table, columns, pk))
-        if have == want:
+        want_rows = _rows(expected, table, list(columns), pk)
+        present = _columns_in(actual, table)
+        if not present:
+            # A table that is not there reads as empty; only rows the log produces are missed.
+            if want_rows:
+                findings.append(
+                    Finding(
+                        "catalog-table-missing",
+                        f"the catalog has no {table} table; the log produces {len(want_rows)} "
+                        f"row(s) for it: restore catalog.sqlite from a backup of the case",
+                        subject=table,
+                    )
+                )
             continue
-        for key in sorted(have.keys() | want.keys()):
-            label = f"{table}[{', '.join(str(k) for k in key)}]"
-            if key not in want:
-                findings.append(
-                    Finding(
-                        "catalog-row-unexplained",
-                        f"catalog row {label} is not produced by the log",
-                        subject=label,
-                    )
+        lacking = [column for column in columns if column not in present]
+        if lacking and want_rows:
+            findings.extend(
+                Finding(
+                    "catalog-column-missing",
+                    f"the catalog's {table} table has no {column} column, which the log fills: "
+                    "restore catalog.sqlite from a backup of the case",
+                    subject=f"{table}.{column}",
                 )
-            elif key not in have:
-                findings.append(
-                    Finding("catalog-row-missing", f"catalog row {label} is missing", subject=label)
-                )
-            elif have[key] != want[key]:
-                changed = [
-                    c
-                    for c, mine, theirs in zip(columns, have[key], want[key], strict=True)
-                    if mine != theirs
-                ]
-                findings.append(
-                    Finding(
-                        "catalog-row-changed",
-                        f"catalog row {label} differs from the log in {', '.join(changed)}",
-                        subject=label,
-                    )
-                )
+                for column in lacking
+            )
+        if set(lacking) & set(pk):
+            continue  # Rows cannot be matched without their key.
+        kept = [column for column in columns if column in present]
+        if lacking:
+            want_rows = _rows(expected, table, kept, pk)
+        have_rows = _rows(actual, table, kept, pk)
+        # A column declared INTEGER stores 2.0 as 2; one declared otherwise may keep a real.
+        loose = [c for c in kept if columns[c] == "INTEGER" and "INT" not in present[c].upper()]
+        if _has_reals(actual, table, loose):
+            # Python takes 2.0 for 2: a real where the log gives an integer is made to differ.
+            have_rows = [(key, _reals_marked(row)) for key, row in have_rows]
+        findings.extend(_compare_rows(table, kept, have_rows, want_rows))
     return findings
 
 
+@dataclass(frozen=True)
+class _Real:
+    """A real number stored where the catalog holds integers: equal to no value the log
+    gives."""
+
+    value: float
+
+
+def _has_reals(db: sqlite_utils.Database, table: str, columns: list[str]) -> bool:
+    """Whether any of ``columns`` holds a real number (one scan inside SQLite)."""
+    if not columns:
+        return False
+    tests = " OR ".join(f"typeof(\"{c}\") = 'real'" for c in columns)
+    query = f'SELECT 1 FROM main."{table}" WHERE {tests} LIMIT 1'  # noqa: S608 - SCHEMA names
+    return db.execute(query).fetchone() is not None
+
+
+def _reals_marked(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_Real(value) if isinstance(value, float) else value for value in row)
+
+
+_Row = tuple[tuple[Any, ...], tuple[Any, ...]]
+"""``(primary key, row)`` of a catalog row, the row's values in SCHEMA order."""
+
+
+def _compare_rows(
+    table: str, columns: list[str], have_rows: list[_Row], want_rows: list[_Row]
+) -> list[Finding]:
+    have, want = dict(have_rows), dict(want_rows)
+    findings: list[Finding] = []
+    if len(have) < len(have_rows):
+        counts: dict[tuple[Any, ...], int] = {}
+        for key, _ in have_rows:
+            counts[key] = counts.get(key, 0) + 1
+        for key in sorted((k for k, n in counts.items() if n > 1), key=_sort_key):
+            label = _label(table, key)
+            findings.append(
+                Finding(
+                    "catalog-row-duplicated",
+                    f"catalog row {label} is stored {counts[key]} times, where the log "
+                    "produces one",
+                    subject=label,
+                )
+            )
+    if have == want:
+        return findings
+    for key in sorted(have.keys() | want.keys(), key=_sort_key):
+        label = _label(table, key)
+        if key not in want:
+            findings.append(
+                Finding(
+                    "catalog-row-unexplained",
+                    f"catalog row {label} is not produced by the log",
+                    subject=label,
+                )
+            )
+        elif key not in have:
+            findings.append(
+                Finding("catalog-row-missing", f"catalog row {label} is missing", subject=label)
+            )
+        elif have[key] != want[key]:
+            changed = [
+                _changed(column, mine, theirs)
+                for column, mine, theirs in zip(columns, have[key], want[key], strict=True)
+                if mine != theirs or type(mine) is not type(theirs)
+            ]
+            findings.append(
+                Finding(
+                    "catalog-row-changed",
+                    f"catalog row {label} differs from the log in {', '.join(changed)}",
+                    subject=label,
+                )
+            )
+    return findings
+
+
+def _changed(column: str, mine: Any, theirs: Any) -> str:
+    """A changed column as a finding names it; with the types when they differ (a value of
+    another type can look the same as the log's, as a blob of the same text does)."""
+    if isinstance(mine, _Real):
+        mine = mine.value
+    if type(mine) is type(theirs):
+        return column
+    return f"{column} ({describe_value(mine)} where the log gives {_kind_of(theirs)})"
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a real number"
+    if isinstance(value, bytes):
+        return "a blob"
+    return "text"
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
+    """Orders keys of any stored types (text, numbers, blobs, NULL) without comparing values
+    of different types, which Python refuses."""
+    return tuple(_value_order(value) for value in key)
+
+
+def _value_order(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, _Real):
+        return (1, value.value)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, bytes):
+        return (3, value)
+    return (4, repr(value))
+
+
+def _label(table: str, key: tuple[Any, ...]) -> str:
+    """``table[key, ...]``: text keys as they are when printable, other values described."""
+    return f"{table}[{', '.join(_key_text(value) for value in key)}]"
+
+
+def _key_text(value: Any) -> str:
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str) and value.isprintable() and value.strip() == value and value:
+        return value
+    return describe_value(value)
+
+
+def _columns_in(db: sqlite_utils.Database, table: str) -> dict[str, str]:
+    """The columns of ``table`` in the catalog itself, with their declared types; none when it
+    is only a temporary stand-in (see :func:`ensure_schema`) or not there at all."""
+    info = db.execute(f'PRAGMA main.table_info("{table}")').fetchall()
+    return {str(row[1]): str(row[2]) for row in info}
+
+
 def _rows(
-    db: sqlite_utils.Database, table: str, columns: dict[str, str], pk: tuple[str, ...]
-) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-    """``(primary key, row)`` of every row of ``table``, the row's values in SCHEMA order."""
-    if table not in db.table_names():
-        return
+    db: sqlite_utils.Database, table: str, columns: list[str], pk: tuple[str, ...]
+) -> list[_Row]:
+    """``(primary key, row)`` of every row of ``table`` in the catalog itself, the row's
+    ``columns`` in order; text that is not valid UTF-8 is read as
+    :class:`~chain_of_custody.store.UndecodableText`."""
+    if not _columns_in(db, table):
+        return []
     names = ", ".join(f'"{c}"' for c in columns)
-    positions = [list(columns).index(c) for c in pk]
+    positions = [columns.index(c) for c in pk]
     # Table and column names come from SCHEMA above, never from input.
-    query = f'SELECT {names} FROM "{table}"'  # noqa: S608
-    for row in db.execute(query).fetchall():
-        yield tuple(row[i] for i in positions), tuple(row)
+    query = f'SELECT {names} FROM main."{table}"'  # noqa: S608
+    return [(tuple(row[i] for i in positions), tuple(row)) for row in fetch_all(db.conn, query)]
 
 
 @functools.lru_cache(maxsize=256)

@@ -743,8 +743,8 @@ def _print_verify(report: CaseReport) -> None:
         )
         return
     out.print(f"[red]PROBLEMS[/]: case {report.case_id}: {len(report.findings)} finding(s)")
-    for finding in report.findings:
-        out.print(f"  {escape(finding.describe())}")
+    for line in report.text_lines():
+        out.print(f"  {escape(line)}")
 
 
 cli_records.register(app, keys_app)

@@ -10,21 +10,24 @@ directions.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import hashlib
 import json
+import operator
 import os
 import re
 import sqlite3
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from chain_of_custody import Event, Finding, LogReport, verify_log
-from chain_of_custody.errors import kind_of_mode
+from chain_of_custody.errors import EnvironmentProblem, kind_of_mode
+from chain_of_custody.store import UndecodableText, describe_value, fetch_all
 from evidence import catalog
 from evidence.objects import read_ahead
 from evidence.progress import Progress
@@ -43,6 +46,8 @@ _CASE_SETTINGS = ("title", "origin", "ern_prefix", "organisation", "hash_algorit
 # The log table's columns besides the leaf, each a field of the leaf's event. The seq and the
 # leaf hash are checked by the log check.
 _LOG_COLUMNS = ("time", "action", "actor", "subject")
+# The largest integer SQLite stores: no seq follows it.
+_LARGEST_SEQ = 2**63 - 1
 # Objects are named objects/sha256/<2 hex>/<62 hex>, in lowercase.
 _FOLDER_NAME = re.compile(r"[0-9a-f]{2}")
 _OBJECT_NAME = re.compile(r"[0-9a-f]{62}")
@@ -71,6 +76,240 @@ class CaseReport:
             "objects": self.objects,
             "findings": [finding.as_json() for finding in self.findings],
         }
+
+    def text_lines(self) -> list[str]:
+        """The findings as lines for a person, causes first.
+
+        One changed leaf makes every Merkle node, checkpoint root and chain link computed over
+        it differ too. The findings that follow from others in the report (see
+        :func:`knock_on_findings`) come after the causes, grouped by code, one line a code;
+        the causes come one a line, in the report's order, except that findings about the
+        log's own nodes and checkpoints are grouped likewise. ``--json`` lists every finding.
+        """
+        knock_ons = knock_on_findings(self.findings)
+        causes = [f for f in self.findings if id(f) not in knock_ons]
+        following = [f for f in self.findings if id(f) in knock_ons]
+        lines = _report_lines(causes, lambda code: code in _STRUCTURE)
+        if following:
+            lines.append(
+                f"{len(following)} more finding(s) follow from those above (grouped here; "
+                "--json lists each):"
+            )
+            lines.extend(f"  {line}" for line in _report_lines(following, lambda _: True))
+        return lines
+
+
+# --- findings that follow from others ------------------------------------------------------
+
+# What makes a leaf differ from the one hashed into the tree and signed: every node, checkpoint
+# root and chain link computed over it then differs too.
+_LEAF_CAUSES = frozenset(
+    {
+        "leaf-hash-mismatch",
+        "bad-signature",
+        "signature-missing",
+        "leaf-malformed",
+        "log-value-invalid",
+        "log-row-duplicated",
+    }
+)
+# What moves the leaves after it to other places of the tree.
+_SHIFT_CAUSES = frozenset({"seq-gap", "seq-duplicate", "seq-mismatch"})
+# The log table cannot be read at all when it, or one of these columns, is missing.
+_LOG_LOST = frozenset({"log", "log.seq", "log.leaf", "log.leaf_hash"})
+# What follows when the log cannot be read, or holds fewer events than a checkpoint: what the
+# missing events would have produced is not found.
+_LOST_CONSEQUENCES = frozenset(
+    {
+        "checkpoint-rollback",
+        "checkpoint-unsigned",
+        "checkpoint-bad-signature",
+        "checkpoint-root-mismatch",
+        "checkpoint-inconsistent",
+        "rollback",
+        "inconsistent-history",
+        "fork",
+        "node-mismatch",
+        "node-missing",
+        "nodes-mismatch",
+        "nodes-damaged",
+        "catalog-row-unexplained",
+        "catalog-row-missing",
+        "catalog-row-changed",
+        "case-file-unrecorded",
+        "object-unexpected",
+    }
+)
+# What follows when the first event (the enrolment of the first key) is changed or missing:
+# no key is known, so nothing is validly signed.
+_NO_KEY_CONSEQUENCES = frozenset(
+    {"unknown-key", "key-not-yet-enrolled", "checkpoint-unsigned", "checkpoint-bad-signature"}
+)
+# Findings about the log's own structure, which name no evidence: grouped in a report for a
+# person even when nothing else explains them.
+_STRUCTURE = frozenset(
+    {
+        "node-mismatch",
+        "node-missing",
+        "checkpoint-root-mismatch",
+        "checkpoint-rollback",
+        "checkpoint-unsigned",
+        "checkpoint-bad-signature",
+    }
+)
+_NODE = re.compile(r"node (\d+)/(\d+)")
+
+
+@dataclass(frozen=True)
+class _Causes:
+    """What the causes in a report change: the seqs of changed leaves, the seqs where leaves
+    are moved (each moves every leaf after it), and whether stored nodes differ."""
+
+    changed: list[int]
+    shifts: list[int]
+    nodes_differ: bool
+
+    def within(self, first: int, last: int) -> bool:
+        """Whether a leaf from ``first`` to ``last`` is changed or moved."""
+        if self.shifts and last >= self.shifts[0]:
+            return True
+        at = bisect.bisect_left(self.changed, first)
+        return at < len(self.changed) and self.changed[at] <= last
+
+    def breaks_link(self, seq: int) -> bool:
+        """Whether the chain link of event ``seq`` is broken by a change before it: a changed
+        previous leaf, or leaves moved just there (a gap, a duplicate)."""
+        return seq - 1 in self.changed or seq in self.shifts or seq - 1 in self.shifts
+
+    @property
+    def first_leaf(self) -> int | None:
+        firsts = self.changed[:1] + self.shifts[:1]
+        return min(firsts) if firsts else None
+
+
+def knock_on_findings(findings: Sequence[Finding]) -> set[int]:
+    """The ``id`` of each finding of ``findings`` that follows from another one of them.
+
+    - a chain link (``prev-broken``) right after a changed leaf;
+    - a stored Merkle node over a changed or moved leaf (a gap or a duplicate seq moves every
+      leaf after it), a checkpoint root or consistency proof over one, and the root the
+      stored nodes give when a leaf or node differs;
+    - when the first event is changed: every event and checkpoint signed by a key the log
+      then does not know;
+    - when the log table cannot be read (it, or its seq, leaf or leaf_hash column, is
+      missing) or holds fewer events than a checkpoint: every further checkpoint, node,
+      catalog row, case file and object finding (the first rollback is the cause).
+
+    A changed leaf is one with a finding of the leaf itself (hash, signature, parse, stored
+    value). What is left are the causes, to be read first.
+    """
+    lost = any(
+        f.code in ("log-table-missing", "log-column-missing") and f.subject in _LOG_LOST
+        for f in findings
+    )
+    rollbacks = [f for f in findings if f.code == "checkpoint-rollback"]
+    following: set[int] = set()
+    if lost or rollbacks:
+        cause = None if lost else rollbacks[0]
+        following.update(id(f) for f in findings if f.code in _LOST_CONSEQUENCES and f is not cause)
+    causes = _Causes(
+        changed=_seqs_of(f for f in findings if f.code in _LEAF_CAUSES and _of_the_log(f)),
+        shifts=_seqs_of(f for f in findings if f.code in _SHIFT_CAUSES),
+        nodes_differ=any(f.code in ("node-mismatch", "node-missing") for f in findings),
+    )
+    following.update(id(f) for f in findings if _follows(f, causes))
+    return following
+
+
+def _seqs_of(findings: Iterable[Finding]) -> list[int]:
+    return sorted({f.seq for f in findings if f.seq is not None})
+
+
+def _of_the_log(finding: Finding) -> bool:
+    """Whether a finding is about a leaf (not about a value of a node or checkpoint row)."""
+    subject = finding.subject or ""
+    return finding.code not in ("log-value-invalid", "log-row-duplicated") or (
+        subject == "log" or subject.startswith("log.")
+    )
+
+
+def _follows(finding: Finding, causes: _Causes) -> bool:
+    code, seq = finding.code, finding.seq
+    if code in ("nodes-mismatch", "nodes-damaged", "checkpoint-inconsistent") and (
+        causes.nodes_differ or causes.first_leaf is not None
+    ):
+        return True
+    first = causes.first_leaf
+    if first is None:
+        return False
+    if code in _NO_KEY_CONSEQUENCES and first <= 0:
+        return True
+    if code == "prev-broken":
+        return seq is not None and causes.breaks_link(seq)
+    if code in ("node-mismatch", "node-missing"):
+        match = _NODE.fullmatch(finding.subject or "")
+        if match is None:
+            return True  # The count of further nodes, beyond those named one by one.
+        level, index = int(match.group(1)), int(match.group(2))
+        return causes.within(index << level, ((index + 1) << level) - 1)
+    if code == "checkpoint-root-mismatch":
+        return seq is not None and first <= seq
+    return False
+
+
+def _report_lines(findings: Sequence[Finding], grouped: Callable[[str], bool]) -> list[str]:
+    """One line per finding, in order, except that findings of a code ``grouped`` accepts
+    make one line, where the first of them stands."""
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.code, []).append(finding)
+    lines = []
+    for finding in findings:
+        group = groups[finding.code]
+        if len(group) > 1 and grouped(finding.code):
+            if finding is group[0]:
+                lines.append(_group_line(finding.code, group))
+        else:
+            lines.append(finding.describe())
+    return lines
+
+
+def _group_line(code: str, group: list[Finding]) -> str:
+    """One line for several findings of one code."""
+    seqs = [f.seq for f in group if f.seq is not None]
+    if code == "checkpoint-root-mismatch":
+        sizes = _span([seq + 1 for seq in seqs])
+        return f"[{code}] {len(group)} checkpoints ({sizes}) do not produce their signed roots"
+    if code in ("node-mismatch", "node-missing"):
+        named = [f.subject.removeprefix("node ") for f in group if f.subject]
+        more = [f.message for f in group if not f.subject]
+        listed = ", ".join(named[:6]) + (" ..." if len(named) > 6 else "")
+        what = (
+            "are missing" if code == "node-missing" else "differ from the hash of the log's events"
+        )
+        line = f"[{code}] {len(named)} stored Merkle nodes (level/index {listed}) {what}"
+        return line + "".join(f"; {message}" for message in more)
+    if code == "prev-broken":
+        return f"[{code}] seq {_span(seqs)}: prev is not the leaf hash of the previous event"
+    # By seq where each names its own, else by what they name (checkpoints, catalog rows).
+    if len(set(seqs)) == len(group):
+        where = f"seq {_span(seqs)}"
+    else:
+        where = ", ".join(_first_names([f.subject or f.path or "" for f in group]))
+    return f"[{code}] {len(group)} findings ({where}), the first: {group[0].message}"
+
+
+def _span(numbers: Sequence[int]) -> str:
+    """``3``, ``3, 7, 9`` or ``9 .. 27``."""
+    ordered = sorted(set(numbers))
+    if len(ordered) <= 3:
+        return ", ".join(str(n) for n in ordered)
+    return f"{ordered[0]} .. {ordered[-1]}"
+
+
+def _first_names(names: list[str], count: int = 3) -> list[str]:
+    named = [name for name in names if name]
+    return named[:count] + (["..."] if len(named) > count else [])
 
 
 @dataclass(frozen=True)
@@ -103,7 +342,39 @@ def verify_case(
     The store is rehashed while the log is checked: worker processes read and hash every
     stored object as this process checks the log and rebuilds the catalog, so that reading
     the disk and checking signatures overlap. The digests are compared with the log's after.
+
+    Values and tables of the catalog changed behind the toolkit's back are findings; a
+    catalog file that SQLite cannot read at all (a damaged page, not a database) raises
+    :class:`EnvironmentProblem`, as no check can then be made.
     """
+    try:
+        return _verify_case(case, workers, since, progress)
+    except sqlite3.DatabaseError as exc:
+        if _primary_code(exc) not in _DAMAGED_FILE_CODES:
+            raise
+        raise EnvironmentProblem(
+            f"the case catalog {case.catalog_path} is damaged: SQLite cannot read it "
+            f"({getattr(exc, 'sqlite_errorname', None) or exc}), so the case cannot be verified",
+            hint="keep a copy of the case as it is; `sqlite3 catalog.sqlite 'PRAGMA "
+            "integrity_check'` lists the damage; restore catalog.sqlite from a backup of the "
+            "case and run `evidence verify` again",
+        ) from exc
+
+
+# SQLite's primary result codes for a file it cannot read: damaged pages, not a database, a
+# read that failed on the disk.
+_DAMAGED_FILE_CODES = frozenset(
+    {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR}
+)
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _verify_case(
+    case: Case, workers: int, since: Sequence[bytes], progress: Progress | None
+) -> CaseReport:
     conn = case.db.conn
     # The whole catalog file is read: ask for all of it now, in the background, rather than
     # page by page as the checks come to each (on a cold cache most of the wait otherwise).
@@ -122,7 +393,8 @@ def verify_case(
             # The snapshot is taken by this first read, before the store is listed: every
             # object an event of the snapshot names was stored before that event committed,
             # so the listing holds it.
-            conn.execute("SELECT seq FROM log ORDER BY seq DESC LIMIT 1").fetchall()
+            # (The schema is read: any table may be missing or damaged.)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
             stored, strays = _list_store(case)
             # Text paths built directly: a Path per object costs more than hashing a small one.
             where = os.fspath(case.objects.objects_dir) + os.sep
@@ -302,7 +574,11 @@ def _check_log_and_catalog(
     on_event: Callable[[Event], None] = take
     counted = [0]
     if progress is not None:
-        progress.start(case.log.size(), 0)
+        try:
+            total = case.log.size()
+        except sqlite3.OperationalError:
+            total = 0  # A log table without its seq column, which the log check names.
+        progress.start(total, 0)
 
         def on_event(event: Event) -> None:
             take(event)
@@ -340,44 +616,71 @@ class _LogColumns:
 
     The toolkit looks events up by these columns (an item's custody history, the events a
     bundle carries) and takes the time of the next event from the last one, so a row edited
-    behind its back must not pass for the signed event.
+    behind its back must not pass for the signed event. Rows are read in batches, each by
+    :func:`fetch_all`, so that text that is not valid UTF-8 is compared (and differs) rather
+    than failing the read; a column the table lacks (reported by the log check) is left out.
     """
 
+    BATCH = 2000
+
     def __init__(self, conn: sqlite3.Connection) -> None:
-        # The seq, then the columns in _LOG_COLUMNS order.
-        self._rows = conn.execute("SELECT seq, time, action, actor, subject FROM log ORDER BY seq")
-        self._row: tuple[Any, ...] | None = self._rows.fetchone()
+        self._conn = conn
+        present = {str(row[1]) for row in conn.execute('PRAGMA table_info("log")')}
+        self._columns = [column for column in _LOG_COLUMNS if column in present]
+        names = ", ".join(["seq", *self._columns])
+        # Only integer seqs are events; the log check names any other.
+        self._query = (
+            f"SELECT {names} FROM log WHERE typeof(seq) = 'integer' AND seq >= ? "  # noqa: S608
+            "ORDER BY seq LIMIT ?"
+        )
+        self._signed = operator.attrgetter(*self._columns) if self._columns else None
+        self._batch: list[tuple[Any, ...]] = []
+        self._index = 0
+        self._start: int | None = 0 if self._columns and "seq" in present else None
         self.findings: list[Finding] = []
+
+    def _current(self) -> tuple[Any, ...] | None:
+        """The next row not yet passed, reading the next batch when needed."""
+        if self._index < len(self._batch):
+            return self._batch[self._index]
+        if self._start is None:
+            return None
+        self._batch = fetch_all(self._conn, self._query, (self._start, self.BATCH))
+        self._index = 0
+        if len(self._batch) < self.BATCH:
+            self._start = None
+        else:
+            last = self._batch[-1][0]
+            self._start = last + 1 if last < _LARGEST_SEQ else None
+        return self._batch[0] if self._batch else None
 
     def compare(self, event: Event) -> None:
         """Compare the row of ``event`` with it; events come in log order."""
-        row, seq = self._row, event.seq
+        seq = event.seq
+        row = self._current()
         # Rows whose leaf gives no event (reported by the log check) are passed over.
         while row is not None and row[0] < seq:
-            row = self._rows.fetchone()
-        if row is None or row[0] != seq:
+            self._index += 1
+            row = self._current()
+        if row is None or row[0] != seq or self._signed is None:
             # An event stored out of its place, which the log check reports: which row it
             # came from is unknown here, and the rows its seq names were compared already.
-            self._row = row
             return
-        if (
-            row[1] != event.time
-            or row[2] != event.action
-            or row[3] != event.actor
-            or row[4] != event.subject
-        ):
-            self._report(row, event)
-        self._row = self._rows.fetchone()
+        signed = self._signed(event)
+        if len(self._columns) == 1:
+            signed = (signed,)
+        if row[1:] != signed:
+            self._report(row, signed)
+        self._index += 1
 
-    def _report(self, row: tuple[Any, ...], event: Event) -> None:
-        for column, stored in zip(_LOG_COLUMNS, row[1:], strict=True):
-            signed = getattr(event, column)
-            if stored != signed:
+    def _report(self, row: tuple[Any, ...], signed: tuple[Any, ...]) -> None:
+        for column, stored, value in zip(self._columns, row[1:], signed, strict=True):
+            if stored != value:
                 self.findings.append(
                     Finding(
                         "log-column-mismatch",
                         f"the log table's {column} column holds {_shown(stored)}, but the "
-                        f"signed event says {_shown(signed)}: what is looked up by it (custody "
+                        f"signed event says {_shown(value)}: what is looked up by it (custody "
                         "history, bundles) is wrong; keep a copy of the case as it is and "
                         "report it",
                         seq=row[0],
@@ -386,8 +689,8 @@ class _LogColumns:
                 )
 
     def close(self) -> None:
-        """Release the query (rows after the last event are left unread)."""
-        self._rows.close()
+        """Nothing is held between batches; kept for the callers' ``finally``."""
+        self._batch = []
 
 
 def _check_case_file(case: Case, created: Event | None) -> list[Finding]:
@@ -427,7 +730,14 @@ def _check_case_file(case: Case, created: Event | None) -> list[Finding]:
 
 
 def _shown(value: Any) -> str:
-    """A value as a report shows it: JSON where it can be (as in case.toml), else repr."""
+    """A value as a report shows it: JSON where it can be (as in case.toml); a value of a type
+    that neither the log nor case.toml gives (a blob, NULL, text that is not valid UTF-8) by
+    its type, and text with characters that are not printable escaped."""
+    if value is None or isinstance(value, bytes | UndecodableText):
+        return describe_value(value)
+    if isinstance(value, str) and not value.isprintable():
+        # Escaped, so that a stored value cannot reorder or recolour the auditor's terminal.
+        return describe_value(value)
     return json.dumps(value, ensure_ascii=False, default=repr)
 
 
@@ -447,11 +757,11 @@ def _compare_store(
     stored = set(listed)
     if conn is not None and stored - named.keys():
         stored_later = stored - named.keys()
-        logged_since = {
-            row[0]
-            for row in conn.execute("SELECT sha256 FROM items").fetchall()
-            if row[0] in stored_later
-        }
+        try:
+            rows = fetch_all(conn, "SELECT sha256 FROM items")
+        except sqlite3.OperationalError:
+            rows = []  # An items table without its key column, which the catalog check names.
+        logged_since = {row[0] for row in rows if row[0] in stored_later}
         stored -= logged_since
     for sha in sorted(named.keys() - stored):
         report.findings.append(

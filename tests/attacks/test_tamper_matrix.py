@@ -217,6 +217,42 @@ def test_edit_a_log_event_and_its_hash(attacked: Attacked, request: pytest.Fixtu
     _assert_named_in_text(attacked, f"seq {seq}")
 
 
+def test_edit_a_log_event_with_sql_text_functions(
+    attacked: Attacked, request: pytest.FixtureRequest
+) -> None:
+    # replace() on a blob gives text: the leaf is then stored with another SQLite type.
+    seq = _middle_seq(attacked)
+    with attacked.db() as conn:
+        drop_triggers(conn)
+        conn.execute(
+            "UPDATE log SET leaf = replace(leaf, '\"confidential\"', '\"public\"') WHERE seq = ?",
+            (seq,),
+        )
+        assert conn.execute("SELECT typeof(leaf) FROM log WHERE seq = ?", (seq,)).fetchone() == (
+            "text",
+        )
+    result, report = attacked.verify()
+    record_attack(request, "edit a log event with replace() (leaf stored as text)", result, report)
+    assert result.exit_code == 1
+    invalid = _finding(report, "log-value-invalid")
+    assert (invalid["seq"], invalid["subject"]) == (seq, "log.leaf")
+    assert _finding(report, "bad-signature")["seq"] == seq
+    _assert_named_in_text(attacked, f"seq {seq}, log.leaf")
+
+
+def test_store_a_merkle_node_as_text(attacked: Attacked, request: pytest.FixtureRequest) -> None:
+    with attacked.db() as conn:
+        drop_triggers(conn)
+        # The length check counts characters of text, not bytes.
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute("UPDATE log_nodes SET hash = CAST(hash AS TEXT) WHERE level = 3 AND idx = 1")
+    result, report = attacked.verify()
+    record_attack(request, "store a Merkle node as text", result, report)
+    assert result.exit_code == 1
+    assert _finding(report, "log-value-invalid")["subject"] == "log_nodes.hash"
+    _assert_named_in_text(attacked, "level 3, index 1")
+
+
 def test_delete_a_log_event(attacked: Attacked, request: pytest.FixtureRequest) -> None:
     seq = _middle_seq(attacked)
     with attacked.db() as conn:

@@ -600,3 +600,106 @@ def test_keyring_from_store(
     record = keyring.record(investigator_b.key_id)
     assert record is not None
     assert (record.enrolled_at, record.revoked_at, record.role) == (1, 6, "investigator")
+
+
+# --- values of another SQLite type: findings by table, seq and column, never a crash --------
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        pytest.param("leaf", "CAST(leaf AS TEXT)", id="leaf-text"),
+        pytest.param("leaf", "CAST(X'ff00' AS TEXT)", id="leaf-invalid-utf8"),
+        pytest.param("leaf", "12", id="leaf-integer"),
+        pytest.param("leaf_hash", "CAST(leaf_hash AS TEXT)", id="leaf_hash-text"),
+        pytest.param("leaf_hash", "X'0102'", id="leaf_hash-2-bytes"),
+    ],
+)
+def test_a_log_value_of_another_type_is_named_by_seq_and_column(
+    store: LogStore, column: str, value: str
+) -> None:
+    drop_triggers(store)
+    store.conn.execute("PRAGMA ignore_check_constraints = ON")
+    store.conn.execute(f"UPDATE log SET {column} = {value} WHERE seq = 3")  # noqa: S608
+    report = verify_log(store, workers=1)
+    assert report.findings[0] == Finding(
+        "log-value-invalid", report.findings[0].message, seq=3, subject=f"log.{column}"
+    )
+    assert f"the log table's {column} column holds" in report.findings[0].message
+
+
+def test_a_leaf_read_as_text_is_checked_as_its_bytes(store: LogStore) -> None:
+    drop_triggers(store)
+    store.conn.execute("UPDATE log SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
+    assert [leaf for seq, leaf, _ in store.iter_leaves() if seq == 3] == [
+        bytes(store.conn.execute("SELECT CAST(leaf AS BLOB) FROM log WHERE seq = 3").fetchone()[0])
+    ]
+    # The same bytes: the type is all that is wrong.
+    assert codes(verify_log(store, workers=1)) == [("log-value-invalid", 3)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "subject"),
+    [
+        pytest.param(
+            "UPDATE log_nodes SET hash = CAST(hash AS TEXT) WHERE level = 1 AND idx = 0",
+            "log_nodes.hash",
+            id="node-hash-text",
+        ),
+        pytest.param(
+            "UPDATE log_nodes SET idx = 0.5 WHERE level = 1 AND idx = 0",
+            "log_nodes.idx",
+            id="node-index-real",
+        ),
+        pytest.param(
+            "UPDATE checkpoints SET note = CAST(note AS TEXT) WHERE size = 2",
+            "checkpoints.note",
+            id="checkpoint-note-text",
+        ),
+        pytest.param(
+            "UPDATE checkpoints SET root = X'00' WHERE size = 2",
+            "checkpoints.root",
+            id="checkpoint-root-1-byte",
+        ),
+        pytest.param("UPDATE log SET seq = -1 WHERE seq = 5", "log.seq", id="seq-negative"),
+    ],
+)
+def test_a_node_or_checkpoint_value_of_another_type_is_named(
+    store: LogStore, statement: str, subject: str
+) -> None:
+    drop_triggers(store)
+    store.conn.execute("PRAGMA ignore_check_constraints = ON")
+    store.conn.execute(statement)
+    report = verify_log(store, workers=1)
+    assert subject in [f.subject for f in report.findings if f.code == "log-value-invalid"]
+
+
+def test_a_seq_at_the_largest_integer_is_read_without_overflow(store: LogStore) -> None:
+    drop_triggers(store)
+    store.conn.execute("UPDATE log SET seq = 9223372036854775807 WHERE seq = 5")
+    assert store.size() == 2**63
+    assert [seq for seq, _, _ in store.iter_leaves()][-1] == 2**63 - 1
+    found = codes(verify_log(store, workers=1))
+    assert ("log-value-invalid", 2**63 - 1) in found
+    assert ("seq-gap", 5) in found
+
+
+def test_a_log_table_without_its_leaf_column_is_a_finding(store: LogStore) -> None:
+    drop_triggers(store)
+    store.conn.execute("ALTER TABLE log RENAME TO log_old")
+    store.conn.execute("CREATE TABLE log (seq INTEGER PRIMARY KEY, leaf_hash, time)")
+    report = verify_log(store, workers=1)
+    assert report.size == 0
+    assert ("log-column-missing", None) in codes(report)
+    assert "checkpoint-rollback" in {f.code for f in report.findings}
+
+
+def test_a_node_table_without_its_key_is_checked_for_duplicates(store: LogStore) -> None:
+    drop_triggers(store)
+    conn = store.conn
+    conn.execute("ALTER TABLE log_nodes RENAME TO nodes_old")
+    conn.execute("CREATE TABLE log_nodes (level, idx, hash)")
+    conn.execute("INSERT INTO log_nodes SELECT * FROM nodes_old")
+    conn.execute("INSERT INTO log_nodes SELECT level, idx, hash FROM nodes_old WHERE level = 2")
+    report = verify_log(store, workers=1)
+    assert [(f.code, f.subject) for f in report.findings] == [("log-row-duplicated", "log_nodes")]
