@@ -136,7 +136,7 @@ _LEAVES = (
     f"SELECT seq, {_BLOB.format('leaf')}, {_BLOB.format('leaf_hash')} FROM log "  # noqa: S608
     "WHERE seq >= ? AND seq <= ? AND typeof(seq) = 'integer' ORDER BY seq LIMIT ?"
 )
-_LAST_EVENT = "SELECT seq, leaf_hash, time FROM log ORDER BY seq DESC LIMIT 1"
+_LAST_EVENT = "SELECT seq, leaf, leaf_hash, time FROM log ORDER BY seq DESC LIMIT 1"
 
 
 # --- reading values of any type -----------------------------------------------------------
@@ -914,6 +914,29 @@ def _error_name(exc: sqlite3.Error) -> str:
     return getattr(exc, "sqlite_errorname", None) or "SQLite error"
 
 
+def _check_last_event(seq: Any, leaf: Any, hashed: Any, time: Any) -> None:
+    """Refuse to append after a last event that is not as the toolkit wrote it.
+
+    The next event names the last one's leaf hash as ``prev``; chained to a damaged row it
+    would carry the damage forward under a new signature. One leaf is hashed per transaction.
+    """
+    intact = (
+        type(seq) is int
+        and isinstance(leaf, bytes)
+        and isinstance(hashed, bytes)
+        and isinstance(time, str)
+        and hmac.compare_digest(leaf_hash(leaf), hashed)
+    )
+    if not intact:
+        shown = seq if type(seq) is int else describe_value(seq)
+        raise EnvironmentProblem(
+            f"the last event of the custody log (seq {shown}) is damaged in the catalog, so "
+            "nothing can be appended after it",
+            hint="keep a copy of the case as it is and run `evidence verify` to see the damage; "
+            "restore catalog.sqlite from a backup of the case",
+        )
+
+
 class LogTransaction:
     """An open write transaction on the log; ``db`` is the same connection for projections.
 
@@ -929,8 +952,10 @@ class LogTransaction:
         if row is None:
             self._size, self._last_hash, self._last_time = 0, b"", ""
         else:
-            self._size = int(row[0]) + 1
-            self._last_hash, self._last_time = bytes(row[1]), str(row[2])
+            seq, leaf, hashed, time = row
+            _check_last_event(seq, leaf, hashed, time)
+            self._size = seq + 1
+            self._last_hash, self._last_time = hashed, time
         self._frontier: _Frontier | None = None
 
     @property

@@ -14,6 +14,7 @@ import functools
 import inspect
 import json
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -109,6 +110,21 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             err.print("interrupted: nothing half-written is left; run the command again")
             raise typer.Exit(130) from None
+        except sqlite3.DatabaseError as exc:
+            if _debug(ctx):
+                raise
+            # The catalog is not as the toolkit made it (a table or column changed or dropped,
+            # a damaged file): an environment problem to look into, not a crash to report.
+            name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+            err.print(
+                f"[bold red]error:[/] the case catalog cannot be used as the toolkit made it "
+                f"({escape(name)}: {escape(str(exc)[:200])})"
+            )
+            err.print(
+                "[dim]hint:[/] keep a copy of the case as it is and run `evidence verify` to "
+                "see what is damaged; restore catalog.sqlite from a backup of the case"
+            )
+            raise typer.Exit(EXIT_ENVIRONMENT) from None
         except Exception as exc:
             if _debug(ctx):
                 raise

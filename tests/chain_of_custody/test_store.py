@@ -526,3 +526,26 @@ def test_two_processes_append_without_gaps_or_forks(tmp_path: Path) -> None:
     actors = {event.actor for event in events}
     assert len(actors) == 2
     assert store.root() == root_from_leaf_hashes([leaf_hash(leaf) for _, leaf, _ in leaves])
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        pytest.param("leaf_hash", "hex(randomblob(16))", id="hash-as-text"),
+        pytest.param("leaf_hash", "randomblob(32)", id="hash-of-another-leaf"),
+        pytest.param("leaf", "CAST(leaf AS TEXT)", id="leaf-as-text"),
+        pytest.param("time", "CAST(time AS BLOB)", id="time-as-blob"),
+    ],
+)
+def test_nothing_is_appended_after_a_damaged_last_event(
+    store: LogStore, investigator_a: Signer, column: str, value: str
+) -> None:
+    signer = investigator_a
+    _fill(store, signer, 3)
+    conn = store.conn
+    conn.execute("DROP TRIGGER log_no_update")
+    conn.execute(f"UPDATE log SET {column} = {value} WHERE seq = 2")  # noqa: S608 - test table
+    with pytest.raises(EnvironmentProblem, match=r"seq 2\) is damaged") as caught:
+        _fill(store, signer, 1)
+    assert "evidence verify" in (caught.value.hint or "")
+    assert store.size() == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,3 +134,27 @@ def test_store_failing_while_naming_objects_records_nothing(
     assert again.exit_code == 0, again.output
     assert _actions(case).count("item.ingested") == 4
     assert cli("verify", "--case", case.root).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "damage"),
+    [
+        pytest.param(("log", "show"), "ALTER TABLE log RENAME COLUMN seq TO sq", id="log-show"),
+        pytest.param(("keys", "list"), "ALTER TABLE keys RENAME COLUMN key_id TO k", id="keys"),
+    ],
+)
+def test_a_catalog_changed_behind_the_toolkit_is_an_environment_error(
+    cli: Cli, make_case: Callable[..., CaseHandle], args: tuple[str, ...], damage: str
+) -> None:
+    case = make_case()
+    conn = sqlite3.connect(case.root / "catalog.sqlite")
+    try:
+        conn.execute(damage)
+        conn.commit()
+    finally:
+        conn.close()
+    result = cli(*args, "--case", case.root)
+    assert result.exit_code == 3, result.output
+    assert "unexpected error" not in result.stderr
+    assert "the case catalog cannot be used as the toolkit made it" in result.stderr
+    assert "evidence verify" in result.stderr
