@@ -17,8 +17,8 @@ column added later is damaged too.
 """
 
 # Every SQL statement here is the test's own damage to a fictional catalog, built from fixed
-# table and column names.
-# ruff: noqa: S608
+# table and column names; the tables of damages read best one case per line, however long.
+# ruff: noqa: S608, E501
 
 from __future__ import annotations
 
@@ -199,6 +199,13 @@ NODE = "WHERE level = 1 AND idx = 1"
 CHECKPOINT = "WHERE size = 10"
 
 
+def _param(
+    name: str, statements: tuple[str, ...], code: str, subject: str | None, seq: int | None = None
+) -> Any:
+    """One case of the matrix: ``statements`` must give a ``code`` finding naming ``subject``."""
+    return pytest.param(Damage(statements, code, subject, seq), id=name)
+
+
 def _log_column_damages() -> list[Any]:
     params = []
     for column in ("time", "action", "actor", "subject"):
@@ -213,203 +220,39 @@ def _log_column_damages() -> list[Any]:
     return params
 
 
+# fmt: off
 LOG_DAMAGES = [
     # The crash this matrix started from: replace() gives text, not a blob.
-    pytest.param(
-        Damage(
-            (f"UPDATE log SET leaf = replace(leaf, 'handed-over', 'handed-ovar') {AT}",),
-            "log-value-invalid",
-            "log.leaf",
-            ITEM_SEQ,
-        ),
-        id="log.leaf-text-edited",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE log SET leaf = CAST(leaf AS TEXT) {AT}",),
-            "log-value-invalid",
-            "log.leaf",
-            ITEM_SEQ,
-        ),
-        id="log.leaf-text-same-bytes",
-    ),
-    pytest.param(
-        Damage((f"UPDATE log SET leaf = 42 {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
-        id="log.leaf-integer",
-    ),
-    pytest.param(
-        Damage((f"UPDATE log SET leaf = 4.5 {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
-        id="log.leaf-real",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE log SET leaf = CAST(X'ff00fe' AS TEXT) {AT}",),
-            "log-value-invalid",
-            "log.leaf",
-            ITEM_SEQ,
-        ),
-        id="log.leaf-invalid-utf8",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"UPDATE log SET leaf = NULL {AT}"),
-            "log-value-invalid",
-            "log.leaf",
-            ITEM_SEQ,
-        ),
-        id="log.leaf-null",
-    ),
-    pytest.param(
-        Damage((f"UPDATE log SET leaf = X'' {AT}",), "leaf-malformed", None, ITEM_SEQ),
-        id="log.leaf-empty",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE log SET leaf = zeroblob(20000000) {AT}",), "leaf-malformed", None, ITEM_SEQ
-        ),
-        id="log.leaf-20-MB-of-zeros",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log SET leaf_hash = CAST(leaf_hash AS TEXT) {AT}"),
-            "log-value-invalid",
-            "log.leaf_hash",
-            ITEM_SEQ,
-        ),
-        id="log.leaf_hash-text",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log SET leaf_hash = hex(leaf_hash) {AT}"),
-            "log-value-invalid",
-            "log.leaf_hash",
-            ITEM_SEQ,
-        ),
-        id="log.leaf_hash-hex-text",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log SET leaf_hash = X'00' {AT}"),
-            "log-value-invalid",
-            "log.leaf_hash",
-            ITEM_SEQ,
-        ),
-        id="log.leaf_hash-1-byte",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log SET leaf_hash = 7 {AT}"),
-            "log-value-invalid",
-            "log.leaf_hash",
-            ITEM_SEQ,
-        ),
-        id="log.leaf_hash-integer",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"UPDATE log SET leaf_hash = NULL {AT}"),
-            "log-value-invalid",
-            "log.leaf_hash",
-            ITEM_SEQ,
-        ),
-        id="log.leaf_hash-null",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, "UPDATE log SET seq = -5 WHERE seq = (SELECT max(seq) FROM log)"),
-            "log-value-invalid",
-            "log.seq",
-            -5,
-        ),
-        id="log.seq-negative",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, "UPDATE log SET seq = -1 WHERE seq = 0"), "log-value-invalid", "log.seq", -1
-        ),
-        id="log.seq-negative-genesis",
-    ),
-    pytest.param(
-        Damage(
-            ("UPDATE log SET seq = 9223372036854775807 WHERE seq = (SELECT max(seq) FROM log)",),
-            "log-value-invalid",
-            "log.seq",
-            2**63 - 1,
-        ),
-        id="log.seq-largest-integer",
-    ),
-    pytest.param(
-        Damage(
-            ("UPDATE log SET seq = 1000000000000000 WHERE seq = (SELECT max(seq) FROM log)",),
-            "seq-gap",
-            None,
-        ),
-        id="log.seq-huge",
-    ),
-    pytest.param(
-        Damage((*_loose("log", LOG), f"UPDATE log SET seq = 'two' {AT}"), "seq-gap", None, 2),
-        id="log.seq-text",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"UPDATE log SET seq = 2.5 {AT}"), "log-value-invalid", "log.seq"
-        ),
-        id="log.seq-real",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"UPDATE log SET seq = 2.0 {AT}"), "log-value-invalid", "log.seq"
-        ),
-        id="log.seq-real-integral",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"UPDATE log SET seq = NULL {AT}"), "log-value-invalid", "log.seq"
-        ),
-        id="log.seq-null",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"UPDATE log SET seq = X'02' {AT}"),
-            "log-value-invalid",
-            "log.seq",
-        ),
-        id="log.seq-blob",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log", LOG), f"INSERT INTO log SELECT * FROM log {AT}"),
-            "log-row-duplicated",
-            "log",
-            ITEM_SEQ,
-        ),
-        id="log-row-twice",
-    ),
+    _param("log.leaf-text-edited", (f"UPDATE log SET leaf = replace(leaf, 'handed-over', 'handed-ovar') {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
+    _param("log.leaf-text-same-bytes", (f"UPDATE log SET leaf = CAST(leaf AS TEXT) {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
+    _param("log.leaf-integer", (f"UPDATE log SET leaf = 42 {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
+    _param("log.leaf-real", (f"UPDATE log SET leaf = 4.5 {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
+    _param("log.leaf-invalid-utf8", (f"UPDATE log SET leaf = CAST(X'ff00fe' AS TEXT) {AT}",), "log-value-invalid", "log.leaf", ITEM_SEQ),
+    _param("log.leaf-null", (*_loose("log", LOG), f"UPDATE log SET leaf = NULL {AT}"), "log-value-invalid", "log.leaf", ITEM_SEQ),
+    _param("log.leaf-empty", (f"UPDATE log SET leaf = X'' {AT}",), "leaf-malformed", None, ITEM_SEQ),
+    _param("log.leaf-20-MB-of-zeros", (f"UPDATE log SET leaf = zeroblob(20000000) {AT}",), "leaf-malformed", None, ITEM_SEQ),
+    _param("log.leaf_hash-text", (NO_CHECKS, f"UPDATE log SET leaf_hash = CAST(leaf_hash AS TEXT) {AT}"), "log-value-invalid", "log.leaf_hash", ITEM_SEQ),
+    _param("log.leaf_hash-hex-text", (NO_CHECKS, f"UPDATE log SET leaf_hash = hex(leaf_hash) {AT}"), "log-value-invalid", "log.leaf_hash", ITEM_SEQ),
+    _param("log.leaf_hash-1-byte", (NO_CHECKS, f"UPDATE log SET leaf_hash = X'00' {AT}"), "log-value-invalid", "log.leaf_hash", ITEM_SEQ),
+    _param("log.leaf_hash-integer", (NO_CHECKS, f"UPDATE log SET leaf_hash = 7 {AT}"), "log-value-invalid", "log.leaf_hash", ITEM_SEQ),
+    _param("log.leaf_hash-null", (*_loose("log", LOG), f"UPDATE log SET leaf_hash = NULL {AT}"), "log-value-invalid", "log.leaf_hash", ITEM_SEQ),
+    _param("log.seq-negative", (NO_CHECKS, "UPDATE log SET seq = -5 WHERE seq = (SELECT max(seq) FROM log)"), "log-value-invalid", "log.seq", -5),
+    _param("log.seq-negative-genesis", (NO_CHECKS, "UPDATE log SET seq = -1 WHERE seq = 0"), "log-value-invalid", "log.seq", -1),
+    _param("log.seq-largest-integer", ("UPDATE log SET seq = 9223372036854775807 WHERE seq = (SELECT max(seq) FROM log)",), "log-value-invalid", "log.seq", 2**63 - 1),
+    _param("log.seq-huge", ("UPDATE log SET seq = 1000000000000000 WHERE seq = (SELECT max(seq) FROM log)",), "seq-gap", None),
+    _param("log.seq-text", (*_loose("log", LOG), f"UPDATE log SET seq = 'two' {AT}"), "seq-gap", None, 2),
+    _param("log.seq-real", (*_loose("log", LOG), f"UPDATE log SET seq = 2.5 {AT}"), "log-value-invalid", "log.seq"),
+    _param("log.seq-real-integral", (*_loose("log", LOG), f"UPDATE log SET seq = 2.0 {AT}"), "log-value-invalid", "log.seq"),
+    _param("log.seq-null", (*_loose("log", LOG), f"UPDATE log SET seq = NULL {AT}"), "log-value-invalid", "log.seq"),
+    _param("log.seq-blob", (*_loose("log", LOG), f"UPDATE log SET seq = X'02' {AT}"), "log-value-invalid", "log.seq"),
+    _param("log-row-twice", (*_loose("log", LOG), f"INSERT INTO log SELECT * FROM log {AT}"), "log-row-duplicated", "log", ITEM_SEQ),
     *_log_column_damages(),
-    pytest.param(
-        Damage((f"UPDATE log SET time = 'yesterday' {AT}",), "log-column-mismatch", "log.time"),
-        id="log.time-not-a-time",
-    ),
-    pytest.param(Damage(("DROP TABLE log",), "log-table-missing", "log"), id="log-dropped"),
-    pytest.param(Damage(("DELETE FROM log",), "checkpoint-rollback", None), id="log-emptied"),
-    pytest.param(
-        Damage(("ALTER TABLE log DROP COLUMN subject",), "log-column-missing", "log.subject"),
-        id="log-without-subject",
-    ),
+    _param("log.time-not-a-time", (f"UPDATE log SET time = 'yesterday' {AT}",), "log-column-mismatch", "log.time"),
+    _param("log-dropped", ("DROP TABLE log",), "log-table-missing", "log"),
+    _param("log-emptied", ("DELETE FROM log",), "checkpoint-rollback", None),
+    _param("log-without-subject", ("ALTER TABLE log DROP COLUMN subject",), "log-column-missing", "log.subject"),
     *(
-        pytest.param(
-            Damage(
-                (
-                    "ALTER TABLE log RENAME TO log_old",
-                    f"CREATE TABLE log ({kept})",
-                    f"INSERT INTO log SELECT {kept} FROM log_old",
-                    "DROP TABLE log_old",
-                ),
-                "log-column-missing",
-                f"log.{column}",
-            ),
-            id=f"log-without-{column}",
-        )
+        _param(f"log-without-{column}", ("ALTER TABLE log RENAME TO log_old", f"CREATE TABLE log ({kept})", f"INSERT INTO log SELECT {kept} FROM log_old", "DROP TABLE log_old"), "log-column-missing", f"log.{column}")
         for column, kept in (
             ("seq", "leaf, leaf_hash, time, action, actor, subject"),
             ("leaf", "seq, leaf_hash, time, action, actor, subject"),
@@ -417,267 +260,46 @@ LOG_DAMAGES = [
         )
     ),
 ]
+# fmt: on
 
+# fmt: off
 NODE_DAMAGES = [
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log_nodes SET hash = CAST(hash AS TEXT) {NODE}"),
-            "log-value-invalid",
-            "log_nodes.hash",
-        ),
-        id="log_nodes.hash-text",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log_nodes SET hash = CAST(X'ff' || hash AS TEXT) {NODE}"),
-            "log-value-invalid",
-            "log_nodes.hash",
-        ),
-        id="log_nodes.hash-invalid-utf8",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log_nodes SET hash = X'01' {NODE}"),
-            "log-value-invalid",
-            "log_nodes.hash",
-        ),
-        id="log_nodes.hash-1-byte",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log_nodes SET hash = 3 {NODE}"),
-            "log-value-invalid",
-            "log_nodes.hash",
-        ),
-        id="log_nodes.hash-integer",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log_nodes", NODES), f"UPDATE log_nodes SET hash = NULL {NODE}"),
-            "log-value-invalid",
-            "log_nodes.hash",
-        ),
-        id="log_nodes.hash-null",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE log_nodes SET level = 'one' {NODE}",),
-            "log-value-invalid",
-            "log_nodes.level",
-        ),
-        id="log_nodes.level-text",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE log_nodes SET level = 9223372036854775807 {NODE}",),
-            "log-value-invalid",
-            "log_nodes.level",
-        ),
-        id="log_nodes.level-largest-integer",
-    ),
-    pytest.param(
-        Damage(
-            (*_loose("log_nodes", NODES), f"UPDATE log_nodes SET level = NULL {NODE}"),
-            "log-value-invalid",
-            "log_nodes.level",
-        ),
-        id="log_nodes.level-null",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE log_nodes SET idx = -1 {NODE}"),
-            "log-value-invalid",
-            "log_nodes.idx",
-        ),
-        id="log_nodes.idx-negative",
-    ),
-    pytest.param(
-        Damage((f"UPDATE log_nodes SET idx = 1.5 {NODE}",), "log-value-invalid", "log_nodes.idx"),
-        id="log_nodes.idx-real",
-    ),
-    pytest.param(
-        Damage(
-            (
-                *_loose("log_nodes", NODES),
-                f"INSERT INTO log_nodes SELECT level, idx, zeroblob(32) FROM log_nodes {NODE}",
-            ),
-            "log-row-duplicated",
-            "log_nodes",
-        ),
-        id="log_nodes-row-twice",
-    ),
-    pytest.param(
-        Damage(("DROP TABLE log_nodes",), "log-table-missing", "log_nodes"),
-        id="log_nodes-dropped",
-    ),
-    pytest.param(
-        Damage(("DELETE FROM log_nodes",), "node-missing", "node 0/0"), id="log_nodes-emptied"
-    ),
-    pytest.param(
-        Damage(
-            (
-                "ALTER TABLE log_nodes RENAME TO nodes_old",
-                "CREATE TABLE log_nodes (level, idx)",
-                "INSERT INTO log_nodes SELECT level, idx FROM nodes_old",
-                "DROP TABLE nodes_old",
-            ),
-            "log-column-missing",
-            "log_nodes.hash",
-        ),
-        id="log_nodes-without-hash",
-    ),
+    _param("log_nodes.hash-text", (NO_CHECKS, f"UPDATE log_nodes SET hash = CAST(hash AS TEXT) {NODE}"), "log-value-invalid", "log_nodes.hash"),
+    _param("log_nodes.hash-invalid-utf8", (NO_CHECKS, f"UPDATE log_nodes SET hash = CAST(X'ff' || hash AS TEXT) {NODE}"), "log-value-invalid", "log_nodes.hash"),
+    _param("log_nodes.hash-1-byte", (NO_CHECKS, f"UPDATE log_nodes SET hash = X'01' {NODE}"), "log-value-invalid", "log_nodes.hash"),
+    _param("log_nodes.hash-integer", (NO_CHECKS, f"UPDATE log_nodes SET hash = 3 {NODE}"), "log-value-invalid", "log_nodes.hash"),
+    _param("log_nodes.hash-null", (*_loose("log_nodes", NODES), f"UPDATE log_nodes SET hash = NULL {NODE}"), "log-value-invalid", "log_nodes.hash"),
+    _param("log_nodes.level-text", (f"UPDATE log_nodes SET level = 'one' {NODE}",), "log-value-invalid", "log_nodes.level"),
+    _param("log_nodes.level-largest-integer", (f"UPDATE log_nodes SET level = 9223372036854775807 {NODE}",), "log-value-invalid", "log_nodes.level"),
+    _param("log_nodes.level-null", (*_loose("log_nodes", NODES), f"UPDATE log_nodes SET level = NULL {NODE}"), "log-value-invalid", "log_nodes.level"),
+    _param("log_nodes.idx-negative", (NO_CHECKS, f"UPDATE log_nodes SET idx = -1 {NODE}"), "log-value-invalid", "log_nodes.idx"),
+    _param("log_nodes.idx-real", (f"UPDATE log_nodes SET idx = 1.5 {NODE}",), "log-value-invalid", "log_nodes.idx"),
+    _param("log_nodes-row-twice", (*_loose("log_nodes", NODES), f"INSERT INTO log_nodes SELECT level, idx, zeroblob(32) FROM log_nodes {NODE}"), "log-row-duplicated", "log_nodes"),
+    _param("log_nodes-dropped", ("DROP TABLE log_nodes",), "log-table-missing", "log_nodes"),
+    _param("log_nodes-emptied", ("DELETE FROM log_nodes",), "node-missing", "node 0/0"),
+    _param("log_nodes-without-hash", ("ALTER TABLE log_nodes RENAME TO nodes_old", "CREATE TABLE log_nodes (level, idx)", "INSERT INTO log_nodes SELECT level, idx FROM nodes_old", "DROP TABLE nodes_old"), "log-column-missing", "log_nodes.hash"),
 ]
+# fmt: on
 
+# fmt: off
 CHECKPOINT_DAMAGES = [
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE checkpoints SET root = CAST(root AS TEXT) {CHECKPOINT}"),
-            "log-value-invalid",
-            "checkpoints.root",
-            9,
-        ),
-        id="checkpoints.root-text",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE checkpoints SET root = X'00' {CHECKPOINT}"),
-            "log-value-invalid",
-            "checkpoints.root",
-            9,
-        ),
-        id="checkpoints.root-1-byte",
-    ),
-    pytest.param(
-        Damage(
-            (
-                *_loose("checkpoints", CHECKPOINTS),
-                f"UPDATE checkpoints SET root = NULL {CHECKPOINT}",
-            ),
-            "log-value-invalid",
-            "checkpoints.root",
-            9,
-        ),
-        id="checkpoints.root-null",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE checkpoints SET note = CAST(note AS TEXT) {CHECKPOINT}",),
-            "log-value-invalid",
-            "checkpoints.note",
-            9,
-        ),
-        id="checkpoints.note-text",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE checkpoints SET note = CAST(X'ff' || note AS TEXT) {CHECKPOINT}",),
-            "checkpoint-malformed",
-            "checkpoint 10",
-        ),
-        id="checkpoints.note-invalid-utf8",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE checkpoints SET note = 12 {CHECKPOINT}",),
-            "log-value-invalid",
-            "checkpoints.note",
-            9,
-        ),
-        id="checkpoints.note-integer",
-    ),
-    pytest.param(
-        Damage(
-            (
-                *_loose("checkpoints", CHECKPOINTS),
-                f"UPDATE checkpoints SET note = NULL {CHECKPOINT}",
-            ),
-            "log-value-invalid",
-            "checkpoints.note",
-            9,
-        ),
-        id="checkpoints.note-null",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE checkpoints SET made_at = X'00ff' {CHECKPOINT}",),
-            "log-value-invalid",
-            "checkpoints.made_at",
-            9,
-        ),
-        id="checkpoints.made_at-blob",
-    ),
-    pytest.param(
-        Damage(
-            (NO_CHECKS, f"UPDATE checkpoints SET size = -10 {CHECKPOINT}"),
-            "log-value-invalid",
-            "checkpoints.size",
-        ),
-        id="checkpoints.size-negative",
-    ),
-    pytest.param(
-        Damage(
-            (f"UPDATE checkpoints SET size = 9223372036854775807 {CHECKPOINT}",),
-            "checkpoint-row-mismatch",
-            None,
-        ),
-        id="checkpoints.size-largest-integer",
-    ),
-    pytest.param(
-        Damage(
-            (
-                *_loose("checkpoints", CHECKPOINTS),
-                f"UPDATE checkpoints SET size = 'ten' {CHECKPOINT}",
-            ),
-            "log-value-invalid",
-            "checkpoints.size",
-        ),
-        id="checkpoints.size-text",
-    ),
-    pytest.param(
-        Damage(
-            (
-                *_loose("checkpoints", CHECKPOINTS),
-                f"UPDATE checkpoints SET size = NULL {CHECKPOINT}",
-            ),
-            "log-value-invalid",
-            "checkpoints.size",
-        ),
-        id="checkpoints.size-null",
-    ),
-    pytest.param(
-        Damage(
-            (
-                *_loose("checkpoints", CHECKPOINTS),
-                f"INSERT INTO checkpoints SELECT * FROM checkpoints {CHECKPOINT}",
-            ),
-            "log-row-duplicated",
-            "checkpoints",
-            9,
-        ),
-        id="checkpoints-row-twice",
-    ),
-    pytest.param(
-        Damage(("DROP TABLE checkpoints",), "log-table-missing", "checkpoints"),
-        id="checkpoints-dropped",
-    ),
-    pytest.param(
-        Damage(
-            (
-                "ALTER TABLE checkpoints RENAME TO checkpoints_old",
-                "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root, made_at)",
-                "INSERT INTO checkpoints SELECT size, root, made_at FROM checkpoints_old",
-                "DROP TABLE checkpoints_old",
-            ),
-            "log-column-missing",
-            "checkpoints.note",
-        ),
-        id="checkpoints-without-note",
-    ),
+    _param("checkpoints.root-text", (NO_CHECKS, f"UPDATE checkpoints SET root = CAST(root AS TEXT) {CHECKPOINT}"), "log-value-invalid", "checkpoints.root", 9),
+    _param("checkpoints.root-1-byte", (NO_CHECKS, f"UPDATE checkpoints SET root = X'00' {CHECKPOINT}"), "log-value-invalid", "checkpoints.root", 9),
+    _param("checkpoints.root-null", (*_loose("checkpoints", CHECKPOINTS), f"UPDATE checkpoints SET root = NULL {CHECKPOINT}"), "log-value-invalid", "checkpoints.root", 9),
+    _param("checkpoints.note-text", (f"UPDATE checkpoints SET note = CAST(note AS TEXT) {CHECKPOINT}",), "log-value-invalid", "checkpoints.note", 9),
+    _param("checkpoints.note-invalid-utf8", (f"UPDATE checkpoints SET note = CAST(X'ff' || note AS TEXT) {CHECKPOINT}",), "checkpoint-malformed", "checkpoint 10"),
+    _param("checkpoints.note-integer", (f"UPDATE checkpoints SET note = 12 {CHECKPOINT}",), "log-value-invalid", "checkpoints.note", 9),
+    _param("checkpoints.note-null", (*_loose("checkpoints", CHECKPOINTS), f"UPDATE checkpoints SET note = NULL {CHECKPOINT}"), "log-value-invalid", "checkpoints.note", 9),
+    _param("checkpoints.made_at-blob", (f"UPDATE checkpoints SET made_at = X'00ff' {CHECKPOINT}",), "log-value-invalid", "checkpoints.made_at", 9),
+    _param("checkpoints.size-negative", (NO_CHECKS, f"UPDATE checkpoints SET size = -10 {CHECKPOINT}"), "log-value-invalid", "checkpoints.size"),
+    _param("checkpoints.size-largest-integer", (f"UPDATE checkpoints SET size = 9223372036854775807 {CHECKPOINT}",), "checkpoint-row-mismatch", None),
+    _param("checkpoints.size-text", (*_loose("checkpoints", CHECKPOINTS), f"UPDATE checkpoints SET size = 'ten' {CHECKPOINT}"), "log-value-invalid", "checkpoints.size"),
+    _param("checkpoints.size-null", (*_loose("checkpoints", CHECKPOINTS), f"UPDATE checkpoints SET size = NULL {CHECKPOINT}"), "log-value-invalid", "checkpoints.size"),
+    _param("checkpoints-row-twice", (*_loose("checkpoints", CHECKPOINTS), f"INSERT INTO checkpoints SELECT * FROM checkpoints {CHECKPOINT}"), "log-row-duplicated", "checkpoints", 9),
+    _param("checkpoints-dropped", ("DROP TABLE checkpoints",), "log-table-missing", "checkpoints"),
+    _param("checkpoints-without-note", ("ALTER TABLE checkpoints RENAME TO checkpoints_old", "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root, made_at)", "INSERT INTO checkpoints SELECT size, root, made_at FROM checkpoints_old", "DROP TABLE checkpoints_old"), "log-column-missing", "checkpoints.note"),
 ]
-
-
-def _param(name: str, statements: tuple[str, ...], code: str, subject: str) -> Any:
-    return pytest.param(Damage(statements, code, subject), id=name)
+# fmt: on
 
 
 def _projection_damages() -> list[Any]:
