@@ -11,12 +11,13 @@ tests) and as the installed ``evidence`` program in a subprocess (what users run
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,6 +204,52 @@ def run_cli(*args: str | os.PathLike[str], input_text: str | None = None) -> Cli
     if isinstance(exception, SystemExit):
         exception = None
     return CliResult(result.exit_code, result.stdout, result.stderr, exception)
+
+
+@dataclass(frozen=True)
+class InboxSetup:
+    """A case, an inbox folder of fictional files to ingest, and the command line."""
+
+    case: CaseHandle
+    inbox: Path
+    cli: Callable[..., CliResult]
+
+    def ingest(self, *args: str | os.PathLike[str]) -> tuple[CliResult, dict[str, Any]]:
+        """``evidence ingest --json`` with ``args``: the result and its report."""
+        result = self.cli("ingest", "--case", self.case.root, "--json", *args)
+        assert result.exit_code in (0, 1), result.output
+        return result, json.loads(result.stdout)
+
+    def items(self) -> list[dict[str, Any]]:
+        """``evidence list --json``."""
+        result = self.cli("list", "--case", self.case.root, "--json")
+        assert result.exit_code == 0, result.output
+        items: list[dict[str, Any]] = json.loads(result.stdout)
+        return items
+
+    def verify_clean(self) -> None:
+        """``evidence verify`` finds nothing."""
+        result = self.cli("verify", "--case", self.case.root)
+        assert result.exit_code == 0, result.output
+
+
+class ListedInReverse:
+    """What ``os.scandir`` gives, in the reverse order: another file system's listing.
+
+    Patched in for ``os.scandir`` to show that an outcome does not hang on listing order.
+    """
+
+    real_scandir = os.scandir
+
+    def __init__(self, path: bytes) -> None:
+        with ListedInReverse.real_scandir(path) as entries:
+            self._entries = list(entries)[::-1]
+
+    def __enter__(self) -> Iterator[os.DirEntry[bytes]]:
+        return iter(self._entries)
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +21,13 @@ from PIL import Image
 
 from evidence import ingest as ingest_module
 from evidence.objects import ObjectStore
-from tests.conftest import CaseHandle, CliResult, sha256_of
+from tests.conftest import CaseHandle, CliResult, InboxSetup, sha256_of
 
 Cli = Callable[..., CliResult]
 GOOD = b"Field note W-017: a bus left the generic town square at dawn (fictional).\n"
 
 
-@dataclass(frozen=True)
-class Setup:
-    """A case, an inbox folder holding one good file, and the command line."""
-
-    case: CaseHandle
-    inbox: Path
-    cli: Cli
-
-    def ingest(self, *args: str | os.PathLike[str]) -> tuple[CliResult, dict[str, Any]]:
-        result = self.cli("ingest", "--case", self.case.root, "--json", *args)
-        assert result.exit_code in (0, 1), result.output
-        return result, json.loads(result.stdout)
-
-    def items(self) -> list[dict[str, Any]]:
-        result = self.cli("list", "--case", self.case.root, "--json")
-        assert result.exit_code == 0, result.output
-        items: list[dict[str, Any]] = json.loads(result.stdout)
-        return items
-
-    def verify_clean(self) -> None:
-        result = self.cli("verify", "--case", self.case.root)
-        assert result.exit_code == 0, result.output
+Setup = InboxSetup
 
 
 @pytest.fixture

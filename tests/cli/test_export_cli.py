@@ -61,6 +61,16 @@ def _log(case_dir: Path) -> list[tuple[int, str, str]]:
     return [(event.seq, event.time, event.action) for event in events]
 
 
+def _refused_created(cli: Cli, case_dir: Path, out: Path, created: str) -> str:
+    """What an export with ``--created`` refused says; nothing is recorded or written."""
+    before = _log(case_dir)
+    result = _export(cli, case_dir, out, "--created", created)
+    assert result.exit_code == 2, result.output
+    assert _log(case_dir) == before
+    assert not out.exists()
+    return result.stderr
+
+
 def test_export_then_audit_bag_and_zip(
     cli: Cli, case_dir: Path, trust_file: Path, tmp_path: Path
 ) -> None:
@@ -180,31 +190,22 @@ def test_audit_hostile_zip_exits_1(cli: Cli, tmp_path: Path) -> None:
 def test_created_before_new_erns_is_refused_before_anything_is_recorded(
     cli: Cli, case_dir: Path, tmp_path: Path
 ) -> None:
-    before = _log(case_dir)
-    result = _export(cli, case_dir, tmp_path / "b", "--created", "2001-01-01T00:00:00Z")
-    assert result.exit_code == 2, result.output
-    assert "--created 2001-01-01T00:00:00Z is earlier than" in result.stderr
-    assert "ERN assignment" in result.stderr
-    assert "at or after 20" in result.stderr and "leave --created out" in result.stderr
-    assert _log(case_dir) == before
-    assert not (tmp_path / "b").exists()
+    said = _refused_created(cli, case_dir, tmp_path / "b", "2001-01-01T00:00:00Z")
+    assert "--created 2001-01-01T00:00:00Z is earlier than" in said
+    assert "ERN assignment" in said
+    assert "at or after 20" in said and "leave --created out" in said
 
 
 def test_created_before_the_latest_event_of_the_bundle_is_refused(
     cli: Cli, case_dir: Path, tmp_path: Path
 ) -> None:
     assert _export(cli, case_dir, tmp_path / "first").exit_code == 0
-    events = _log(case_dir)
     # The second bundle holds the ERN assignments of the first export, made just now.
-    latest = max(time for _seq, time, action in events if action == "ern.assigned")
-    size = len(events)
-    result = _export(cli, case_dir, tmp_path / "second", "--created", "2001-01-01T00:00:00Z")
-    assert result.exit_code == 2, result.output
-    assert "--created 2001-01-01T00:00:00Z is earlier than event" in result.stderr
-    assert f"at or after {latest}" in result.stderr
-    assert "leave --created out" in result.stderr
-    assert not (tmp_path / "second").exists()
-    assert "export.made" not in {action for _seq, _time, action in _log(case_dir)[size:]}
+    latest = max(time for _seq, time, action in _log(case_dir) if action == "ern.assigned")
+    said = _refused_created(cli, case_dir, tmp_path / "second", "2001-01-01T00:00:00Z")
+    assert "--created 2001-01-01T00:00:00Z is earlier than event" in said
+    assert f"at or after {latest}" in said
+    assert "leave --created out" in said
 
 
 def test_created_after_every_event_is_kept(cli: Cli, case_dir: Path, tmp_path: Path) -> None:
@@ -218,13 +219,9 @@ def test_created_after_every_event_is_kept(cli: Cli, case_dir: Path, tmp_path: P
 
 
 def test_created_later_than_now_is_refused(cli: Cli, case_dir: Path, tmp_path: Path) -> None:
-    before = _log(case_dir)
-    result = _export(cli, case_dir, tmp_path / "b", "--created", "2099-01-01T00:00:00Z")
-    assert result.exit_code == 2, result.output
-    assert "--created 2099-01-01T00:00:00Z is later than now" in result.stderr
-    assert "leave --created out" in result.stderr
-    assert _log(case_dir) == before
-    assert not (tmp_path / "b").exists()
+    said = _refused_created(cli, case_dir, tmp_path / "b", "2099-01-01T00:00:00Z")
+    assert "--created 2099-01-01T00:00:00Z is later than now" in said
+    assert "leave --created out" in said
 
 
 # Written in UTC or with an offset: the same instant, the same bundle.
@@ -338,25 +335,16 @@ def test_the_same_instant_with_an_offset_gives_a_byte_identical_bundle(
 def test_created_without_a_zone_is_refused_before_anything_is_recorded(
     cli: Cli, case_dir: Path, tmp_path: Path
 ) -> None:
-    before = _log(case_dir)
-    result = _export(cli, case_dir, tmp_path / "b", "--created", "2026-03-02T10:00:00")
-    assert result.exit_code == 2, result.output
-    assert "--created '2026-03-02T10:00:00' has no time zone" in result.stderr
-    assert "add Z for UTC or the offset from UTC" in result.stderr
-    assert _log(case_dir) == before
-    assert not (tmp_path / "b").exists()
+    said = _refused_created(cli, case_dir, tmp_path / "b", "2026-03-02T10:00:00")
+    assert "--created '2026-03-02T10:00:00' has no time zone" in said
+    assert "add Z for UTC or the offset from UTC" in said
 
 
 def test_created_with_an_offset_keeps_the_checks(cli: Cli, case_dir: Path, tmp_path: Path) -> None:
-    before = _log(case_dir)
-    result = _export(cli, case_dir, tmp_path / "b", "--created", "2099-01-01T01:00:00+02:00")
-    assert result.exit_code == 2, result.output
-    assert "--created 2098-12-31T23:00:00Z is later than now" in result.stderr
-    result = _export(cli, case_dir, tmp_path / "b", "--created", "2001-01-01T05:00:00+05:00")
-    assert result.exit_code == 2, result.output
-    assert "--created 2001-01-01T00:00:00Z is earlier than" in result.stderr
-    assert _log(case_dir) == before
-    assert not (tmp_path / "b").exists()
+    said = _refused_created(cli, case_dir, tmp_path / "b", "2099-01-01T01:00:00+02:00")
+    assert "--created 2098-12-31T23:00:00Z is later than now" in said
+    said = _refused_created(cli, case_dir, tmp_path / "b", "2001-01-01T05:00:00+05:00")
+    assert "--created 2001-01-01T00:00:00Z is earlier than" in said
 
 
 def test_created_a_few_minutes_ahead_with_an_offset_is_kept(

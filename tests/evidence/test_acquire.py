@@ -33,6 +33,7 @@ from evidence.acquire import (
     scan_inputs,
 )
 from evidence.objects import ObjectStore
+from tests.conftest import ListedInReverse
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample-data" / "files"
@@ -472,22 +473,6 @@ def test_walk_order_is_sorted_bytes_depth_first(tmp_path: Path) -> None:
     ]
 
 
-class _ListedInReverse:
-    """What ``os.scandir`` gives, in the reverse order: another file system's listing."""
-
-    real_scandir = os.scandir
-
-    def __init__(self, path: bytes) -> None:
-        with _ListedInReverse.real_scandir(path) as entries:
-            self._entries = list(entries)[::-1]
-
-    def __enter__(self) -> Iterator[os.DirEntry[bytes]]:
-        return iter(self._entries)
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
 def _file_and_link(folder: Path, *, link_name: str, file_name: str) -> None:
     write(folder / file_name, b"a fictional statement\n")
     (folder / link_name).symlink_to(file_name)
@@ -502,7 +487,7 @@ def test_file_and_link_to_it_are_met_in_byte_order_of_their_names(
     _file_and_link(tmp_path / "link-first", link_name="a.txt", file_name="z.txt")
     _file_and_link(tmp_path / "file-first", link_name="z.txt", file_name="a.txt")
     if listing == "listed-in-reverse":
-        monkeypatch.setattr(os, "scandir", _ListedInReverse)
+        monkeypatch.setattr(os, "scandir", ListedInReverse)
     results = list(scan_inputs([tmp_path], recursive=True, follow_symlinks=True))
     assert summary(results, tmp_path) == [
         ("file", b"file-first/a.txt", None),

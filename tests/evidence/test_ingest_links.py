@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +15,15 @@ import pytest
 
 from evidence.ingest import IngestReport, ingest
 from evidence.models import ItemOptions
-from evidence.verify import verify_case
-from tests.conftest import CaseHandle, CliResult, sha256_of
+from tests.conftest import CaseHandle, CliResult, InboxSetup, ListedInReverse, sha256_of
 
 Cli = Callable[..., CliResult]
 STATEMENT = b"Field note W-031: a fictional statement kept on a fictional stick.\n"
 PHOTO = b"\xff\xd8\xff\xe0 fictional photo bytes\n"
 
 
-@dataclass(frozen=True)
-class Setup:
-    """A case, an inbox folder on a fictional stick, and the command line."""
-
-    case: CaseHandle
-    inbox: Path
-    cli: Cli
-
-    def ingest(self, *args: str | os.PathLike[str]) -> tuple[CliResult, dict[str, Any]]:
-        result = self.cli("ingest", "--case", self.case.root, "--json", *args)
-        assert result.exit_code in (0, 1), result.output
-        return result, json.loads(result.stdout)
+class Setup(InboxSetup):
+    """A case, an inbox folder on a fictional stick holding links, and the command line."""
 
     def table(self, *args: str | os.PathLike[str]) -> CliResult:
         result = self.cli("ingest", "--case", self.case.root, *args)
@@ -59,13 +47,6 @@ class Setup:
                 recursive=True,
                 **kwargs,  # type: ignore[arg-type]
             )
-        finally:
-            case.close()
-
-    def verify_clean(self) -> None:
-        case = self.case.open()
-        try:
-            assert verify_case(case).ok
         finally:
             case.close()
 
@@ -238,22 +219,6 @@ def test_link_met_in_a_walk_is_only_recorded(setup: Setup) -> None:
 # --- a file and a link to it: which becomes the item ----------------------------------------
 
 
-class _ListedInReverse:
-    """What ``os.scandir`` gives, in the reverse order: another file system's listing."""
-
-    real_scandir = os.scandir
-
-    def __init__(self, path: bytes) -> None:
-        with _ListedInReverse.real_scandir(path) as entries:
-            self._entries = list(entries)[::-1]
-
-    def __enter__(self) -> Iterator[os.DirEntry[bytes]]:
-        return iter(self._entries)
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
 def _recorded(setup: Setup, folder: Path, sha: str) -> list[tuple[str, str, str | None]]:
     """(action, path under ``folder``, resolved path under ``folder``) of each event of ``sha``."""
     out = []
@@ -306,7 +271,7 @@ def test_file_and_link_to_it_give_the_same_record_whatever_the_listing_order(
         (copy / link_name).symlink_to(file_name)
     setup.ingest("-r", "--follow-symlinks", copies[0])
     with monkeypatch.context() as patched:
-        patched.setattr(os, "scandir", _ListedInReverse)
+        patched.setattr(os, "scandir", ListedInReverse)
         setup.ingest("-r", "--follow-symlinks", copies[1])
     for copy in copies:
         assert _recorded(setup, copy, sha256_of(copy / file_name)) == expected
