@@ -41,6 +41,7 @@ __all__ = [
     "ReadOnlyDatabase",
     "StoredTables",
     "UndecodableText",
+    "catalog_problem",
     "describe_value",
     "fetch_all",
     "open_database",
@@ -277,6 +278,37 @@ class _CannotWriteError(Exception):
 
 def _primary_code(exc: sqlite3.Error) -> int:
     return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+# SQLite's primary result codes for a file it cannot read: damaged pages, not a database, a
+# read that failed on the disk.
+_DAMAGED_FILE_CODES = frozenset(
+    {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR}
+)
+
+
+def catalog_problem(exc: sqlite3.Error, path: object = None) -> EnvironmentProblem:
+    """What to tell of an SQLite error met while using the catalog (at ``path``, if known)
+    outside the expected ones: a file SQLite cannot read, or tables changed behind the
+    toolkit's back (a column renamed, a table recreated).
+
+    Told from SQLite's error code, never from its message, which can quote the data of a
+    statement.
+    """
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    catalog = "the case catalog" if path is None else f"the case catalog {path}"
+    if _primary_code(exc) in _DAMAGED_FILE_CODES:
+        return EnvironmentProblem(
+            f"{catalog} is damaged: SQLite cannot read it ({name})",
+            hint="keep a copy of the case as it is; `sqlite3 catalog.sqlite 'PRAGMA "
+            "integrity_check'` lists the damage; restore catalog.sqlite from a backup of the "
+            "case and run `evidence verify` again",
+        )
+    return EnvironmentProblem(
+        f"{catalog} cannot be used as the toolkit made it ({name})",
+        hint="keep a copy of the case as it is and run `evidence verify` to see what is "
+        "damaged; restore catalog.sqlite from a backup of the case",
+    )
 
 
 def _open_writable(path: Path) -> Database:

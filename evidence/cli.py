@@ -19,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,7 @@ from chain_of_custody import (
     parse_leaf,
     save_signer,
 )
+from chain_of_custody.store import catalog_problem
 from evidence import cli_exports, cli_records, custody, keystore
 from evidence._cli_common import (
     ROOT_CASE,
@@ -94,12 +95,11 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except CustodyError as exc:
-            if _debug(ctx):
-                traceback.print_exc()
-            err.print(f"[bold red]error:[/] {escape(exc.message)}")
-            if exc.hint:
-                err.print(f"[dim]hint:[/] {escape(exc.hint)}")
-            raise typer.Exit(exc.exit_code) from None
+            _fail(ctx, exc)
+        except sqlite3.DatabaseError as exc:
+            # The catalog is not as the toolkit made it (a table or column changed or dropped,
+            # a damaged file): an environment problem to look into, not a crash to report.
+            _fail(ctx, catalog_problem(exc))
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except BrokenPipeError:
@@ -110,21 +110,6 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             err.print("interrupted: nothing half-written is left; run the command again")
             raise typer.Exit(130) from None
-        except sqlite3.DatabaseError as exc:
-            if _debug(ctx):
-                raise
-            # The catalog is not as the toolkit made it (a table or column changed or dropped,
-            # a damaged file): an environment problem to look into, not a crash to report.
-            name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
-            err.print(
-                f"[bold red]error:[/] the case catalog cannot be used as the toolkit made it "
-                f"({escape(name)}: {escape(str(exc)[:200])})"
-            )
-            err.print(
-                "[dim]hint:[/] keep a copy of the case as it is and run `evidence verify` to "
-                "see what is damaged; restore catalog.sqlite from a backup of the case"
-            )
-            raise typer.Exit(EXIT_ENVIRONMENT) from None
         except Exception as exc:
             if _debug(ctx):
                 raise
@@ -134,6 +119,16 @@ class _Group(TyperGroup):
                 "run again with --debug for the traceback and report it"
             )
             raise typer.Exit(EXIT_ENVIRONMENT) from None
+
+
+def _fail(ctx: typer.Context, exc: CustodyError) -> NoReturn:
+    """Print ``exc`` as a message and its hint (and with --debug the traceback) and exit."""
+    if _debug(ctx):
+        traceback.print_exc()
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"[dim]hint:[/] {escape(exc.hint)}")
+    raise typer.Exit(exc.exit_code) from None
 
 
 def _debug(ctx: typer.Context) -> bool:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain_of_custody import Event, Finding, LogReport, verify_log
-from chain_of_custody.errors import EnvironmentProblem, kind_of_mode
-from chain_of_custody.store import UndecodableText, describe_value, fetch_all
+from chain_of_custody.errors import kind_of_mode
+from chain_of_custody.store import UndecodableText, catalog_problem, describe_value, fetch_all
 from evidence import catalog
 from evidence.objects import read_ahead
 from evidence.progress import Progress
@@ -345,31 +345,13 @@ def verify_case(
 
     Values and tables of the catalog changed behind the toolkit's back are findings; a
     catalog file that SQLite cannot read at all (a damaged page, not a database) raises
-    :class:`EnvironmentProblem`, as no check can then be made.
+    :class:`EnvironmentProblem` (:func:`~chain_of_custody.store.catalog_problem`), as no
+    check can then be made.
     """
     try:
         return _verify_case(case, workers, since, progress)
     except sqlite3.DatabaseError as exc:
-        if _primary_code(exc) not in _DAMAGED_FILE_CODES:
-            raise
-        raise EnvironmentProblem(
-            f"the case catalog {case.catalog_path} is damaged: SQLite cannot read it "
-            f"({getattr(exc, 'sqlite_errorname', None) or exc}), so the case cannot be verified",
-            hint="keep a copy of the case as it is; `sqlite3 catalog.sqlite 'PRAGMA "
-            "integrity_check'` lists the damage; restore catalog.sqlite from a backup of the "
-            "case and run `evidence verify` again",
-        ) from exc
-
-
-# SQLite's primary result codes for a file it cannot read: damaged pages, not a database, a
-# read that failed on the disk.
-_DAMAGED_FILE_CODES = frozenset(
-    {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR}
-)
-
-
-def _primary_code(exc: sqlite3.Error) -> int:
-    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        raise catalog_problem(exc, case.catalog_path) from exc
 
 
 def _verify_case(

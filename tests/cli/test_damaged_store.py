@@ -158,3 +158,5 @@ def test_a_catalog_changed_behind_the_toolkit_is_an_environment_error(
     assert "unexpected error" not in result.stderr
     assert "the case catalog cannot be used as the toolkit made it" in result.stderr
     assert "evidence verify" in result.stderr
+    # Told from SQLite's error code: its message can quote the data of a statement.
+    assert "no such column" not in result.stderr
