@@ -10,10 +10,9 @@ PDF index) WeasyPrint, which ``evidence --help`` and every other command do not 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,6 +33,7 @@ from evidence._cli_common import (
     print_json,
 )
 from evidence.errors import InputError
+from evidence.models import MAX_FRACTION_DIGITS, MOMENT, moment_at
 from evidence.recipients import read_public_key
 
 if TYPE_CHECKING:
@@ -43,17 +43,6 @@ if TYPE_CHECKING:
 
 PROFILES: tuple[Profile, ...] = ("otp", "restricted", "public")
 
-# An RFC 3339 date-time (section 5.6; "T" and "Z" may be lower case), its zone optional here so
-# that a time without one gets a message of its own. Written out because
-# datetime.fromisoformat takes far more than RFC 3339 (week dates, times without seconds,
-# "+0200") and nothing in the standard library takes exactly it.
-_RFC3339 = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>\.\d+)?"
-    r"(?P<zone>[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):(?P<minutes>\d{2}))?",
-    re.ASCII,
-)
-# Digits of a second that a bundle's time keeps (nanoseconds).
-_FRACTION_DIGITS = 9
 _CREATED_EXAMPLES = "e.g. 2026-11-24T03:20:00Z or 2026-11-24T05:20:00+02:00"
 
 
@@ -66,7 +55,8 @@ def created_in_utc(value: str) -> str:
     instant gives the same bundle whichever way it is written. A time without a zone is
     refused: it names no instant.
     """
-    found = _RFC3339.fullmatch(value)
+    # RFC 3339 lets "T" and "Z" be written in lower case; the digits are ASCII only.
+    found = MOMENT.fullmatch(value.upper()) if value.isascii() else None
     if found is None:
         raise InputError(
             f"--created {value!r} is not an RFC 3339 date and time",
@@ -77,28 +67,23 @@ def created_in_utc(value: str) -> str:
             f"--created {value!r} has no time zone, so it names no instant",
             f"add Z for UTC or the offset from UTC, {_CREATED_EXAMPLES}",
         )
-    if len(found["fraction"] or "") > 1 + _FRACTION_DIGITS:
+    if len(found["fraction"] or "") > 1 + MAX_FRACTION_DIGITS:
         raise InputError(
-            f"--created {value!r} has more than {_FRACTION_DIGITS} digits after the second",
-            f"give at most {_FRACTION_DIGITS} (nanoseconds), {_CREATED_EXAMPLES}",
+            f"--created {value!r} has more than {MAX_FRACTION_DIGITS} digits after the second",
+            f"give at most {MAX_FRACTION_DIGITS} (nanoseconds), {_CREATED_EXAMPLES}",
         )
-    invalid = InputError(
-        f"--created {value!r} is not a valid date and time",
-        f"check the month, day, hours, minutes, seconds and offset, {_CREATED_EXAMPLES}",
-    )
-    offset = timedelta(0)
-    if found["sign"] is not None:
-        hours, minutes = int(found["hours"]), int(found["minutes"])
-        if hours > 23 or minutes > 59:
-            raise invalid
-        offset = timedelta(hours=hours, minutes=minutes) * (-1 if found["sign"] == "-" else 1)
     try:
-        moment = datetime.fromisoformat(f"{found['date']}T{found['time']}")
-        in_utc = moment.replace(tzinfo=timezone(offset)).astimezone(UTC)
+        in_utc = moment_at(found).astimezone(UTC)
     except (ValueError, OverflowError):
-        # A day or an hour out of range, a leap second, or a year outside 1-9999 in UTC.
-        raise invalid from None
-    return f"{in_utc.replace(tzinfo=None).isoformat()}{found['fraction'] or ''}Z"
+        # A day, an hour or an offset out of range, a leap second, or a year outside 1-9999
+        # in UTC.
+        raise InputError(
+            f"--created {value!r} is not a valid date and time",
+            f"check the month, day, hours, minutes, seconds and offset, {_CREATED_EXAMPLES}",
+        ) from None
+    # The digits of the fraction as written: the same instant, the same bundle.
+    whole = in_utc.replace(tzinfo=None, microsecond=0).isoformat()
+    return f"{whole}{found['fraction'] or ''}Z"
 
 
 @contextmanager

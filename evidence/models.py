@@ -25,7 +25,7 @@ import calendar
 import re
 import unicodedata
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final, NamedTuple, TypeAlias
@@ -319,9 +319,15 @@ Day: TypeAlias = Annotated[
 ]
 """A calendar day, ``YYYY-MM-DD``."""
 
-_DATETIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+MOMENT = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?P<fraction>\.[0-9]+)?(?P<zone>Z|(?P<sign>[+-])(?P<hours>[0-9]{2}):(?P<minutes>[0-9]{2}))?"
 )
+"""An RFC 3339 date and time (section 5.6, upper-case ``T`` and ``Z``), its zone optional here
+so that a time without one can be told apart; see :func:`moment_at`."""
+MAX_FRACTION_DIGITS = 9
+"""Digits of a second that a time may carry (nanoseconds)."""
+
 _WHEN_HELP = "an RFC 3339 date or date and time, like 2022-05-14 or 2022-05-14T10:30:00Z"
 
 
@@ -343,10 +349,11 @@ def _check_when(value: str) -> str:
             return _check_day(value)
         except PydanticCustomError:
             raise _error("datetime_format", f"must be {_WHEN_HELP}") from None
-    if not _DATETIME.fullmatch(value):
+    found = MOMENT.fullmatch(value)
+    if found is None or found["zone"] is None or _too_fine(found):
         raise _error("datetime_format", f"must be {_WHEN_HELP} (with Z or an offset)")
     try:
-        parsed = _parse_datetime(value)
+        parsed = moment_at(found)
     except ValueError:
         raise _error("datetime_range", f"must be a real date and time ({_WHEN_HELP})") from None
     if not _year_ok(parsed.year):
@@ -354,14 +361,25 @@ def _check_when(value: str) -> str:
     return value
 
 
-def _parse_datetime(value: str) -> datetime:
-    # fromisoformat checks the calendar and clock values; it takes at most 6 fraction digits,
-    # which is all a check needs.
-    head, _, rest = value.partition(".")
-    if rest:
-        zone = rest.lstrip("0123456789")
-        value = head + "." + rest[: len(rest) - len(zone)][:6].ljust(6, "0") + zone
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def _too_fine(found: re.Match[str]) -> bool:
+    return len(found["fraction"] or "") > 1 + MAX_FRACTION_DIGITS
+
+
+def moment_at(found: re.Match[str]) -> datetime:
+    """The instant a :data:`MOMENT` match with a zone names (to the microsecond).
+
+    Raises :class:`ValueError` for a day, an hour or an offset out of range (a leap second
+    too): ``datetime`` checks the calendar and clock values.
+    """
+    offset = timedelta(0)
+    if found["sign"] is not None:
+        hours, minutes = int(found["hours"]), int(found["minutes"])
+        if hours > 23 or minutes > 59:
+            raise ValueError("offset out of range")
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if found["sign"] == "-" else 1)
+    micro = (found["fraction"] or ".")[1:7].ljust(6, "0")
+    moment = datetime.fromisoformat(f"{found['date']}T{found['time']}.{micro}")
+    return moment.replace(tzinfo=timezone(offset))
 
 
 def _when_not_future(value: str, info: ValidationInfo) -> str:
@@ -371,7 +389,8 @@ def _when_not_future(value: str, info: ValidationInfo) -> str:
         _refuse_future(date.fromisoformat(value), info)
         return value
     now = _now_in(info)
-    if now is not None and _parse_datetime(value) > now + CLOCK_SKEW:
+    found = MOMENT.fullmatch(value)
+    if now is not None and found is not None and moment_at(found) > now + CLOCK_SKEW:
         raise _error(
             "date_future",
             f"is later than now ({now:%Y-%m-%d %H:%M} UTC); "
