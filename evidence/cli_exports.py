@@ -50,10 +50,10 @@ def created_in_utc(value: str) -> str:
     """The ``--created`` time ``value`` (RFC 3339, in UTC or with an offset) in UTC, as
     ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``: the form bundles carry.
 
-    A time in UTC written with ``Z`` comes back as it is; one with an offset comes back as the
-    same instant in UTC, with the digits of its fraction of a second kept, so that the same
-    instant gives the same bundle whichever way it is written. A time without a zone is
-    refused: it names no instant.
+    A time with an offset comes back as the same instant in UTC, and a fraction of a second
+    loses its trailing zeros (``.500`` is ``.5``, ``.0`` is nothing), so that the same instant
+    gives the same bundle whichever way it is written. A time without a zone is refused: it
+    names no instant.
     """
     # RFC 3339 lets "T" and "Z" be written in lower case; the digits are ASCII only.
     found = MOMENT.fullmatch(value.upper()) if value.isascii() else None
@@ -81,9 +81,10 @@ def created_in_utc(value: str) -> str:
             f"--created {value!r} is not a valid date and time",
             f"check the month, day, hours, minutes, seconds and offset, {_CREATED_EXAMPLES}",
         ) from None
-    # The digits of the fraction as written: the same instant, the same bundle.
+    # The fraction from its digits, not from the datetime (which keeps six of up to nine).
     whole = in_utc.replace(tzinfo=None, microsecond=0).isoformat()
-    return f"{whole}{found['fraction'] or ''}Z"
+    fraction = (found["fraction"] or "").rstrip("0").rstrip(".")
+    return f"{whole}{fraction}Z"
 
 
 @contextmanager
