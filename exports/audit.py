@@ -19,13 +19,18 @@ The bundle is untrusted input. It is checked from the outside in, and every prob
 5. each custody event (leaf): its signature by its actor's key;
 6. each proof file: inclusion of its leaf in the bundle's checkpoint;
 7. each original against the event that recorded it (SHA-256 and SHA-512);
-8. each consistency proof file ``data/custody/consistency/<old size>.proof``
+8. each ERN that names a proof, an original or a stamped copy against the ``ern.assigned``
+   event that gave it: a validly signed event of the bundle for the same subject (the item's
+   sha256, or the testimony document's) whose range starts at that ERN (files are named by the
+   first ERN of their range); a malformed assignment, a second assignment of one subject and
+   ranges of two subjects that overlap are findings too;
+9. each consistency proof file ``data/custody/consistency/<old size>.proof``
    (:mod:`exports.consistency`): well formed, named for its old size, leading to the
    checkpoint's size (it can only be checked against roots with ``since``);
-9. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
-   than the bundle's; equal sizes must have equal roots, and a smaller one needs the bundle's
-   consistency proof from its size, without which the audit reports that consistency could not
-   be shown.
+10. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
+    than the bundle's; equal sizes must have equal roots, and a smaller one needs the bundle's
+    consistency proof from its size, without which the audit reports that consistency could not
+    be shown.
 
 Without trusted keys the audit trusts the keys shipped in the bundle and says so in a warning:
 that shows the bundle is intact and self-consistent, not who made it. A trusted key is either a
@@ -69,6 +74,7 @@ from chain_of_custody import (
 from chain_of_custody.errors import kind_of_mode
 from evidence.progress import Progress
 from exports.consistency import format_consistency_proof, parse_consistency_proof
+from exports.ern import ERN_ASSIGNED, format_ern
 
 # The proof file functions live in exports.consistency; they are re-exported here because the
 # audit is where an auditor looks for them.
@@ -806,8 +812,14 @@ def _open_bundle_checkpoint(
 
 def _check_leaves(
     root: Path, keys: dict[str, VerifierKey], checkpoint: Checkpoint | None, report: AuditReport
-) -> dict[int, bytes]:
+) -> tuple[dict[int, bytes], list[tuple[str, Leaf]]]:
+    """Parse and check every event of ``data/custody/events``.
+
+    Returns the bytes of each event by seq, and the events whose signature verified with their
+    actor's key, each with its file.
+    """
     leaves: dict[int, bytes] = {}
+    signed: list[tuple[str, Leaf]] = []
     folder = root / "data" / "custody" / "events"
     for path in sorted(folder.glob("*.leaf")) if folder.is_dir() else []:
         rel = path.relative_to(root).as_posix()
@@ -846,8 +858,10 @@ def _check_leaves(
             except VerificationError as exc:
                 for finding in exc.findings:
                     report.add(f"leaf-{finding.code}", finding.message, path=rel, seq=seq)
+            else:
+                signed.append((rel, leaf))
         leaves[seq] = raw
-    return leaves
+    return leaves, signed
 
 
 def _event_hashes(leaf: Leaf) -> tuple[str, str]:
@@ -859,14 +873,33 @@ def _event_hashes(leaf: Leaf) -> tuple[str, str]:
     return leaf.event.subject, str(data.get("sha512", ""))
 
 
+@dataclass(frozen=True)
+class _ProvenRecord:
+    """An item or testimony of the bundle as its file names give it."""
+
+    ern: str
+    """The ERN in the names of its proof file and original."""
+    leaf: Leaf
+    """The event that recorded it, from its proof file."""
+    proof: str
+    """The bag path of its proof file."""
+    original: str | None
+    """The bag path of its original, if it has one."""
+
+
 def _check_proofs_and_originals(
     root: Path,
     bundle: tuple[bytes, Checkpoint] | None,
     leaves: dict[int, bytes],
     hashed: dict[str, tuple[str, str, int]],
     report: AuditReport,
-) -> None:
+) -> list[_ProvenRecord]:
+    """Check each proof file and each original against each other and the checkpoint.
+
+    Returns the records whose proof file could be read, for the ERN check.
+    """
     proofs: dict[str, Leaf] = {}
+    proof_paths: dict[str, str] = {}
     folder = root / "data" / "custody" / "proofs"
     for path in sorted(folder.glob("*.proof")) if folder.is_dir() else []:
         rel = path.relative_to(root).as_posix()
@@ -882,6 +915,7 @@ def _check_proofs_and_originals(
             continue
         report.proofs += 1
         proofs[ern] = leaf
+        proof_paths[ern] = rel
         seq = leaf.event.seq
         if proof.index != seq:
             report.add(
@@ -927,12 +961,8 @@ def _check_proofs_and_originals(
                     "proof-inclusion", f"{ern}: {finding.message}", path=rel, subject=ern, seq=seq
                 )
 
-    originals = {
-        rel: h
-        for rel, h in hashed.items()
-        if rel.startswith("data/originals/") and rel.count("/") == 2
-    }
-    with_original: set[str] = set()
+    originals = {rel: h for rel, h in hashed.items() if _in_folder(rel, "data/originals")}
+    with_original: dict[str, str] = {}
     for rel, (sha256, sha512, _size) in sorted(originals.items()):
         match = _ORIGINAL.fullmatch(rel.rsplit("/", 1)[1])
         ern = match.group(1) if match else ""
@@ -946,7 +976,7 @@ def _check_proofs_and_originals(
                 subject=ern or None,
             )
             continue
-        with_original.add(ern)
+        with_original[ern] = rel
         want256, want512 = _event_hashes(recorded)
         if sha256 != want256 or sha512 != want512:
             report.add(
@@ -959,10 +989,203 @@ def _check_proofs_and_originals(
                 subject=ern,
                 seq=recorded.event.seq,
             )
-    for ern in sorted(set(proofs) - with_original):
+    for ern in sorted(set(proofs) - set(with_original)):
         report.add(
             "original-missing", f"{ern} has a proof but no file in data/originals/", subject=ern
         )
+    return [
+        _ProvenRecord(ern, leaf, proof_paths[ern], with_original.get(ern))
+        for ern, leaf in sorted(proofs.items())
+    ]
+
+
+# --- ERNs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ErnAssignment:
+    """The ERN range an ``ern.assigned`` event gives its subject, and where the event is."""
+
+    seq: int
+    path: str
+    subject: str
+    prefix: str
+    number_first: int
+    number_last: int
+
+    @property
+    def span(self) -> str:
+        """``the ERN <first>``, or ``the range <first> to <last>``, for messages."""
+        if self.number_last == self.number_first:
+            return f"the ERN {self.first}"
+        return f"the range {self.first} to {format_ern(self.prefix, self.number_last)}"
+
+    @property
+    def first(self) -> str:
+        """The first ERN: the one the bundle names the subject's files by."""
+        return format_ern(self.prefix, self.number_first)
+
+
+def _parse_ern(ern: str) -> tuple[str, int] | None:
+    """The prefix and number of ``ern`` if :func:`~exports.ern.format_ern` writes it so."""
+    prefix, dash, digits = ern.rpartition("-")
+    if not (prefix and dash and digits.isascii() and digits.isdigit()):
+        return None
+    number = int(digits)
+    if number < 1 or format_ern(prefix, number) != ern:
+        return None
+    return prefix, number
+
+
+def _ern_number(value: Any) -> int | None:
+    """A number of an ``ern.assigned`` event: a decimal string as the toolkit writes it (an
+    integer is taken too), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and value == str(int(value)):
+        return int(value)
+    return None
+
+
+def _read_assignment(rel: str, leaf: Leaf) -> _ErnAssignment | str:
+    """The range an ``ern.assigned`` event gives, or what is wrong with its data."""
+    data = leaf.event.data
+    first, last = data.get("first"), data.get("last")
+    number_first = _ern_number(data.get("number_first"))
+    number_last = _ern_number(data.get("number_last"))
+    if number_first is None or number_last is None:
+        return (
+            f"number_first {data.get('number_first')!r} and number_last "
+            f"{data.get('number_last')!r} must both be decimal numbers"
+        )
+    if not 1 <= number_first <= number_last:
+        return f"its range runs from number {number_first} to number {number_last}"
+    parsed = _parse_ern(first) if isinstance(first, str) else None
+    if parsed is None:
+        return f"first {first!r} is not an ERN"
+    prefix = parsed[0]
+    expected = (format_ern(prefix, number_first), format_ern(prefix, number_last))
+    if (first, last) != expected:
+        return (
+            f"first {first!r} and last {last!r} do not agree with number_first and "
+            f"number_last, which give {expected[0]} and {expected[1]}"
+        )
+    return _ErnAssignment(
+        leaf.event.seq, rel, leaf.event.subject, prefix, number_first, number_last
+    )
+
+
+def _ern_assignments(
+    signed: Sequence[tuple[str, Leaf]], report: AuditReport
+) -> dict[str, _ErnAssignment]:
+    """The ERN range the bundle's validly signed events assign to each subject.
+
+    The log assigns a subject its range once (:func:`exports.ern.assign_erns`): a second
+    ``ern.assigned`` event for one subject is a finding and the first one counts. Ranges of two
+    subjects must not share an ERN.
+    """
+    assigned: dict[str, _ErnAssignment] = {}
+    for rel, leaf in sorted(signed, key=lambda pair: pair[1].event.seq):
+        event = leaf.event
+        if event.action != ERN_ASSIGNED:
+            continue
+        found = _read_assignment(rel, leaf)
+        if isinstance(found, str):
+            report.add(
+                "ern-assignment-malformed",
+                f"event {event.seq} (ern.assigned to {event.subject}): {found}",
+                path=rel,
+                seq=event.seq,
+            )
+            continue
+        earlier = assigned.get(event.subject)
+        if earlier is not None:
+            report.add(
+                "ern-reassigned",
+                f"event {event.seq} gives {found.span} to {event.subject}, but event "
+                f"{earlier.seq} already gave it {earlier.span}: an ERN, once given, is never "
+                "changed",
+                path=rel,
+                seq=event.seq,
+            )
+            continue
+        assigned[event.subject] = found
+    # Sorted by their first number, a range overlaps an earlier one exactly when it starts
+    # before the furthest end reached so far.
+    furthest: _ErnAssignment | None = None
+    for this in sorted(assigned.values(), key=lambda a: (a.prefix, a.number_first, a.seq)):
+        if furthest is None or furthest.prefix != this.prefix:
+            furthest = this
+            continue
+        if this.number_first <= furthest.number_last:
+            report.add(
+                "ern-overlap",
+                f"event {this.seq} gives {this.span} to {this.subject}, which overlaps "
+                f"{furthest.span} that event {furthest.seq} gave to {furthest.subject}: "
+                "one ERN would cite two records",
+                path=this.path,
+                seq=this.seq,
+            )
+        if this.number_last > furthest.number_last:
+            furthest = this
+    return assigned
+
+
+def _check_erns(
+    records: Sequence[_ProvenRecord],
+    signed: Sequence[tuple[str, Leaf]],
+    hashed: Mapping[str, tuple[str, str, int]],
+    report: AuditReport,
+) -> None:
+    """Check the ERN of each record against the range the signed log assigned to it.
+
+    A court cites a record by its ERN, and the bundle names the record's files by it; only the
+    ``ern.assigned`` event ties that number to the record's bytes (its subject is the sha256
+    of the item or of the testimony document, as is the subject of the event that recorded
+    it). Those events carry no inclusion proof of their own: their actor's signature is what
+    vouches for them. A stamped copy must carry the name, and so the ERN, of an original.
+    """
+    assigned = _ern_assignments(signed, report)
+    for record in records:
+        subject = _event_hashes(record.leaf)[0]
+        seq = record.leaf.event.seq
+        files = " and ".join(f for f in (record.original, record.proof) if f)
+        files += " name" if record.original else " names"
+        assignment = assigned.get(subject)
+        if assignment is None:
+            report.add(
+                "ern-unassigned",
+                f"{files} ERN {record.ern}, but data/custody/events holds no validly "
+                f"signed ern.assigned event for the item recorded by event {seq} (sha256 "
+                f"{subject}): expected one whose range starts at {record.ern}",
+                path=record.proof,
+                subject=record.ern,
+                seq=seq,
+            )
+        elif record.ern != assignment.first:
+            report.add(
+                "ern-mismatch",
+                f"{files} ERN {record.ern}, but event {assignment.seq} gave {assignment.span} "
+                f"to the item recorded by event {seq} (sha256 {subject}): expected "
+                f"{assignment.first}",
+                path=record.proof,
+                subject=record.ern,
+                seq=assignment.seq,
+            )
+    originals = {rel.rsplit("/", 1)[1] for rel in hashed if _in_folder(rel, "data/originals")}
+    for rel in sorted(rel for rel in hashed if _in_folder(rel, "data/stamped")):
+        if rel.rsplit("/", 1)[1] not in originals:
+            report.add(
+                "stamped-unmatched",
+                f"{rel} has no original of the same name in data/originals/: a stamped copy "
+                "carries the name and ERN of its original",
+                path=rel,
+            )
+
+
+def _in_folder(rel: str, folder: str) -> bool:
+    """True when the bag path ``rel`` is a file directly in ``folder``."""
+    return rel.startswith(f"{folder}/") and rel.count("/") == folder.count("/") + 1
 
 
 CONSISTENCY_FOLDER = "data/custody/consistency"
@@ -1148,8 +1371,9 @@ def _audit_bag(
     _check_signature(root, files, info.get("Signing-Key-Id", ""), trust, shipped, report)
     opened = _open_bundle_checkpoint(checkpoint_note, trust, shipped, info, report)
     actors = dict(shipped) | {k.key_id: k for k in trust}
-    leaves = _check_leaves(root, actors, opened[1] if opened else None, report)
-    _check_proofs_and_originals(root, opened, leaves, hashed, report)
+    leaves, signed = _check_leaves(root, actors, opened[1] if opened else None, report)
+    records = _check_proofs_and_originals(root, opened, leaves, hashed, report)
+    _check_erns(records, signed, hashed, report)
     consistency = _check_consistency_files(root, opened, report)
     if since is not None:
         _check_since(since, trust, shipped, opened, consistency, report)

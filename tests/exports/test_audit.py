@@ -155,6 +155,21 @@ def _symlink_in_bag(root: Path) -> None:
     os.symlink("/etc/hostname", root / "data" / "link.txt")
 
 
+def _renumber_original(root: Path) -> None:
+    """Give the photo another ERN: its original and its proof file, as an insider would."""
+    original = _original(root, ".png")
+    ern = original.name.split("_", 1)[0]
+    original.rename(original.with_name(original.name.replace(ern, "UATEST-000042", 1)))
+    proof = root / "data/custody/proofs" / f"{ern}.proof"
+    proof.rename(proof.with_name("UATEST-000042.proof"))
+
+
+def _remove_ern_assignments(root: Path) -> None:
+    for path in (root / "data/custody/events").iterdir():
+        if b'"action":"ern.assigned"' in path.read_bytes():
+            path.unlink()
+
+
 def _leaf_of_other_case(root: Path) -> None:
     path = sorted((root / "data/custody/events").iterdir())[0]
     path.write_bytes(path.read_bytes().replace(b'"seq":0', b'"seq":1', 1))
@@ -182,6 +197,8 @@ TAMPERINGS: list[tuple[str, Tamper, bool, set[str]]] = [
     ("manifest-names-file-outside", _manifest_outside, False, {"manifest-path-outside"}),
     ("symlink-in-bag", _symlink_in_bag, False, {"bag-symlink"}),
     ("leaf-renumbered-rebagged", _leaf_of_other_case, True, {"leaf-malformed"}),
+    ("ern-renumbered-rebagged", _renumber_original, True, {"ern-mismatch"}),
+    ("ern-assignments-removed-rebagged", _remove_ern_assignments, True, {"ern-unassigned"}),
 ]  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from tests.conftest import CliResult
 from tests.exports.casebuilder import (
     investigator_signer,
 )
+from tests.exports.test_audit import rebag
 
 Cli = Callable[..., CliResult]
 
@@ -115,3 +116,25 @@ def test_symlink_to_the_bag_exits_0(cli: Cli, bag: Path, trust_file: Path, tmp_p
     result = cli("audit", link, "--trust", trust_file)
     assert result.exit_code == 0, result.output
     assert "OK" in result.stdout
+
+
+def test_original_and_proof_renamed_to_another_ern_exits_1_naming_both(
+    cli: Cli, bag: Path, trust_file: Path
+) -> None:
+    # An insider holding the exporting key renames the photo to an ERN never assigned to it.
+    original = next((bag / "data/originals").glob("*_bus_photo.png"))
+    ern = original.name.split("_", 1)[0]
+    original.rename(original.with_name(f"UATEST-000042_{original.name.split('_', 1)[1]}"))
+    (bag / f"data/custody/proofs/{ern}.proof").rename(
+        bag / "data/custody/proofs/UATEST-000042.proof"
+    )
+    rebag(bag, investigator_signer())
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 1, result.output
+    assert "ern-mismatch" in result.stdout
+    assert "data/originals/UATEST-000042_bus_photo.png" in result.stdout
+    assert "data/custody/proofs/UATEST-000042.proof" in result.stdout
+    assert f"expected {ern}" in result.stdout
+    report = cli("audit", bag, "--trust", trust_file, "--json")
+    assert report.exit_code == 1
+    assert '"code": "ern-mismatch"' in report.stdout
