@@ -47,10 +47,10 @@ __all__ = [
 #: The signed-note signature type byte of Ed25519.
 ED25519_SIGNATURE_TYPE = b"\x01"
 _MAX_NAME_LENGTH = 64
-_KEY_NAME_HEADER = "Key-Name: "
+KEY_NAME_HEADER = "Key-Name: "
 # PKCS#8 encryption (PBES2, AES-CBC) has no integrity check: a damaged ciphertext can decrypt to
 # another valid Ed25519 key. The public key beside it lets load_signer tell.
-_PUBLIC_KEY_HEADER = "Public-Key: "
+PUBLIC_KEY_HEADER = "Public-Key: "
 
 
 def check_key_name(name: str) -> str:
@@ -255,8 +255,8 @@ def save_signer(signer: Signer, path: Path | str, passphrase: bytes) -> None:
         )
     pem = encrypt_private_key(signer._private, passphrase)
     content = (
-        f"{_KEY_NAME_HEADER}{signer.name}\n"
-        f"{_PUBLIC_KEY_HEADER}{signer.verifier.to_note_text()}\n".encode()
+        f"{KEY_NAME_HEADER}{signer.name}\n"
+        f"{PUBLIC_KEY_HEADER}{signer.verifier.to_note_text()}\n".encode()
         + pem
     )
     write_secret_file(path, content)
@@ -300,19 +300,19 @@ def _split_key_file(path: Path, content: bytes) -> tuple[str, str | None, bytes]
     """Split a key file into name, public key line and encrypted PEM block, checking its shape."""
     header, sep, pem = content.partition(b"\n")
     public_line: str | None = None
-    if pem.startswith(_PUBLIC_KEY_HEADER.encode()):
+    if pem.startswith(PUBLIC_KEY_HEADER.encode()):
         line, _, pem = pem.partition(b"\n")
-        public_line = line[len(_PUBLIC_KEY_HEADER) :].decode("ascii", "replace").strip()
+        public_line = line[len(PUBLIC_KEY_HEADER) :].decode("ascii", "replace").strip()
     try:
         header_text = header.decode("utf-8")
     except UnicodeDecodeError:
         header_text = ""
-    if not sep or not header_text.startswith(_KEY_NAME_HEADER):
+    if not sep or not header_text.startswith(KEY_NAME_HEADER):
         raise KeyFileError(
             f"key file {path} does not start with a 'Key-Name:' line",
             hint="the file is damaged or not written by this toolkit",
         )
-    name = header_text[len(_KEY_NAME_HEADER) :].strip()
+    name = header_text[len(KEY_NAME_HEADER) :].strip()
     begin = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
     end = b"-----END ENCRYPTED PRIVATE KEY-----"
     body = pem.strip()

@@ -7,6 +7,12 @@ so ``openssl pkey`` opens the files too. Unlocking takes about 0.17 s and 16 MiB
 each guess at the passphrase; ``cryptography``'s default PKCS#8 encryption (2,048 rounds of
 PBKDF2, about 0.5 ms) made guessing some three hundred times cheaper, and needed no memory.
 
+The cost of unlocking is written in the key file itself, so a key file handed to an
+investigator could ask for hours of work or gigabytes of memory. Before anything is derived,
+the cost a file asks for is read and refused above a ceiling (:data:`MAX_SCRYPT_WORK`,
+:data:`MAX_SCRYPT_MEMORY`, :data:`MAX_PBKDF2_ITERATIONS`), and only the two schemes this
+toolkit has written, PBES2 with scrypt or with PBKDF2, are read at all.
+
 A secret file is written under a temporary name with mode 0600, fsynced, then hard-linked to its
 name, which never replaces an existing file; the directory is fsynced after. Reading refuses a
 file that is not regular, is open to group or others, or is too large to be a key file; the
@@ -16,6 +22,7 @@ checks are made on the opened file, so a swap between check and read cannot slip
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import errno
 import os
@@ -39,7 +46,27 @@ SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 5
 
+# The ceilings on what a key file may ask for. scrypt's time grows with N * r * p (each of the
+# p lanes mixes N blocks of 128 * r bytes, twice); this toolkit writes 2^14 * 8 * 5 = 655,360,
+# about 0.17 s. 2^24 is 25 times that, about 5 s on a laptop, and twice the heaviest published
+# setting (N = 2^20, r = 8, p = 1, RFC 7914's and scrypt's own for file encryption); beyond it a
+# file costs minutes to hours and is refused. Memory is what OpenSSL allocates, 128 * r * (N + p)
+# bytes: 16 MiB for the files written here. cryptography, unlike the openssl command (32 MiB),
+# sets no limit of its own; 256 MiB is twice OWASP's largest setting (N = 2^17, r = 8, 128 MiB)
+# and leaves a laptop room, where a crafted N = 2^30 would ask for 128 GiB.
+#: The most scrypt work (N * r * p) a key file may ask for.
+MAX_SCRYPT_WORK = 2**24
+#: The most memory (bytes) scrypt may need to open a key file.
+MAX_SCRYPT_MEMORY = 256 * 2**20
+# PBKDF2 (key files made before scrypt: 2,048 rounds) takes about 0.25 s per million rounds of
+# HMAC-SHA-256 and 0.6 s of HMAC-SHA-512; ten million is 16 times OWASP's 600,000, a few seconds.
+#: The most PBKDF2 rounds a key file may ask for.
+MAX_PBKDF2_ITERATIONS = 10_000_000
+
 __all__ = [
+    "MAX_PBKDF2_ITERATIONS",
+    "MAX_SCRYPT_MEMORY",
+    "MAX_SCRYPT_WORK",
     "MAX_SECRET_FILE",
     "SCRYPT_N",
     "SCRYPT_P",
@@ -47,11 +74,15 @@ __all__ = [
     "decrypt_private_key",
     "encrypt_private_key",
     "read_secret_file",
+    "replace_secret_file",
     "write_secret_file",
 ]
 
 _PBES2 = "1.2.840.113549.1.5.13"
 _SCRYPT = "1.3.6.1.4.1.11591.4.11"
+_PBKDF2 = "1.2.840.113549.1.5.12"
+_PEM_BEGIN = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+_PEM_END = b"-----END ENCRYPTED PRIVATE KEY-----"
 _AES256_CBC = "2.16.840.1.101.3.4.1.42"
 
 
@@ -92,10 +123,14 @@ def decrypt_private_key(pem: bytes, passphrase: bytes, path: Path) -> PrivateKey
 
     Reads what :func:`encrypt_private_key` writes and older files encrypted with PBKDF2.
     Raises :class:`PassphraseError` when the passphrase does not decrypt it, and
-    :class:`KeyFileError` when the file is not an encrypted key this toolkit can read.
+    :class:`KeyFileError` when the file is not an encrypted key this toolkit can read or asks
+    for a key derivation beyond the ceilings above (refused before any of it is done).
     """
+    der = _der_of_pem(pem, path)
+    _check_derivation_cost(der, path)
     try:
-        return serialization.load_pem_private_key(pem, password=passphrase)
+        # The DER just checked, not the PEM again: what is decrypted is what was checked.
+        return serialization.load_der_private_key(der, password=passphrase)
     except ValueError as exc:
         # cryptography reports a failed decryption and a damaged ciphertext alike; a wrong
         # passphrase is by far the likelier cause.
@@ -105,11 +140,127 @@ def decrypt_private_key(pem: bytes, passphrase: bytes, path: Path) -> PrivateKey
         ) from exc
     except (TypeError, UnsupportedAlgorithm, InternalError) as exc:
         # OpenSSL fails without naming a reason (InternalError) on scrypt parameters it
-        # refuses, such as a cost that is not a power of two; a wrong passphrase never does.
+        # refuses; a wrong passphrase never does.
+        raise _unreadable(path) from exc
+
+
+def _unreadable(path: Path) -> KeyFileError:
+    return KeyFileError(
+        f"key file {path} cannot be read as an encrypted PKCS#8 key",
+        hint="the file is damaged or not written by this toolkit",
+    )
+
+
+def _der_of_pem(pem: bytes, path: Path) -> bytes:
+    """The DER inside the one ``ENCRYPTED PRIVATE KEY`` PEM block that ``pem`` is."""
+    body = pem.strip()
+    if not (body.startswith(_PEM_BEGIN) and body.endswith(_PEM_END)):
+        raise _unreadable(path)
+    try:
+        return base64.b64decode(
+            b"".join(body[len(_PEM_BEGIN) : -len(_PEM_END)].split()), validate=True
+        )
+    except binascii.Error as exc:
+        raise _unreadable(path) from exc
+
+
+def _check_derivation_cost(der: bytes, path: Path) -> None:
+    """Refuse an encrypted key whose key derivation is not PBES2 with scrypt or PBKDF2, or
+    would cost more than the ceilings allow."""
+    try:
+        derivation, numbers = _key_derivation(der)
+    except ValueError as exc:
+        raise _unreadable(path) from exc
+    if derivation == _SCRYPT:
+        n, r, p = numbers
+        usable = n > 1 and n & (n - 1) == 0 and r > 0 and p > 0
+        cost = f"scrypt N={n}, r={r}, p={p}"
+        too_costly = n * r * p > MAX_SCRYPT_WORK or 128 * r * (n + p) > MAX_SCRYPT_MEMORY
+    elif derivation == _PBKDF2:
+        (rounds,) = numbers
+        usable = rounds > 0
+        cost = f"{rounds} rounds of PBKDF2"
+        too_costly = rounds > MAX_PBKDF2_ITERATIONS
+    else:
+        # PBES1 and PKCS#12 schemes (DES, RC2, 3DES): never written by this toolkit, and each
+        # has an iteration count of its own to abuse.
         raise KeyFileError(
-            f"key file {path} cannot be read as an encrypted PKCS#8 key",
-            hint="the file is damaged or not written by this toolkit",
-        ) from exc
+            f"key file {path} is encrypted with a scheme this toolkit does not read "
+            "(only PBES2 with scrypt or PBKDF2)",
+            hint="use a key file written by this toolkit; make a new key with "
+            "'evidence keys generate' if need be",
+        )
+    if not usable:
+        raise _unreadable(path)
+    if too_costly:
+        raise KeyFileError(
+            f"key file {path} asks for a key derivation ({cost}) beyond what this toolkit "
+            f"accepts (scrypt: N*r*p at most 2^{MAX_SCRYPT_WORK.bit_length() - 1} and "
+            f"{MAX_SCRYPT_MEMORY >> 20} MiB; PBKDF2: {MAX_PBKDF2_ITERATIONS:,} rounds; its own "
+            f"key files use scrypt N=2^{SCRYPT_N.bit_length() - 1}, r={SCRYPT_R}, p={SCRYPT_P}); "
+            "it was not unlocked",
+            hint="this file was not written by this toolkit or was altered, and unlocking it "
+            "could take hours: do not use it; restore the key file from a backup, or ask its "
+            "owner for a new one",
+        )
+
+
+def _key_derivation(der: bytes) -> tuple[str, tuple[int, ...]]:
+    """The key derivation of an EncryptedPrivateKeyInfo (RFC 5958) with its numbers:
+    ``(_SCRYPT, (N, r, p))`` or ``(_PBKDF2, (rounds,))`` for PBES2 (RFC 8018, RFC 7914),
+    ``("", ())`` for another scheme; ``ValueError`` when the DER is not of that shape."""
+    info = _der_only(der, 0x30)
+    algorithm, _ = _der_take(info, 0x30)
+    scheme, scheme_params = _der_take(algorithm, 0x06)
+    if scheme != _oid(_PBES2)[2:]:
+        return "", ()
+    kdf, _ = _der_take(_der_only(scheme_params, 0x30), 0x30)
+    kdf_oid, kdf_params = _der_take(kdf, 0x06)
+    _, fields = _der_take(_der_only(kdf_params, 0x30), 0x04)  # after the salt
+    if kdf_oid == _oid(_SCRYPT)[2:]:
+        n, fields = _der_integer(fields)
+        r, fields = _der_integer(fields)
+        p, _ = _der_integer(fields)  # an optional key length may follow: it costs nothing
+        return _SCRYPT, (n, r, p)
+    if kdf_oid == _oid(_PBKDF2)[2:]:
+        rounds, _ = _der_integer(fields)  # then the key length and PRF, both optional
+        return _PBKDF2, (rounds,)
+    raise ValueError("PBES2 with neither scrypt nor PBKDF2")
+
+
+# A DER reader for the few elements above: it refuses (ValueError) anything it does not expect.
+
+
+def _der_take(data: bytes, tag: int) -> tuple[bytes, bytes]:
+    """The content of the element of ``tag`` that ``data`` starts with, and what follows it."""
+    if len(data) < 2 or data[0] != tag:
+        raise ValueError("unexpected DER element")
+    first = data[1]
+    if first < 0x80:
+        start, size = 2, first
+    else:
+        count = first & 0x7F
+        if not 1 <= count <= 4 or len(data) < 2 + count:
+            raise ValueError("bad DER length")
+        start, size = 2 + count, int.from_bytes(data[2 : 2 + count], "big")
+    if len(data) < start + size:
+        raise ValueError("truncated DER element")
+    return data[start : start + size], data[start + size :]
+
+
+def _der_only(data: bytes, tag: int) -> bytes:
+    """The content of the one element of ``tag`` that ``data`` is."""
+    content, rest = _der_take(data, tag)
+    if rest:
+        raise ValueError("bytes after a DER element")
+    return content
+
+
+def _der_integer(data: bytes) -> tuple[int, bytes]:
+    content, rest = _der_take(data, 0x02)
+    if not content:
+        raise ValueError("empty DER integer")
+    return int.from_bytes(content, "big", signed=True), rest
 
 
 # The few DER (X.690) encodings an EncryptedPrivateKeyInfo needs.
@@ -208,6 +359,30 @@ def publish_without_replacing(tmp: Path, path: Path) -> None:
                 hint="choose another file name; an existing key is never overwritten",
             ) from exc
         tmp.rename(path)
+
+
+def replace_secret_file(finished: Path, path: Path, previous: bytes) -> None:
+    """Put the secret file ``finished`` in the place of ``path``, which held ``previous``.
+
+    ``finished`` is a complete file written beside ``path`` by :func:`write_secret_file`
+    (mode 0600, fsynced). One rename replaces ``path``, so that it is the old file or the new
+    one, never part of either, whenever the machine stops; the directory is fsynced after.
+    A ``path`` that no longer holds ``previous`` (changed by another command meanwhile) is
+    not replaced; ``finished`` remains for the caller to remove.
+    """
+    if read_secret_file(path) != previous:
+        raise KeyFileError(
+            f"key file {path} changed while it was being re-encrypted; it was left as it is",
+            hint="run the command again",
+        )
+    try:
+        finished.replace(path)
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot replace key file {path}: {exc.strerror}; it was left as it is",
+            hint="check that its folder is writable, then run the command again",
+        ) from exc
+    fsync_directory(path.parent)
 
 
 def fsync_directory(directory: Path) -> None:

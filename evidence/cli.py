@@ -412,6 +412,53 @@ def keys_revoke(
     out.print(f"Revoked {key_id} at seq {seq}")
 
 
+@keys_app.command("passphrase")
+def keys_passphrase(
+    key_file: Annotated[
+        Path,
+        typer.Argument(
+            help="The private key file whose passphrase changes: a signing key (.key file of "
+            "`init` or `keys generate`) or a recipient key (`keys recipient add`)."
+        ),
+    ],
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            help="Read the current passphrase from this file (or set EVIDENCE_PASSPHRASE; "
+            "else it is asked on a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-passphrase-file",
+            help="Read the new passphrase from this file (else it is asked twice on a "
+            "terminal; EVIDENCE_PASSPHRASE never gives it).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Change the passphrase of a private key file, e.g. after the old one was exposed.
+
+    The key stays the same: its public key and key id do not change, and nothing is recorded
+    in any case. The file is written anew beside the old one and renamed over it, so it is
+    always the old file or the new one, whole. A recipient key file has a passphrase of its
+    own: change it with this command too. Copies and backups of the old file still open with
+    the old passphrase.
+    """
+    changed = keystore.change_passphrase(key_file, passphrase_file, new_passphrase_file)
+    out.print(
+        f"Changed the passphrase of {changed.kind} file {changed.path} ({changed.key_id}); "
+        "its public key is unchanged"
+    )
+    err.print(
+        "note: copies and backups of the old file still open with the old passphrase: "
+        "replace or destroy them"
+    )
+
+
 # --- ingest, list, show ------------------------------------------------------------------
 
 

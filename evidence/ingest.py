@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody import EventDraft, Signer, VerifierKey, parse_event_time
+from chain_of_custody.keys import KEY_NAME_HEADER, PUBLIC_KEY_HEADER
 from chain_of_custody.secretfile import MAX_SECRET_FILE
 from evidence.acquire import (
     Candidate,
@@ -91,7 +92,7 @@ from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore, StoredObject, read_ahead
 from evidence.progress import Progress
-from evidence.protected import RecipientPublicKey
+from evidence.protected import RECIPIENT_NAME_HEADER, RecipientPublicKey
 from evidence.recipients import recipient_dir
 from evidence.workspace import Case, Recorder
 
@@ -111,9 +112,9 @@ WORKER_NICENESS = 5
 _EMPTY_REASON = "empty file (0 bytes); there is nothing to preserve"
 # How the key files this toolkit writes begin: a signing key's (``save_signer``) or a recipient
 # key's (``save_recipient``) name line, then a ``Public-Key:`` line, then the encrypted PEM.
-_SIGNING_KEY_HEAD = b"Key-Name: "
-_RECIPIENT_KEY_HEAD = b"Recipient-Name: "
-_PUBLIC_KEY_HEAD = b"Public-Key: "
+_SIGNING_KEY_HEAD = KEY_NAME_HEADER.encode()
+_RECIPIENT_KEY_HEAD = RECIPIENT_NAME_HEADER.encode()
+_PUBLIC_KEY_HEAD = PUBLIC_KEY_HEADER.encode()
 # Enough for both header lines (a name is at most 64 characters) and the PEM's first line.
 _KEY_HEAD_BYTES = 1024
 # On Windows st_ctime is the creation time, which a copy over an existing file keeps: every

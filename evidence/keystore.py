@@ -14,12 +14,17 @@ running the same command again works.
 A command signs with the key named by ``--key`` or ``EVIDENCE_KEY``, or else with the one key
 of the key folder enrolled in the case. There is no default among several: when the folder
 holds more than one enrolled key, the command names them and asks which one to use.
+
+A key file's passphrase is changed (:func:`change_passphrase`) by writing the key again, under
+the new passphrase, to a temporary file beside it, which one rename puts in its place: the
+file is the old one or the new one, whole, whenever the machine stops.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import hmac
 import os
 import secrets
 import sys
@@ -29,9 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain_of_custody import Signer, load_signer, save_signer
-from chain_of_custody.secretfile import fsync_directory, publish_without_replacing
+from chain_of_custody.keys import KEY_NAME_HEADER
+from chain_of_custody.secretfile import (
+    fsync_directory,
+    publish_without_replacing,
+    read_secret_file,
+    replace_secret_file,
+)
 from evidence.errors import EnvironmentProblem, InputError, KeyFileError
 from evidence.objects import process_alive
+from evidence.protected import RECIPIENT_NAME_HEADER, load_recipient, save_recipient
 from evidence.workspace import CASE_FILE, Case
 
 PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - the name of a variable, not a secret
@@ -242,36 +254,187 @@ def read_passphrase(
     ``option`` is the option that gave ``passphrase_file``, which messages name.
     """
     if passphrase_file is not None:
-        try:
-            text = passphrase_file.read_bytes()
-        except OSError as exc:
-            raise EnvironmentProblem(
-                f"cannot read the passphrase file {passphrase_file} ({option}): {exc.strerror}",
-                f"check the path given to {option}",
-            ) from None
-        value = text.rstrip(b"\r\n")
+        value = _passphrase_from_file(passphrase_file, option)
     elif os.environ.get(PASSPHRASE_ENV):
         value = os.environ[PASSPHRASE_ENV].encode()
     elif sys.stdin.isatty():
-        value = getpass.getpass("Key passphrase: ").encode()
-        if new and getpass.getpass("Repeat the passphrase: ").encode() != value:
-            raise InputError("the two passphrases differ", "run the command again")
+        value = _typed_passphrase("Key passphrase: ", "Repeat the passphrase: " if new else None)
     else:
         raise EnvironmentProblem(
             "no passphrase for the key: not on a terminal, no --passphrase-file, "
             f"no {PASSPHRASE_ENV}",
             f"give --passphrase-file FILE or set {PASSPHRASE_ENV}",
         )
+    return _checked_passphrase(value, new=new, option=option if passphrase_file else None)
+
+
+def read_new_passphrase(new_passphrase_file: Path | None) -> bytes:
+    """The new passphrase of a key file: from ``new_passphrase_file``, else typed twice on a
+    terminal. Never from the environment, whose ``EVIDENCE_PASSPHRASE`` is the current one."""
+    option = "--new-passphrase-file"
+    if new_passphrase_file is not None:
+        value = _passphrase_from_file(new_passphrase_file, option)
+    elif sys.stdin.isatty():
+        value = _typed_passphrase("New key passphrase: ", "Repeat the new passphrase: ")
+    else:
+        raise EnvironmentProblem(
+            f"no new passphrase for the key: not on a terminal and no {option} "
+            f"({PASSPHRASE_ENV} gives the current passphrase only)",
+            f"give {option} FILE (a file only you can read; remove it afterwards), or run the "
+            "command on a terminal to type the new passphrase",
+        )
+    return _checked_passphrase(value, new=True, option=option if new_passphrase_file else None)
+
+
+def _passphrase_from_file(path: Path, option: str) -> bytes:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot read the passphrase file {path} ({option}): {exc.strerror}",
+            f"check the path given to {option}",
+        ) from None
+    return text.rstrip(b"\r\n")
+
+
+def _typed_passphrase(prompt: str, repeat_prompt: str | None) -> bytes:
+    value = getpass.getpass(prompt).encode()
+    if repeat_prompt is not None and getpass.getpass(repeat_prompt).encode() != value:
+        raise InputError("the two passphrases differ", "run the command again")
+    return value
+
+
+def _checked_passphrase(value: bytes, *, new: bool, option: str | None) -> bytes:
+    """``value``, refused if empty or, for a new passphrase, too short (``option`` is the
+    option of the file it came from, if any)."""
     if new and len(value) < MIN_PASSPHRASE:
         raise InputError(
             f"the passphrase is too short (at least {MIN_PASSPHRASE} characters; from {option})"
-            if passphrase_file is not None
+            if option is not None
             else f"the passphrase is too short (at least {MIN_PASSPHRASE} characters)",
             "choose a longer passphrase",
         )
     if not value:
         raise InputError("the passphrase is empty", "give the key's passphrase")
     return value
+
+
+@dataclass(frozen=True)
+class ChangedPassphrase:
+    """A key file that :func:`change_passphrase` encrypted again.
+
+    ``path`` is the file rewritten (symbolic links followed), ``kind`` ``signing key`` or
+    ``recipient key``, and ``key_id`` its key id or recipient id, which did not change.
+    """
+
+    path: Path
+    kind: str
+    key_id: str
+
+
+# How the key files of this toolkit begin: a signing key's (save_signer) and a recipient
+# key's (save_recipient) name line.
+_SIGNING_KEY_HEAD = KEY_NAME_HEADER.encode()
+_RECIPIENT_KEY_HEAD = RECIPIENT_NAME_HEADER.encode()
+
+
+def change_passphrase(
+    path: Path, passphrase_file: Path | None, new_passphrase_file: Path | None
+) -> ChangedPassphrase:
+    """Encrypt the private key in the key file ``path`` again, under a new passphrase.
+
+    The file is a signing key's or a recipient key's. The current passphrase is read as for
+    :func:`unlock` and must unlock the file before the new one is asked for
+    (:func:`read_new_passphrase`). The key, and so its public key and id, stay the same. The
+    new file is written beside the old one (mode 0600, fsynced), read back with the new
+    passphrase, then renamed over the old one and the folder fsynced; a failure or a crash
+    before the rename leaves the old file as it was, and after it the new one, whole.
+    """
+    if path.suffix == ".pub":
+        raise InputError(
+            f"{path} is a public key file, which has no passphrase",
+            f"give the private key file beside it, {path.with_suffix('.key')}",
+        )
+    path = _key_file_itself(path)
+    previous = read_secret_file(path)
+    if not previous.startswith((_SIGNING_KEY_HEAD, _RECIPIENT_KEY_HEAD)):
+        raise KeyFileError(
+            f"{path} is not a key file of this toolkit: it starts with neither "
+            "'Key-Name:' (a signing key) nor 'Recipient-Name:' (a recipient key)",
+            hint="give the .key file written by `evidence init`, `evidence keys generate` or "
+            "`evidence keys recipient add`",
+        )
+    passphrase = read_passphrase(passphrase_file)
+    rewrite: Callable[[Path, bytes], str]
+    if previous.startswith(_SIGNING_KEY_HEAD):
+        kind = "signing key"
+        signer = load_signer(path, passphrase)
+        key_id = signer.key_id
+
+        def rewrite(target: Path, new: bytes) -> str:
+            save_signer(signer, target, new)
+            return load_signer(target, new).key_id
+
+    else:
+        kind = "recipient key"
+        recipient = load_recipient(path, passphrase)
+        key_id = recipient.recipient_id
+
+        def rewrite(target: Path, new: bytes) -> str:
+            save_recipient(recipient, target, new)
+            return load_recipient(target, new).recipient_id
+
+    new = read_new_passphrase(new_passphrase_file)
+    if hmac.compare_digest(new, passphrase):
+        raise InputError(
+            f"the new passphrase of key file {path} is the same as the current one",
+            "choose another passphrase: the current one is to stop unlocking the key",
+        )
+    _rewrite_key_file(path, previous, key_id, new, rewrite)
+    return ChangedPassphrase(path=path, kind=kind, key_id=key_id)
+
+
+def _rewrite_key_file(
+    path: Path,
+    previous: bytes,
+    key_id: str,
+    new: bytes,
+    rewrite: Callable[[Path, bytes], str],
+) -> None:
+    """Write the key of ``path`` (``key_id``) under ``new`` beside it with ``rewrite`` (which
+    returns the key id read back) and rename that over ``path``, which held ``previous``."""
+    _remove_stale_pending(path)
+    temp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}{_PENDING}"
+    try:
+        if rewrite(temp, new) != key_id:
+            raise KeyFileError(
+                f"the re-encrypted key file {temp} does not read back as key {key_id}; "
+                f"key file {path} was left as it is",
+                hint="check the disk, then run the command again",
+            )
+        replace_secret_file(temp, path, previous)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+
+def _key_file_itself(path: Path) -> Path:
+    """The key file ``path`` names, with symbolic links followed, refused if it has other
+    names: a rename over a link, or over one name of several, would leave the file under its
+    other names as it was, still opened by the old passphrase."""
+    real = Path(os.path.realpath(path))
+    try:
+        names = real.stat().st_nlink
+    except OSError:
+        return real  # reading it says what is wrong
+    if names > 1:
+        raise KeyFileError(
+            f"key file {real} has {names - 1} other name(s) (hard links), which would keep "
+            "the old passphrase",
+            hint=f"find them with `find / -xdev -samefile {real}` and remove them (keeping "
+            "this one), then run the command again",
+        )
+    return real
 
 
 def find_key_file(case: Case, key: Path | None) -> Path:

@@ -119,7 +119,7 @@ _LENGTH_PREFIX = struct.Struct(">I")
 _MAX_PLAINTEXT = 2**31
 _SALT_LEN = 32
 _PUBLIC_HEADER = "Public-Key: "
-_NAME_HEADER = "Recipient-Name: "
+RECIPIENT_NAME_HEADER = "Recipient-Name: "
 _ANNEX_VERSION = 1
 
 
@@ -287,7 +287,10 @@ def save_recipient(key: RecipientKey, path: Path, passphrase: bytes) -> None:
     pem = encrypt_private_key(key._private, passphrase)
     # The public key beside the ciphertext lets load_recipient detect a damaged file: PKCS#8
     # encryption has no integrity check and could decrypt to another valid key.
-    data = f"{_NAME_HEADER}{key.name}\n{_PUBLIC_HEADER}{key.public.to_text()}\n".encode() + pem
+    data = (
+        f"{RECIPIENT_NAME_HEADER}{key.name}\n{_PUBLIC_HEADER}{key.public.to_text()}\n".encode()
+        + pem
+    )
     write_secret_file(path, data)
 
 
@@ -301,13 +304,13 @@ def load_recipient(path: Path, passphrase: bytes) -> RecipientKey:
     if pem.startswith(_PUBLIC_HEADER.encode()):
         line, _, pem = pem.partition(b"\n")
         public_line = line[len(_PUBLIC_HEADER) :].decode("ascii", errors="replace").strip()
-    if not sep or not header.startswith(_NAME_HEADER):
+    if not sep or not header.startswith(RECIPIENT_NAME_HEADER):
         raise KeyFileError(
-            f"key file {path} does not start with a '{_NAME_HEADER.strip()}' line",
+            f"key file {path} does not start with a '{RECIPIENT_NAME_HEADER.strip()}' line",
             hint="this is not a recipient key file written by 'evidence keys recipient add'",
         )
     try:
-        name = _check_name(header[len(_NAME_HEADER) :])
+        name = _check_name(header[len(RECIPIENT_NAME_HEADER) :])
     except InputError as exc:
         raise KeyFileError(f"key file {path}: {exc.message}", hint=exc.hint) from exc
     if not passphrase:

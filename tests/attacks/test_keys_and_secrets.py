@@ -7,6 +7,7 @@ nothing in the case. No output, error or key file shows the passphrase.
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import typer
+from cryptography.hazmat.primitives import serialization
 
 from chain_of_custody import KeyFileError, PassphraseError, load_signer, save_signer
 from evidence.cli import app
@@ -48,6 +50,7 @@ def test_no_option_takes_a_passphrase_as_a_value() -> None:
     # Passphrases come from files (or the environment or a prompt), never as a value.
     assert {name for _, name in passphrase_options} == {
         "--passphrase-file",
+        "--new-passphrase-file",
         "--recipient-passphrase-file",
     }
 
@@ -131,6 +134,62 @@ def test_key_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError):
         save_signer(fixed_signer("investigator-b"), path, SECRET.encode())
     assert path.read_bytes() == before
+
+
+def _with_scrypt_cost_raised(content: bytes) -> bytes:
+    """A toolkit key file altered to ask scrypt for r = 127 and p = 127 (its own are 8 and 5):
+    some 400 times the work, over a minute to unlock, or a minute per guess."""
+    head, pem = content.split(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+    der = base64.b64decode(pem.split(b"-----END")[0])
+    # N = 2^14, r = 8, p = 5 as DER writes them; the same lengths keep the structure intact.
+    toolkit_cost = bytes.fromhex("02024000 020108 020105")
+    assert der.count(toolkit_cost) == 1
+    der = der.replace(toolkit_cost, bytes.fromhex("02024000 02017f 02017f"))
+    return (
+        head
+        + b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+        + base64.encodebytes(der)
+        + b"-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+
+
+def test_a_key_file_handed_over_with_a_ruinous_scrypt_cost_is_refused_at_once(
+    cli: Cli,
+    make_case: Callable[..., CaseHandle],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    case = make_case()
+    handed_over = tmp_path / "handed-over.key"
+    fd = os.open(handed_over, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(_with_scrypt_cost_raised(case.key_path.read_bytes()))
+    before = _snapshot(case.root)
+    derived: list[bytes] = []
+
+    def recorded(data: bytes, password: bytes | None, *args: object, **kwargs: object) -> None:
+        derived.append(data)
+        raise ValueError("recorded instead of derived")
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", recorded)
+    monkeypatch.setattr(serialization, "load_der_private_key", recorded)
+    monkeypatch.setenv("EVIDENCE_PASSPHRASE", SECRET)
+    new = tmp_path / "new-passphrase.txt"
+    new.write_text("Another-" + SECRET)
+    for args in (
+        ("log", "checkpoint", "--sign", "--case", case.root, "--key", handed_over),
+        ("keys", "passphrase", handed_over, "--new-passphrase-file", new),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 3, result.output
+        said = " ".join(result.stderr.split())
+        assert str(handed_over) in said
+        assert "beyond what this toolkit accepts" in said
+        assert "restore the key file from a backup" in said
+        assert "Traceback" not in result.output
+        assert SECRET not in result.output
+    assert derived == [], "scrypt was started on the altered key file"
+    assert _snapshot(case.root) == before
 
 
 def test_wrong_passphrase_is_a_passphrase_error(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from chain_of_custody.keys import (
     save_signer,
     signer_from_seed,
 )
+from chain_of_custody.secretfile import replace_secret_file
 
 # The example key of golang.org/x/mod/sumdb/note: "PRIVATE+KEY+PeterNeumann+c74f20a3+<0x01||seed>"
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
@@ -278,3 +279,39 @@ def test_key_file_without_public_key_line_is_refused(key_file: Path) -> None:
     key_file.write_bytes(b"\n".join(line for line in lines if not line.startswith(b"Public-Key:")))
     with pytest.raises(KeyFileError, match="Public-Key"):
         load_signer(key_file, PASSPHRASE)
+
+
+# --- replacing a key file: one rename, and never over a file that changed -------------------------
+
+
+def test_replace_puts_the_finished_file_in_place_in_one_rename(
+    key_file: Path, investigator_a: Signer
+) -> None:
+    previous = key_file.read_bytes()
+    finished = key_file.parent / ".investigator-a.key.new"
+    save_signer(investigator_a, finished, b"another fictional passphrase")
+    replacement = finished.read_bytes()
+    inode = finished.stat().st_ino
+    replace_secret_file(finished, key_file, previous)
+    assert key_file.read_bytes() == replacement
+    assert key_file.stat().st_ino == inode  # renamed, not copied
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert not finished.exists()
+    assert load_signer(key_file, b"another fictional passphrase").verifier == (
+        investigator_a.verifier
+    )
+
+
+def test_replace_refuses_a_key_file_that_changed_meanwhile(
+    key_file: Path, investigator_a: Signer
+) -> None:
+    previous = key_file.read_bytes()
+    finished = key_file.parent / ".investigator-a.key.new"
+    save_signer(investigator_a, finished, b"another fictional passphrase")
+    with key_file.open("ab") as handle:
+        handle.write(b"\n")
+    with pytest.raises(KeyFileError, match="changed while") as caught:
+        replace_secret_file(finished, key_file, previous)
+    assert str(key_file) in caught.value.message
+    assert key_file.read_bytes() == previous + b"\n"
+    assert finished.exists()

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import pytest
 from cryptography.hazmat.primitives import padding, serialization
@@ -255,3 +255,156 @@ def test_a_key_file_with_a_damaged_scrypt_cost_is_refused_as_damaged(
         load(damaged_path, PASSPHRASE)
     assert str(damaged_path) in raised.value.message
     assert PASSPHRASE.decode() not in raised.value.message + raised.value.hint
+
+
+# --- a key file that asks for too much work is refused before any of it is done -------------
+
+# More object identifiers (RFC 8018, RFC 7292) for key files built by hand below.
+PBKDF2 = bytes.fromhex("06092a864886f70d01050c")  # 1.2.840.113549.1.5.12
+HMAC_SHA256 = bytes.fromhex("06082a864886f70d0209")  # 1.2.840.113549.2.9
+PKCS12_3DES = bytes.fromhex("060a2a864886f70d010c0103")  # 1.2.840.113549.1.12.1.3
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def _seq(*parts: bytes) -> bytes:
+    return _der(0x30, b"".join(parts))
+
+
+def _int(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def _salt() -> bytes:
+    return _der(0x04, bytes(range(16)))
+
+
+def _scrypt(n: int, r: int, p: int) -> bytes:
+    """A PBES2 AlgorithmIdentifier with scrypt of this cost and AES-256-CBC."""
+    kdf = _seq(SCRYPT, _seq(_salt(), _int(n), _int(r), _int(p)))
+    return _seq(PBES2, _seq(kdf, _seq(AES256_CBC, _der(0x04, bytes(16)))))
+
+
+def _pbkdf2(rounds: int) -> bytes:
+    """A PBES2 AlgorithmIdentifier with PBKDF2-HMAC-SHA256 of this many rounds."""
+    kdf = _seq(PBKDF2, _seq(_salt(), _int(rounds), _seq(HMAC_SHA256, b"\x05\x00")))
+    return _seq(PBES2, _seq(kdf, _seq(AES256_CBC, _der(0x04, bytes(16)))))
+
+
+def _pkcs12_3des(rounds: int) -> bytes:
+    """A PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC AlgorithmIdentifier (not PBES2)."""
+    return _seq(PKCS12_3DES, _seq(_salt(), _int(rounds)))
+
+
+def _with_algorithm(path: Path, algorithm: bytes, name: str) -> Path:
+    """A copy of the key file ``path`` whose encryption names ``algorithm`` (its ciphertext is
+    random: nothing ever gets as far as decrypting it)."""
+    data = path.read_bytes()
+    der = _seq(algorithm, _der(0x04, os.urandom(48)))
+    body = base64.encodebytes(der)
+    crafted = path.parent / name
+    write_secret_file(
+        crafted,
+        data[: data.index(b"-----BEGIN")]
+        + b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+        + body
+        + b"-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    return crafted
+
+
+@pytest.fixture
+def decryptions(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every attempt to decrypt a private key with a passphrase, recorded instead of made
+    (as a wrong passphrase): a refused file must never get that far."""
+    attempts: list[bytes] = []
+    real_pem = serialization.load_pem_private_key
+
+    def attempt(data: bytes, password: bytes | None, *args: object, **kwargs: object) -> NoReturn:
+        attempts.append(data)
+        raise ValueError("recorded, not decrypted")
+
+    def pem_attempt(data: bytes, password: bytes | None, *args: object, **kwargs: object) -> object:
+        if password is None:
+            # Without a passphrase nothing is derived: the recipient loader's shape check.
+            return real_pem(data, None)
+        attempt(data, password)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", pem_attempt)
+    monkeypatch.setattr(serialization, "load_der_private_key", attempt)
+    return attempts
+
+
+COSTLY = [
+    pytest.param(_scrypt(2**14, 8, 2**20), id="scrypt p=2^20 (days)"),
+    pytest.param(_scrypt(2**14, 8, 2**30 - 1), id="scrypt p=2^30-1"),
+    pytest.param(_scrypt(2**16, 8, 64), id="scrypt N*r*p=2^25"),
+    pytest.param(_scrypt(2**18, 8, 1), id="scrypt N=2^18 r=8 (256 MiB and more)"),
+    pytest.param(_scrypt(2**20, 8, 1), id="scrypt N=2^20 (1 GiB)"),
+    pytest.param(_scrypt(2**40, 8, 1), id="scrypt N=2^40"),
+    pytest.param(_scrypt(2, 1, 2**23), id="scrypt p=2^23 with r=1 (1 GiB of lanes)"),
+    pytest.param(_pbkdf2(2**31 - 1), id="PBKDF2 2^31-1 rounds"),
+]
+
+
+@pytest.mark.parametrize("algorithm", COSTLY)
+@pytest.mark.parametrize(
+    ("make", "load"),
+    [(_signer_file, load_signer), (_recipient_file, load_recipient)],
+    ids=["signing key", "recipient key"],
+)
+def test_a_key_file_asking_for_too_much_work_is_refused_before_deriving(
+    tmp_path: Path,
+    make: Callable[[Path], tuple[Path, PrivateKeyTypes]],
+    load: Callable[[Path, bytes], object],
+    algorithm: bytes,
+    decryptions: list[bytes],
+) -> None:
+    path, _ = make(tmp_path)
+    crafted = _with_algorithm(path, algorithm, "costly.key")
+    with pytest.raises(KeyFileError) as raised:
+        load(crafted, PASSPHRASE)
+    assert decryptions == [], "the key derivation was started"
+    message = raised.value.message
+    assert str(crafted) in message
+    assert "beyond what this toolkit accepts" in message
+    assert "restore the key file" in raised.value.hint
+    assert PASSPHRASE.decode() not in message + raised.value.hint
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        pytest.param(_scrypt(SCRYPT_N, SCRYPT_R, SCRYPT_P), id="the toolkit's own cost"),
+        pytest.param(_scrypt(2**14, 8, 128), id="scrypt at the work ceiling"),
+        pytest.param(_scrypt(2**17, 8, 1), id="scrypt N=2^17 r=8 (128 MiB)"),
+        pytest.param(_pbkdf2(2048), id="PBKDF2 2048 rounds (earlier files)"),
+        pytest.param(_pbkdf2(10_000_000), id="PBKDF2 at the ceiling"),
+    ],
+)
+def test_a_key_file_within_the_ceilings_is_decrypted(
+    tmp_path: Path, algorithm: bytes, decryptions: list[bytes]
+) -> None:
+    path, _ = _signer_file(tmp_path)
+    crafted = _with_algorithm(path, algorithm, "within.key")
+    with pytest.raises(PassphraseError):
+        load_signer(crafted, PASSPHRASE)
+    assert len(decryptions) == 1
+
+
+def test_a_key_file_of_another_scheme_is_refused_before_deriving(
+    tmp_path: Path, decryptions: list[bytes]
+) -> None:
+    # PKCS#12's 3DES scheme, which cryptography reads, with an iteration count of its own.
+    path, _ = _signer_file(tmp_path)
+    crafted = _with_algorithm(path, _pkcs12_3des(2**31 - 1), "pkcs12.key")
+    with pytest.raises(KeyFileError, match="scheme this toolkit does not read") as raised:
+        load_signer(crafted, PASSPHRASE)
+    assert decryptions == []
+    assert str(crafted) in raised.value.message
