@@ -79,6 +79,7 @@ CaseOpt = Annotated[
     Path,
     typer.Option(
         "--case",
+        metavar="<dir>",
         envvar="EVIDENCE_CASE",
         help="The case directory (default: the current directory).",
         show_default=False,
@@ -88,13 +89,18 @@ CaseOpt = Annotated[
 KeyOpt = Annotated[
     Path | None,
     typer.Option(
-        "--key", envvar="EVIDENCE_KEY", help="Private key file to sign with.", show_default=False
+        "--key",
+        metavar="<file>",
+        envvar="EVIDENCE_KEY",
+        help="Private key file to sign with.",
+        show_default=False,
     ),
 ]
 PassOpt = Annotated[
     Path | None,
     typer.Option(
         "--passphrase-file",
+        metavar="<file>",
         help="Read the key passphrase from this file (or set EVIDENCE_PASSPHRASE).",
         show_default=False,
     ),

@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -27,7 +28,7 @@ from rich.table import Table
 
 # typer ships its own copy of click and does not export the current context.
 from typer._click.globals import get_current_context
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 from typer.main import get_command_name
 
 from chain_of_custody import (
@@ -71,9 +72,9 @@ class _Group(TyperGroup):
 
     It also sees every command of the program once it is built, which makes it the place for
     what holds for all of them, wherever they are declared: a ``--case`` given before a command
-    that works in no case is refused (:func:`_refuse_case_before`), help shows no type beside
-    a flag (:func:`_show_flags_without_type`) and wraps the paragraphs of a command's help as
-    paragraphs (:func:`_reflowed`).
+    that works in no case is refused (:func:`_refuse_case_before`), help shows what an option
+    takes rather than its Python type (:func:`_show_what_options_take`) and wraps the
+    paragraphs of a command's help as paragraphs (:func:`_reflowed`).
     """
 
     def __init__(self, **attrs: Any) -> None:
@@ -87,8 +88,8 @@ class _Group(TyperGroup):
     # The context is click's own (vendored by typer under a private name), hence Any.
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         # Help is written while the arguments are parsed (the root's, a group's or a
-        # command's), so flags are fixed before.
-        _show_flags_without_type(self, ctx)
+        # command's), so the options' labels are set before.
+        _show_what_options_take(self, ctx)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
@@ -187,19 +188,47 @@ def _refuse_case_before(command: Any) -> None:
     command.callback = refusing
 
 
-def _show_flags_without_type(root: Any, ctx: Any) -> None:
-    """Let help show flags (``--json``, ``--help``) bare, not as ``--json <bool>``.
+# What an option's value is, shown in help instead of the Python type typer shows (``<str>``,
+# ``<list[str]>``: a repeatable option says so in its help). Options that take a date, a file or
+# an id say so with their own metavar.
+_VALUE_LABELS = {
+    "<str>": "<text>",
+    "<list[str]>": "<text>",
+    "<int>": "<number>",
+    "<list[Path]>": "<path>",
+}
+
+
+@dataclass(frozen=True)
+class _Label:
+    """What an argument's help shows as the type of its value."""
+
+    text: str
+
+    def __call__(self, ctx: Any = None) -> str:
+        return self.text
+
+
+def _show_what_options_take(root: Any, ctx: Any) -> None:
+    """Let help show flags (``--json``, ``--help``) bare, not as ``--json <bool>``, and a
+    value that is text as ``<text>``, not ``<str>``.
 
     typer's help shows an option's metavar, else its type, and a flag's type is ``bool``,
-    which reads as if the flag took a value. An empty metavar shows nothing. Each command's
-    ``--help`` is made here, with the names it would get from its own context (which inherits
-    them from the root's), and kept by the command for its own help.
+    which reads as if the flag took a value. An empty metavar shows nothing. An argument's
+    metavar would be its name, so its label replaces the type typer shows for it. Each
+    command's ``--help`` is made here, with the names it would get from its own context (which
+    inherits them from the root's), and kept by the command for its own help.
     """
     for command in _commands_under(root):
         help_option = command.get_help_option(ctx)
         for param in [*command.params, help_option]:
-            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
-                param.metavar = ""
+            if isinstance(param, TyperArgument):
+                label = param.display_type(ctx)
+                # typer asks the argument itself for the label (it has no setting for it).
+                vars(param)["display_type_rich"] = _Label(_VALUE_LABELS.get(label, label))
+            elif isinstance(param, TyperOption) and param.metavar is None:
+                label = "" if param.is_flag else param.display_type(ctx)
+                param.metavar = _VALUE_LABELS.get(label, label)
 
 
 app = typer.Typer(
@@ -249,7 +278,11 @@ def init(
     ] = "investigator",
     key: Annotated[
         Path | None,
-        typer.Option("--key", help="Use this existing private key instead of generating one."),
+        typer.Option(
+            "--key",
+            metavar="<file>",
+            help="Use this existing private key instead of generating one.",
+        ),
     ] = None,
     ern_prefix: Annotated[
         str | None, typer.Option("--ern-prefix", help="Prefix of evidence reference numbers.")
@@ -300,6 +333,7 @@ def keys_generate(
         str | None,
         typer.Option(
             "--out",
+            metavar="<path>",
             help="Write the private key to this file, or as NAME.key into this folder (a "
             "path ending in / is a folder, created if needed; never inside a case folder) "
             "(default: your key folder, $EVIDENCE_HOME/keys).",
@@ -425,6 +459,7 @@ def keys_passphrase(
         Path | None,
         typer.Option(
             "--passphrase-file",
+            metavar="<file>",
             help="Read the current passphrase from this file (or set EVIDENCE_PASSPHRASE; "
             "else it is asked on a terminal).",
             show_default=False,
@@ -434,6 +469,7 @@ def keys_passphrase(
         Path | None,
         typer.Option(
             "--new-passphrase-file",
+            metavar="<file>",
             help="Read the new passphrase from this file (else it is asked twice on a "
             "terminal; EVIDENCE_PASSPHRASE never gives it).",
             show_default=False,
@@ -472,7 +508,8 @@ def ingest_cmd(
     source: Annotated[str | None, typer.Option(help="Person, organisation or URL.")] = None,
     collected_by: Annotated[str | None, typer.Option(help="Who collected the files.")] = None,
     collected_at: Annotated[
-        str | None, typer.Option(help="When they were collected (RFC 3339 date or time).")
+        str | None,
+        typer.Option(metavar="<time>", help="When they were collected (RFC 3339 date or time)."),
     ] = None,
     method: Annotated[
         str | None,
@@ -547,12 +584,18 @@ def _print_ingest(report: IngestReport) -> None:
 
 @app.command("list")
 def list_cmd(
-    incident: Annotated[list[str] | None, typer.Option("--incident", help="Linked to.")] = None,
-    facility: Annotated[list[str] | None, typer.Option("--facility", help="Linked to.")] = None,
-    perpetrator: Annotated[
-        list[str] | None, typer.Option("--perpetrator", help="Linked to.")
+    incident: Annotated[
+        list[str] | None, typer.Option("--incident", metavar="<id>", help="Linked to.")
     ] = None,
-    child: Annotated[list[str] | None, typer.Option("--child", help="Linked to.")] = None,
+    facility: Annotated[
+        list[str] | None, typer.Option("--facility", metavar="<id>", help="Linked to.")
+    ] = None,
+    perpetrator: Annotated[
+        list[str] | None, typer.Option("--perpetrator", metavar="<id>", help="Linked to.")
+    ] = None,
+    child: Annotated[
+        list[str] | None, typer.Option("--child", metavar="<id>", help="Linked to.")
+    ] = None,
     case_dir: CaseOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -642,8 +685,10 @@ def show_cmd(
 
 @log_app.command("show")
 def log_show(
-    start: Annotated[int, typer.Option("--from", help="First seq.")] = 0,
-    stop: Annotated[int | None, typer.Option("--to", help="Last seq (inclusive).")] = None,
+    start: Annotated[int, typer.Option("--from", metavar="<seq>", help="First seq.")] = 0,
+    stop: Annotated[
+        int | None, typer.Option("--to", metavar="<seq>", help="Last seq (inclusive).")
+    ] = None,
     case_dir: CaseOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -716,7 +761,9 @@ def log_consistency(
 @app.command("transfer")
 def transfer_cmd(
     items: Annotated[list[str], typer.Argument(help="Items (sha256 or prefix).")],
-    to: Annotated[str, typer.Option("--to", help="Key id of the new custodian.")],
+    to: Annotated[
+        str, typer.Option("--to", metavar="<key-id>", help="Key id of the new custodian.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why custody is handed over.")],
     case_dir: CaseOpt = Path(),
     key: KeyOpt = None,
@@ -770,7 +817,9 @@ def open_cmd(
 def verify_cmd(
     since: Annotated[
         list[Path] | None,
-        typer.Option("--since", help="Earlier checkpoint file(s) the log must extend."),
+        typer.Option(
+            "--since", metavar="<file>", help="Earlier checkpoint file(s) the log must extend."
+        ),
     ] = None,
     case_dir: CaseOpt = Path(),
     as_json: JsonOpt = False,

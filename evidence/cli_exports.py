@@ -99,14 +99,16 @@ def _steps() -> Iterator[Callable[[str], None]]:
 
 def export_cmd(
     incident: Annotated[
-        list[str] | None, typer.Option("--incident", help="Incident id (repeatable).")
+        list[str] | None,
+        typer.Option("--incident", metavar="<id>", help="Incident id (repeatable)."),
     ] = None,
     facility: Annotated[
-        list[str] | None, typer.Option("--facility", help="Facility id (repeatable).")
+        list[str] | None,
+        typer.Option("--facility", metavar="<id>", help="Facility id (repeatable)."),
     ] = None,
     perpetrator: Annotated[
         list[str] | None,
-        typer.Option("--perpetrator", help="Alleged perpetrator id (repeatable)."),
+        typer.Option("--perpetrator", metavar="<id>", help="Alleged perpetrator id (repeatable)."),
     ] = None,
     everything: Annotated[bool, typer.Option("--all", help="Export every item.")] = False,
     profile: Annotated[
@@ -116,17 +118,22 @@ def export_cmd(
         Path | None,
         typer.Option(
             "--recipient",
+            metavar="<file>",
             help="Public key file of the recipient of protected annexes (otp profile).",
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="New directory for the bag.", show_default=False)
+        Path | None,
+        typer.Option(
+            "--out", metavar="<dir>", help="New directory for the bag.", show_default=False
+        ),
     ] = None,
     make_zip: Annotated[bool, typer.Option("--zip", help="Also write DIR.zip.")] = False,
     created: Annotated[
         str | None,
         typer.Option(
             "--created",
+            metavar="<time>",
             help="Bundle time, RFC 3339 with Z or an offset from UTC (e.g. 2026-11-24T03:20:00Z "
             "or 2026-11-24T05:20:00+02:00; the bundle gives it in UTC), not earlier than the "
             "latest event the bundle holds and not later than now; default: now. The same case "
@@ -199,12 +206,17 @@ def audit_cmd(
         list[Path] | None,
         typer.Option(
             "--trust",
+            metavar="<file>",
             help="Verifier key file you trust (`evidence keys export`, note or PEM; repeatable).",
         ),
     ] = None,
     since: Annotated[
         Path | None,
-        typer.Option("--since", help="An earlier signed checkpoint the bundle's log must extend."),
+        typer.Option(
+            "--since",
+            metavar="<file>",
+            help="An earlier signed checkpoint the bundle's log must extend.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

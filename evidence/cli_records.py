@@ -48,6 +48,8 @@ class FieldOption:
     key: str
     help: str
     repeat: bool = False
+    metavar: str = "<text>"
+    """What the option takes, as help shows it."""
 
     def edit_flag(self, verb: str) -> str:
         """The ``edit`` option adding (``verb`` "add") or removing ("remove") one value of a
@@ -61,10 +63,23 @@ def _place(prefix: str, key: str, what: str) -> list[FieldOption]:
     return [
         FieldOption(name_flag, f"{key}.name", f"Name of the {what}."),
         FieldOption(f"--{dash}region", f"{key}.region", f"Region of the {what}."),
-        FieldOption(f"--{dash}country", f"{key}.country", "ISO 3166 alpha-2 code, e.g. UA."),
-        FieldOption(f"--{dash}lat", f"{key}.lat", f"Latitude, decimal degrees (with --{dash}lon)."),
         FieldOption(
-            f"--{dash}lon", f"{key}.lon", f"Longitude, decimal degrees (with --{dash}lat)."
+            f"--{dash}country",
+            f"{key}.country",
+            "ISO 3166 alpha-2 code, e.g. UA.",
+            metavar="<code>",
+        ),
+        FieldOption(
+            f"--{dash}lat",
+            f"{key}.lat",
+            f"Latitude, decimal degrees (with --{dash}lon).",
+            metavar="<degrees>",
+        ),
+        FieldOption(
+            f"--{dash}lon",
+            f"{key}.lon",
+            f"Longitude, decimal degrees (with --{dash}lat).",
+            metavar="<degrees>",
         ),
     ]
 
@@ -73,14 +88,19 @@ _DATE = "2022, 2022-05 or 2022-05-14"
 ENTITY_OPTIONS: dict[str, list[FieldOption]] = {
     "incident": [
         FieldOption("--title", "title", "Title of the incident."),
-        FieldOption("--start", "start", f"When it started: {_DATE}."),
-        FieldOption("--end", "end", f"When it ended: {_DATE}."),
+        FieldOption("--start", "start", f"When it started: {_DATE}.", metavar="<date>"),
+        FieldOption("--end", "end", f"When it ended: {_DATE}.", metavar="<date>"),
         *_place("", "place", "place"),
         FieldOption("--description", "description", "What happened."),
         FieldOption(
             "--crime", "crimes", "Rome Statute provision, e.g. 'art. 8(2)(a)(vii)'.", repeat=True
         ),
-        FieldOption("--children-count", "children_count", "Number of children concerned."),
+        FieldOption(
+            "--children-count",
+            "children_count",
+            "Number of children concerned.",
+            metavar="<number>",
+        ),
     ],
     "facility": [
         FieldOption("--name", "name", "Name of the facility."),
@@ -94,8 +114,8 @@ ENTITY_OPTIONS: dict[str, list[FieldOption]] = {
         ),
         *_place("", "place", "place"),
         FieldOption("--operator", "operator", "Who runs it."),
-        FieldOption("--used-from", "used_from", f"In use from: {_DATE}."),
-        FieldOption("--used-to", "used_to", f"In use until: {_DATE}."),
+        FieldOption("--used-from", "used_from", f"In use from: {_DATE}.", metavar="<date>"),
+        FieldOption("--used-to", "used_to", f"In use until: {_DATE}.", metavar="<date>"),
         FieldOption("--description", "description", "Description."),
     ],
     "perpetrator": [
@@ -112,15 +132,18 @@ ENTITY_OPTIONS: dict[str, list[FieldOption]] = {
     ],
     "child": [
         FieldOption("--code", "code", "Pseudonym, e.g. C-042 (never a name)."),
-        FieldOption("--birth-year", "birth_year", "Year of birth."),
+        FieldOption("--birth-year", "birth_year", "Year of birth.", metavar="<year>"),
         *_place("hometown", "hometown", "hometown"),
-        FieldOption("--taken-on", "taken_on", f"When the child was taken: {_DATE}."),
+        FieldOption(
+            "--taken-on", "taken_on", f"When the child was taken: {_DATE}.", metavar="<date>"
+        ),
         FieldOption("--status", "status", "missing, located, returned or deceased."),
         FieldOption(
             "--placement",
             "placements",
             "A stay at a facility: FAC-0001[:START[:END]], e.g. FAC-0001:2022-06:2022-09.",
             repeat=True,
+            metavar="<placement>",
         ),
     ],
 }
@@ -189,10 +212,13 @@ def _field_params(kind: str) -> list[inspect.Parameter]:
         annotation: Any
         if spec.repeat:
             annotation = Annotated[
-                list[str] | None, typer.Option(spec.flag, help=spec.help + " Repeatable.")
+                list[str] | None,
+                typer.Option(spec.flag, metavar=spec.metavar, help=spec.help + " Repeatable."),
             ]
         else:
-            annotation = Annotated[str | None, typer.Option(spec.flag, help=spec.help)]
+            annotation = Annotated[
+                str | None, typer.Option(spec.flag, metavar=spec.metavar, help=spec.help)
+            ]
         params.append(
             inspect.Parameter(
                 f"f{index}", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
@@ -228,7 +254,12 @@ def _id_param(kind: str) -> inspect.Parameter:
 
 FromOpt = Annotated[
     Path | None,
-    typer.Option("--from", help="Read the fields from a YAML or JSON file.", show_default=False),
+    typer.Option(
+        "--from",
+        metavar="<file>",
+        help="Read the fields from a YAML or JSON file.",
+        show_default=False,
+    ),
 ]
 
 
@@ -320,7 +351,9 @@ def _edit_field_params(kind: str) -> list[inspect.Parameter]:
                 param,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=None,
-                annotation=Annotated[annotation, typer.Option(flag, help=text)],
+                annotation=Annotated[
+                    annotation, typer.Option(flag, metavar=spec.metavar, help=text)
+                ],
             )
             for param, flag, text, annotation in options
         )
@@ -382,6 +415,7 @@ def _entity_edit(kind: str) -> Callable[..., None]:
                 list[str] | None,
                 typer.Option(
                     "--unset",
+                    metavar="<field>",
                     help=f"Clear a field, e.g. {_UNSET_EXAMPLES[kind]}. Repeatable.",
                 ),
             ],
@@ -545,6 +579,7 @@ RecipientPassOpt = Annotated[
     Path | None,
     typer.Option(
         "--recipient-passphrase-file",
+        metavar="<file>",
         help="Read the recipient key's passphrase from this file (default: the signing key's).",
         show_default=False,
     ),
@@ -559,7 +594,12 @@ def testimony_show(
     ] = False,
     recipient_key: Annotated[
         Path | None,
-        typer.Option("--recipient-key", help="Private recipient key file.", show_default=False),
+        typer.Option(
+            "--recipient-key",
+            metavar="<file>",
+            help="Private recipient key file.",
+            show_default=False,
+        ),
     ] = None,
     purpose: Annotated[
         str, typer.Option("--purpose", help="Why the identity is revealed (recorded).")
@@ -647,7 +687,8 @@ def testimony_withdraw(
     witness: Annotated[str, typer.Argument(help="Witness code, e.g. W-017.")],
     reason: Annotated[str, typer.Option("--reason", help="What the witness asked for.")],
     on: Annotated[
-        str | None, typer.Option("--on", help="Day of the withdrawal (default: today).")
+        str | None,
+        typer.Option("--on", metavar="<date>", help="Day of the withdrawal (default: today)."),
     ] = None,
     case_dir: CaseOpt = Path(),
     key: KeyOpt = None,
@@ -680,6 +721,7 @@ def recipient_add(
         Path | None,
         typer.Option(
             "--public-key",
+            metavar="<file>",
             help="Add this recipient public key (text form or PEM) instead of making a new key.",
             show_default=False,
         ),
@@ -731,12 +773,16 @@ def recipient_list(case_dir: CaseOpt = Path(), as_json: JsonOpt = False) -> None
 
 # --- link, unlink, timeline, derive ------------------------------------------------------
 
-IncidentOpt = Annotated[list[str] | None, typer.Option("--incident", help="Incident id.")]
-FacilityOpt = Annotated[list[str] | None, typer.Option("--facility", help="Facility id.")]
-PerpetratorOpt = Annotated[
-    list[str] | None, typer.Option("--perpetrator", help="Alleged perpetrator id.")
+IncidentOpt = Annotated[
+    list[str] | None, typer.Option("--incident", metavar="<id>", help="Incident id.")
 ]
-ChildOpt = Annotated[list[str] | None, typer.Option("--child", help="Child id.")]
+FacilityOpt = Annotated[
+    list[str] | None, typer.Option("--facility", metavar="<id>", help="Facility id.")
+]
+PerpetratorOpt = Annotated[
+    list[str] | None, typer.Option("--perpetrator", metavar="<id>", help="Alleged perpetrator id.")
+]
+ChildOpt = Annotated[list[str] | None, typer.Option("--child", metavar="<id>", help="Child id.")]
 SubjectArg = Annotated[
     str, typer.Argument(help="An item (sha256 or unique prefix) or a testimony (witness code).")
 ]
@@ -825,12 +871,16 @@ def unlink_cmd(
 
 
 def timeline_cmd(
-    incident: Annotated[str | None, typer.Option("--incident", help="Incident id.")] = None,
-    facility: Annotated[str | None, typer.Option("--facility", help="Facility id.")] = None,
-    perpetrator: Annotated[
-        str | None, typer.Option("--perpetrator", help="Alleged perpetrator id.")
+    incident: Annotated[
+        str | None, typer.Option("--incident", metavar="<id>", help="Incident id.")
     ] = None,
-    child: Annotated[str | None, typer.Option("--child", help="Child id.")] = None,
+    facility: Annotated[
+        str | None, typer.Option("--facility", metavar="<id>", help="Facility id.")
+    ] = None,
+    perpetrator: Annotated[
+        str | None, typer.Option("--perpetrator", metavar="<id>", help="Alleged perpetrator id.")
+    ] = None,
+    child: Annotated[str | None, typer.Option("--child", metavar="<id>", help="Child id.")] = None,
     case_dir: CaseOpt = Path(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -874,7 +924,9 @@ def derive_cmd(
     kind: Annotated[
         str, typer.Option("--kind", help="redaction, translation, transcription or transcode.")
     ],
-    file: Annotated[Path, typer.Option("--file", help="The working copy to ingest.")],
+    file: Annotated[
+        Path, typer.Option("--file", metavar="<file>", help="The working copy to ingest.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why the copy was made.")],
     tool: Annotated[
         str, typer.Option("--tool", help="Tool and version that made the copy.")

@@ -9,6 +9,7 @@ refuses it rather than ignoring it. Also here: help shows flags without a type.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,16 +252,36 @@ def test_there_are_commands_and_groups_to_check() -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=[" ".join(p) or "evidence" for p in PATHS])
-def test_help_shows_flags_without_a_type(
+def test_help_shows_what_values_are_not_python_types(
     cli: Cli, evidence_home: Path, path: tuple[str, ...]
 ) -> None:
     result = cli(*path, "--help")
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.stdout
-    assert "<bool>" not in result.stdout
-    # Options with a value still show what they take.
+    # A flag shows no type; a value shows what it is, never a Python type.
+    for python_type in ["<bool>", "<str>", "<int>", "<list[", "<Path>"]:
+        assert python_type not in result.stdout, python_type
     if path == ("export",):
-        assert "<path>" in result.stdout and "<str>" in result.stdout
+        for option, label in [
+            ("--case", "<dir>"),
+            ("--recipient", "<file>"),
+            ("--incident", "<id>"),
+            ("--created", "<time>"),
+            ("--profile", "<text>"),
+        ]:
+            assert re.search(rf"{option} +{label}", result.stdout), option
+    if path == ("child", "edit"):
+        for option, label in [
+            ("--taken-on", "<date>"),
+            ("--hometown-lat", "<degrees>"),
+            ("--birth-year", "<year>"),
+            ("--add-placement", "<placement>"),
+            ("--unset", "<field>"),
+        ]:
+            assert re.search(rf"{option} +{label}", result.stdout), option
+    if path == ("ingest",):
+        assert re.search(r"paths\.\.\. +<path>", result.stdout)
+        assert re.search(r"--collected-at +<time>", result.stdout)
 
 
 def test_flags_keep_working(two_cases: tuple[Path, Path], cli: Cli) -> None:
