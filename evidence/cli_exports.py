@@ -249,8 +249,9 @@ def _print_audit(report: AuditReport) -> None:
     if report.ok:
         out.print(
             f"[green]OK[/]: bundle {escape(label)}: {report.files} files, {report.originals} "
-            f"originals, {report.leaves} events and {report.proofs} proofs verified against "
-            f"the checkpoint of size {report.checkpoint_size}"
+            f"originals, {report.leaves} events with {report.event_proofs} event proofs and "
+            f"{report.proofs} item proofs verified against the checkpoint of size "
+            f"{report.checkpoint_size}"
         )
         if report.since_size is not None:
             out.print(

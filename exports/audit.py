@@ -17,17 +17,24 @@ The bundle is untrusted input. It is checked from the outside in, and every prob
    its base64 copy;
 4. the signed checkpoint, by a trusted key;
 5. each custody event (leaf): its signature by its actor's key;
-6. each proof file: inclusion of its leaf in the bundle's checkpoint;
-7. each original against the event that recorded it (SHA-256 and SHA-512);
-8. each ERN that names a proof, an original or a stamped copy against the ``ern.assigned``
-   event that gave it: a validly signed event of the bundle for the same subject (the item's
-   sha256, or the testimony document's) whose range starts at that ERN (files are named by the
-   first ERN of their range); a malformed assignment, a second assignment of one subject and
-   ranges of two subjects that overlap are findings too;
-9. each consistency proof file ``data/custody/consistency/<old size>.proof``
-   (:mod:`exports.consistency`): well formed, named for its old size, leading to the
-   checkpoint's size (it can only be checked against roots with ``since``);
-10. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
+6. each custody event's proof file ``data/custody/event-proofs/<name>.proof``, named like its
+   ``data/custody/events/<name>.leaf``: its leaf byte-identical to the leaf file, its index the
+   event's seq, and the inclusion of that leaf in the bundle's checkpoint. A signature shows
+   only who made an event; the proof shows that it is in the log the checkpoint commits to. A
+   proof file of no event in the bundle is a finding too;
+7. each item's proof file ``data/custody/proofs/<ERN>.proof``: inclusion of its leaf in the
+   bundle's checkpoint;
+8. each original against the event that recorded it (SHA-256 and SHA-512);
+9. each ERN that names a proof, an original or a stamped copy against the ``ern.assigned``
+   event that gave it: a validly signed and proven event of the bundle (5 and 6) for the same
+   subject (the item's sha256, or the testimony document's) whose range starts at that ERN
+   (files are named by the first ERN of their range); an assignment event not signed or not
+   proven counts for nothing, and a malformed assignment, a second assignment of one subject
+   and ranges of two subjects that overlap are findings too;
+10. each consistency proof file ``data/custody/consistency/<old size>.proof``
+    (:mod:`exports.consistency`): well formed, named for its old size, leading to the
+    checkpoint's size (it can only be checked against roots with ``since``);
+11. with ``since``: an earlier checkpoint, signed by a trusted key, of the same log and no larger
     than the bundle's; equal sizes must have equal roots, and a smaller one needs the bundle's
     consistency proof from its size, without which the audit reports that consistency could not
     be shown.
@@ -155,6 +162,9 @@ class AuditReport:
     originals: int = 0
     leaves: int = 0
     proofs: int = 0
+    """Proof files of items and testimonies (``data/custody/proofs/``) that could be read."""
+    event_proofs: int = 0
+    """Proof files of events (``data/custody/event-proofs/``) that could be read."""
     consistency_proofs: int = 0
     checkpoint_size: int | None = None
     since_size: int | None = None
@@ -188,6 +198,7 @@ class AuditReport:
             "originals": self.originals,
             "leaves": self.leaves,
             "proofs": self.proofs,
+            "event_proofs": self.event_proofs,
             "consistency_proofs": self.consistency_proofs,
             "checkpoint_size": self.checkpoint_size,
             "since_size": self.since_size,
@@ -810,17 +821,22 @@ def _open_bundle_checkpoint(
     return note, checkpoint
 
 
+EVENTS_FOLDER = "data/custody/events"
+EVENT_PROOFS_FOLDER = "data/custody/event-proofs"
+
+
 def _check_leaves(
     root: Path, keys: dict[str, VerifierKey], checkpoint: Checkpoint | None, report: AuditReport
-) -> tuple[dict[int, bytes], list[tuple[str, Leaf]]]:
+) -> tuple[dict[int, bytes], list[tuple[str, Leaf]], list[tuple[str, Leaf]]]:
     """Parse and check every event of ``data/custody/events``.
 
-    Returns the bytes of each event by seq, and the events whose signature verified with their
-    actor's key, each with its file.
+    Returns the bytes of each event by seq, every event that could be parsed and those of them
+    whose signature verified with their actor's key, each event with its file.
     """
     leaves: dict[int, bytes] = {}
+    parsed: list[tuple[str, Leaf]] = []
     signed: list[tuple[str, Leaf]] = []
-    folder = root / "data" / "custody" / "events"
+    folder = root / EVENTS_FOLDER
     for path in sorted(folder.glob("*.leaf")) if folder.is_dir() else []:
         rel = path.relative_to(root).as_posix()
         raw = _read_bag_file(root, rel, report)
@@ -833,6 +849,7 @@ def _check_leaves(
             continue
         seq = leaf.event.seq
         report.leaves += 1
+        parsed.append((rel, leaf))
         if not path.stem.isdigit() or int(path.stem) != seq:
             report.add("leaf-misnamed", f"{rel} holds event seq {seq}", path=rel, seq=seq)
         if checkpoint is not None and seq >= checkpoint.size:
@@ -861,7 +878,113 @@ def _check_leaves(
             else:
                 signed.append((rel, leaf))
         leaves[seq] = raw
-    return leaves, signed
+    return leaves, parsed, signed
+
+
+def _check_event_proofs(
+    root: Path,
+    bundle: tuple[bytes, Checkpoint] | None,
+    events: Sequence[tuple[str, Leaf]],
+    report: AuditReport,
+) -> set[str]:
+    """Check the proof file of each event against its leaf file and the bundle's checkpoint.
+
+    ``events/<name>.leaf`` needs ``event-proofs/<name>.proof``, in the format of the items'
+    proof files, whose leaf is the leaf file byte for byte and whose index is the event's seq;
+    its path must lead from that leaf at that index to the root of the bundle's checkpoint.
+    Returns the leaf files so proven: without a checkpoint, none is.
+    """
+    proven: set[str] = set()
+    for rel, leaf in events:
+        seq = leaf.event.seq
+        proof_rel = f"{EVENT_PROOFS_FOLDER}/{PurePosixPath(rel).stem}.proof"
+        if not os.path.lexists(root / proof_rel):
+            report.add(
+                "event-unproven",
+                f"event {seq} ({rel}) has no proof file {proof_rel}: nothing shows that it is "
+                "in the log the checkpoint commits to",
+                path=rel,
+                seq=seq,
+            )
+            continue
+        raw = _read_bag_file(root, proof_rel, report)
+        if raw is None:
+            continue
+        try:
+            proof = parse_proof(raw)
+        except InputError as exc:
+            report.add(
+                "event-proof-malformed",
+                f"{proof_rel}, the proof of event {seq}: {exc.message}",
+                path=proof_rel,
+                seq=seq,
+            )
+            continue
+        report.event_proofs += 1
+        before = len(report.findings)
+        if proof.leaf != leaf.raw:
+            report.add(
+                "event-proof-leaf-differs",
+                f"{proof_rel} proves other leaf bytes than {rel} (event {seq}): the event in "
+                "the bundle is not the one the proof shows in the log",
+                path=proof_rel,
+                seq=seq,
+            )
+        if proof.index != seq:
+            report.add(
+                "event-proof-index-mismatch",
+                f"{proof_rel} gives index {proof.index} for event {seq} ({rel}): an event's "
+                "index in the log is its seq",
+                path=proof_rel,
+                seq=seq,
+            )
+        if bundle is None or len(report.findings) != before:
+            continue
+        note, checkpoint = bundle
+        if proof.checkpoint != note:
+            report.add(
+                "event-proof-checkpoint-differs",
+                f"{proof_rel}, the proof of event {seq}, leads to another checkpoint than the "
+                "bundle's",
+                path=proof_rel,
+                seq=seq,
+            )
+        try:
+            verify_inclusion(leaf_hash(leaf.raw), seq, checkpoint.size, proof.path, checkpoint.root)
+        except VerificationError as exc:
+            for finding in exc.findings:
+                report.add(
+                    "event-proof-inclusion",
+                    f"{proof_rel} does not show event {seq} ({rel}) in the bundle's checkpoint "
+                    f"of size {checkpoint.size}: {finding.message}",
+                    path=proof_rel,
+                    seq=seq,
+                )
+        if len(report.findings) == before:
+            proven.add(rel)
+    _check_unmatched_event_proofs(root, report)
+    return proven
+
+
+def _check_unmatched_event_proofs(root: Path, report: AuditReport) -> None:
+    """Report each entry of ``data/custody/event-proofs`` that is the proof of no leaf file."""
+    folder, events = root / EVENT_PROOFS_FOLDER, root / EVENTS_FOLDER
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    leaf_names = (
+        {path.stem for path in events.glob("*.leaf")}
+        if events.is_dir() and not events.is_symlink()
+        else set()
+    )
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".proof" and path.stem in leaf_names:
+            continue
+        rel = path.relative_to(root).as_posix()
+        report.add(
+            "event-proof-unmatched",
+            f"{rel} is the proof of no event: {EVENTS_FOLDER} has no {path.stem}.leaf",
+            path=rel,
+        )
 
 
 def _event_hashes(leaf: Leaf) -> tuple[str, str]:
@@ -1076,16 +1199,16 @@ def _read_assignment(rel: str, leaf: Leaf) -> _ErnAssignment | str:
 
 
 def _ern_assignments(
-    signed: Sequence[tuple[str, Leaf]], report: AuditReport
+    proven: Sequence[tuple[str, Leaf]], report: AuditReport
 ) -> dict[str, _ErnAssignment]:
-    """The ERN range the bundle's validly signed events assign to each subject.
+    """The ERN range the bundle's validly signed and proven events assign to each subject.
 
     The log assigns a subject its range once (:func:`exports.ern.assign_erns`): a second
     ``ern.assigned`` event for one subject is a finding and the first one counts. Ranges of two
     subjects must not share an ERN.
     """
     assigned: dict[str, _ErnAssignment] = {}
-    for rel, leaf in sorted(signed, key=lambda pair: pair[1].event.seq):
+    for rel, leaf in sorted(proven, key=lambda pair: pair[1].event.seq):
         event = leaf.event
         if event.action != ERN_ASSIGNED:
             continue
@@ -1133,19 +1256,21 @@ def _ern_assignments(
 
 def _check_erns(
     records: Sequence[_ProvenRecord],
-    signed: Sequence[tuple[str, Leaf]],
+    proven: Sequence[tuple[str, Leaf]],
     hashed: Mapping[str, tuple[str, str, int]],
     report: AuditReport,
 ) -> None:
-    """Check the ERN of each record against the range the signed log assigned to it.
+    """Check the ERN of each record against the range the log assigned to it.
 
     A court cites a record by its ERN, and the bundle names the record's files by it; only the
     ``ern.assigned`` event ties that number to the record's bytes (its subject is the sha256
     of the item or of the testimony document, as is the subject of the event that recorded
-    it). Those events carry no inclusion proof of their own: their actor's signature is what
-    vouches for them. A stamped copy must carry the name, and so the ERN, of an original.
+    it). ``proven`` holds the events whose signature verified and whose proof file shows them
+    in the checkpoint (:func:`_check_event_proofs`): a signature alone would let whoever holds
+    an enrolled key assign numbers in an event the log never held. A stamped copy must carry
+    the name, and so the ERN, of an original.
     """
-    assigned = _ern_assignments(signed, report)
+    assigned = _ern_assignments(proven, report)
     for record in records:
         subject = _event_hashes(record.leaf)[0]
         seq = record.leaf.event.seq
@@ -1155,8 +1280,8 @@ def _check_erns(
         if assignment is None:
             report.add(
                 "ern-unassigned",
-                f"{files} ERN {record.ern}, but data/custody/events holds no validly "
-                f"signed ern.assigned event for the item recorded by event {seq} (sha256 "
+                f"{files} ERN {record.ern}, but {EVENTS_FOLDER} holds no validly signed "
+                f"and proven ern.assigned event for the item recorded by event {seq} (sha256 "
                 f"{subject}): expected one whose range starts at {record.ern}",
                 path=record.proof,
                 subject=record.ern,
@@ -1371,9 +1496,10 @@ def _audit_bag(
     _check_signature(root, files, info.get("Signing-Key-Id", ""), trust, shipped, report)
     opened = _open_bundle_checkpoint(checkpoint_note, trust, shipped, info, report)
     actors = dict(shipped) | {k.key_id: k for k in trust}
-    leaves, signed = _check_leaves(root, actors, opened[1] if opened else None, report)
+    leaves, parsed, signed = _check_leaves(root, actors, opened[1] if opened else None, report)
+    proven = _check_event_proofs(root, opened, parsed, report)
     records = _check_proofs_and_originals(root, opened, leaves, hashed, report)
-    _check_erns(records, signed, hashed, report)
+    _check_erns(records, [(rel, leaf) for rel, leaf in signed if rel in proven], hashed, report)
     consistency = _check_consistency_files(root, opened, report)
     if since is not None:
         _check_since(since, trust, shipped, opened, consistency, report)

@@ -10,6 +10,7 @@ Layout (SPEC section 7)::
     data/protected/<ERN>.sealed           otp bundles only: annexes encrypted to the recipient
     data/metadata/items.json  items.csv  case.jsonld
     data/custody/events/<seq>.leaf  checkpoint.txt  proofs/<ERN>.proof
+    data/custody/event-proofs/<seq>.proof       the inclusion proof of each event (as its leaf)
     data/custody/consistency/<old size>.proof   from earlier log sizes to the checkpoint's
     data/custody/keys/<name>_<key hash>.pub|.pem  VERIFY.md
 
@@ -53,6 +54,7 @@ from exports.model import (
     BundleTestimony,
     annex_href,
     consistency_href,
+    event_proof_href,
     key_href,
     leaf_href,
     original_href,
@@ -281,6 +283,7 @@ def _write_contents(
 
     for leaf in content.custody_events:
         builder.write_payload(leaf_href(leaf.seq), leaf.leaf)
+        builder.write_payload(event_proof_href(leaf.seq), leaf.proof_text.encode())
     builder.write_payload(f"{CUSTODY_DIR}/checkpoint.txt", content.checkpoint_note)
     for record in content.records():
         builder.write_payload(proof_href(record), record.proof_text.encode())

@@ -11,9 +11,11 @@ The steps, in order:
    making a new size only to sign it would record an event whose time differs on every run,
    so the same state would no longer give the same bundle. VERIFY.md names every key the
    bundle relies on instead (:meth:`~exports.model.BundleContent.key_roles`);
-4. build the frozen :class:`~exports.model.BundleContent`, with consistency proofs from the
-   log sizes that readers of earlier bundles may hold, and hand it to the writers
-   (``exports.bag``);
+4. build the frozen :class:`~exports.model.BundleContent`, with an inclusion proof of every
+   event it carries (not only of the events that recorded its records: an ``ern.assigned``
+   event or a custody transfer is shown to be in the log only by its own proof), consistency
+   proofs from the log sizes that readers of earlier bundles may hold, and hand it to the
+   writers (``exports.bag``);
 5. record ``export.made`` and sign the checkpoint that includes it.
 
 ``created`` may not precede the latest event the bundle holds (it defaults to now, or to that
@@ -400,10 +402,15 @@ def build_content(
             )
         return tuple(entries)
 
+    proofs: dict[int, str] = {}
+
     def proof(seq: int) -> str:
-        raw = leaves.setdefault(seq, case.log.leaf(seq))
-        path = tuple(case.log.inclusion_proof(seq, size))
-        return format_proof(ProofFile(raw, seq, path, checkpoint_note)).decode("utf-8")
+        # Once per event: the proof of the event that recorded a record is also its event's.
+        if seq not in proofs:
+            raw = leaves.setdefault(seq, case.log.leaf(seq))
+            path = tuple(case.log.inclusion_proof(seq, size))
+            proofs[seq] = format_proof(ProofFile(raw, seq, path, checkpoint_note)).decode("utf-8")
+        return proofs[seq]
 
     derived_in_bundle: dict[str, list[str]] = {}
     for item in chosen.items:
@@ -495,7 +502,9 @@ def build_content(
         items=tuple(items),
         testimonies=tuple(testimonies),
         groups=tuple(_group(node, first_ern, testimony_subjects) for node in chosen.groups),
-        custody_events=tuple(LogLeaf(seq=s, leaf=leaves[s]) for s in sorted(leaves)),
+        custody_events=tuple(
+            LogLeaf(seq=s, leaf=leaves[s], proof_text=proof(s)) for s in sorted(leaves)
+        ),
         verifier_keys=tuple(keys),
         checkpoint_note=checkpoint_note,
         consistency_proofs=_consistency_proofs(case, size),

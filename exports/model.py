@@ -265,10 +265,17 @@ class LinkedEntity(_Frozen):
 
 
 class LogLeaf(_Frozen):
-    """The exact leaf bytes of one custody-log event, with its index in the log."""
+    """The exact leaf bytes of one custody-log event, with its index in the log and its proof.
+
+    ``proof_text`` is the proof file (:func:`chain_of_custody.format_proof`) of the leaf against
+    the bundle's checkpoint: a signature shows who made the event, only the proof shows that it
+    is in the log the checkpoint commits to. Written as ``data/custody/event-proofs/<seq>.proof``
+    beside ``data/custody/events/<seq>.leaf``.
+    """
 
     seq: int = Field(ge=0)
     leaf: bytes = Field(min_length=1)
+    proof_text: str = Field(min_length=1)
 
 
 class VerifierKeyText(_Frozen):
@@ -576,7 +583,9 @@ class ConsistencyProofFile(_Frozen):
 class BundleContent(_Frozen):
     """Everything one bundle holds; the writers produce its files from this alone.
 
-    ``consistency_proofs`` go from earlier log sizes (smallest first) to the checkpoint's size.
+    ``custody_events`` are every log event the bundle carries, each with its inclusion proof
+    against ``checkpoint_note``; ``consistency_proofs`` go from earlier log sizes (smallest
+    first) to the checkpoint's size.
     """
 
     info: BundleInfo
@@ -751,6 +760,11 @@ def proof_href(record: BundleItem | BundleTestimony) -> str:
 def leaf_href(seq: int) -> str:
     """Path of a leaf file relative to ``data/``."""
     return f"{CUSTODY_DIR}/events/{seq:012d}.leaf"
+
+
+def event_proof_href(seq: int) -> str:
+    """Path of the proof file of an event relative to ``data/``: named like its leaf file."""
+    return f"{CUSTODY_DIR}/event-proofs/{seq:012d}.proof"
 
 
 def annex_href(testimony: BundleTestimony) -> str:

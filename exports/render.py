@@ -23,6 +23,7 @@ import jinja2
 from exports.model import (
     BundleContent,
     annex_href,
+    event_proof_href,
     key_href,
     leaf_href,
     original_href,
@@ -85,6 +86,7 @@ def _context(content: BundleContent) -> dict[str, Any]:
         "annex_href": annex_href,
         "key_href": key_href,
         "leaf_example": leaf_href(content.custody_events[0].seq),
+        "event_proof_example": event_proof_href(content.custody_events[0].seq),
     }
 
 

@@ -151,7 +151,8 @@ class LogBuilder:
             "prev": prev,
         }
         text = json.dumps(event, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        self.leaves.append(LogLeaf(seq=seq, leaf=self.key.signed_note(text)))
+        # The proof needs the final checkpoint: a placeholder until proven() fills it in.
+        self.leaves.append(LogLeaf(seq=seq, leaf=self.key.signed_note(text), proof_text="-"))
         return seq
 
     def root(self) -> bytes:
@@ -162,6 +163,13 @@ class LogBuilder:
     def checkpoint(self) -> bytes:
         text = f"{ORIGIN}\n{len(self.leaves)}\n{base64.b64encode(self.root()).decode()}\n"
         return self.key.signed_note(text.encode())
+
+    def proven(self) -> tuple[LogLeaf, ...]:
+        """The leaves, each with its proof file against the final checkpoint."""
+        return tuple(
+            leaf.model_copy(update={"proof_text": self.proof_text(leaf.seq)})
+            for leaf in self.leaves
+        )
 
     def proof_text(self, seq: int) -> str:
         leaf = self.leaves[seq].leaf
@@ -345,7 +353,7 @@ def build_content(root: Path, *, extra_items: int = 0, profile: str = "otp") -> 
         items=bundle_items,
         testimonies=(testimony,),
         groups=(incident,),
-        custody_events=tuple(log.leaves),
+        custody_events=log.proven(),
         verifier_keys=(key.verifier(),),
         checkpoint_note=checkpoint,
     )

@@ -84,6 +84,7 @@ def test_clean_bundle_passes(exported: tuple[Path, Path, bytes, bytes]) -> None:
     assert report.ok, report.findings
     assert report.warnings == []
     assert report.originals == 3 and report.proofs == 3 and report.leaves > 3
+    assert report.event_proofs == report.leaves
 
 
 def test_clean_zip_passes(exported: tuple[Path, Path, bytes, bytes]) -> None:
@@ -188,7 +189,7 @@ TAMPERINGS: list[tuple[str, Tamper, bool, set[str]]] = [
     ("added-file-rebagged", _add_file, True, {"original-unproven"}),
     ("edited-manifest", _edit_manifest, False, {"file-hash-mismatch", "tag-file-hash-mismatch"}),
     ("edited-leaf", _edit_leaf, False, {"file-hash-mismatch"}),
-    ("edited-leaf-rebagged", _edit_leaf, True, {"leaf-bad-signature"}),
+    ("edited-leaf-rebagged", _edit_leaf, True, {"leaf-bad-signature", "event-proof-leaf-differs"}),
     ("proof-for-another-leaf", _foreign_proof, True, {"original-leaf-mismatch"}),
     ("checkpoint-signed-by-untrusted-key", _untrusted_checkpoint, True,
      {"checkpoint-note-untrusted", "proof-checkpoint-differs"}),
@@ -449,11 +450,17 @@ def _proof_file(root: Path) -> str:
     return found.relative_to(root).as_posix()
 
 
+def _event_proof_file(root: Path) -> str:
+    found = sorted((root / "data/custody/event-proofs").glob("*.proof"))[-1]
+    return found.relative_to(root).as_posix()
+
+
 # Each names a file the audit reads; the test puts a folder in its place (or beside the others).
 READ_FILES: list[tuple[str, Callable[[Path], str]]] = [
     ("new-leaf", lambda _root: "data/custody/events/999.leaf"),
     ("new-proof", lambda _root: "data/custody/proofs/UATEST-999999.proof"),
     ("proof", _proof_file),
+    ("event-proof", _event_proof_file),
     ("checkpoint", lambda _root: "data/custody/checkpoint.txt"),
     ("key-note", lambda root: _key_file(root, ".pub")),
     ("key-pem", lambda root: _key_file(root, ".pem")),

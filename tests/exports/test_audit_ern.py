@@ -6,6 +6,12 @@ testimony document's) says which numbers belong to which bytes. Each attack here
 insider holding the exporting key could do to a bundle the toolkit wrote: rename files, drop or
 rewrite assignment events, then write the manifests again and sign the tag manifest.
 
+An event the insider writes is in no log the checkpoint commits to, so its proof file gives it
+away (test_audit_event_proofs.py). The attacks that rewrite events here go one step further
+(:func:`relog`): the insider, whose key also signs checkpoints, signs a checkpoint of a log of
+their own making and proves every event of the bundle in it. Only ``--since`` with a checkpoint
+of the real log shows that; the ERN checks must still find what the numbers say.
+
 The restricted bundle of the ``bag`` fixture holds the 3-page transfer list (UATEST-000001 to
 UATEST-000003, with a stamped copy), the bus photo (UATEST-000004) and W-017's statement record
 (UATEST-000005).
@@ -13,12 +19,26 @@ UATEST-000003, with a stamped copy), the bus photo (UATEST-000004) and W-017's s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from chain_of_custody import Event, Finding, Signer, make_leaf, parse_leaf
+from chain_of_custody import (
+    Checkpoint,
+    Event,
+    Finding,
+    MemoryTree,
+    ProofFile,
+    Signer,
+    format_proof,
+    make_leaf,
+    parse_leaf,
+    parse_note,
+    parse_proof,
+    sign_checkpoint,
+)
 from evidence.derive import derive_item
 from evidence.links import make_links
 from exports.audit import AuditReport, audit_bundle
@@ -35,7 +55,9 @@ from tests.exports.casebuilder import (
 from tests.exports.test_audit import OTHER, TRUSTED, codes, rebag
 
 EVENTS = "data/custody/events"
+EVENT_PROOFS = "data/custody/event-proofs"
 PROOFS = "data/custody/proofs"
+CHECKPOINT = "data/custody/checkpoint.txt"
 PDF_ERN, PHOTO_ERN, STATEMENT_ERN = "UATEST-000001", "UATEST-000004", "UATEST-000005"
 
 
@@ -80,6 +102,51 @@ def _write_event(bag: Path, event: Event, signer: Signer) -> None:
     _leaf_path(bag, event.seq).write_bytes(make_leaf(event, signer))
 
 
+def _remove_event(bag: Path, seq: int) -> None:
+    """Drop an event from the bundle: its leaf and its proof file."""
+    _leaf_path(bag, seq).unlink()
+    (bag / EVENT_PROOFS / f"{seq:012d}.proof").unlink()
+
+
+def relog(bag: Path, signer: Signer) -> None:
+    """Prove the bundle's events, as they now are, in a log of the insider's making.
+
+    The tree has the checkpoint's size, each event of the bundle at its seq and filler leaves
+    between them; its checkpoint is signed by ``signer``, and every proof file (of the items
+    and of the events) and the ``Custody-Checkpoint`` of bag-info.txt are written again for it.
+    """
+    old = Checkpoint.from_text(parse_note((bag / CHECKPOINT).read_bytes()).text)
+    leaves = {}
+    for path in (bag / EVENTS).glob("*.leaf"):
+        raw = path.read_bytes()
+        leaves[parse_leaf(raw).event.seq] = raw
+    tree = MemoryTree()
+    for seq in range(old.size):
+        tree.append(leaves.get(seq, f"filler {seq}\n".encode()))
+    checkpoint = Checkpoint(old.origin, old.size, tree.root())
+    note = sign_checkpoint(checkpoint, [signer])
+    (bag / CHECKPOINT).write_bytes(note)
+
+    def proof(seq: int) -> bytes:
+        path = tuple(tree.view.inclusion_proof(seq, old.size))
+        return format_proof(ProofFile(leaves[seq], seq, path, note))
+
+    for path in (bag / EVENT_PROOFS).glob("*.proof"):
+        path.unlink()
+    for seq in leaves:
+        (bag / EVENT_PROOFS / f"{seq:012d}.proof").write_bytes(proof(seq))
+    for path in (bag / PROOFS).glob("*.proof"):
+        path.write_bytes(proof(parse_proof(path.read_bytes()).index))
+    info = bag / "bag-info.txt"
+    lines = [
+        f"Custody-Checkpoint: {old.origin} {old.size} {checkpoint.root.hex()}"
+        if line.startswith("Custody-Checkpoint:")
+        else line
+        for line in info.read_text(encoding="utf-8").splitlines()
+    ]
+    info.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _range(first: int, last: int) -> dict[str, str]:
     return {
         "first": f"UATEST-{first:06d}",
@@ -93,6 +160,13 @@ def _audit_resigned(bag: Path) -> AuditReport:
     """Sign the bag again as the insider would, then audit it with the exporter's key."""
     rebag(bag, investigator_signer())
     return audit_bundle(bag, TRUSTED)
+
+
+def _audit_relogged(bag: Path) -> AuditReport:
+    """Prove the bag's events in the insider's own log (:func:`relog`), sign the bag again
+    and audit it with the exporter's key."""
+    relog(bag, investigator_signer())
+    return _audit_resigned(bag)
 
 
 # --- bundles the toolkit writes audit clean ------------------------------------------------
@@ -163,6 +237,20 @@ def test_bundles_of_each_profile_audit_clean(
     report = audit_bundle(exported.bag, TRUSTED)
     assert report.ok, report.findings
     assert report.proofs == report.originals == exported.records
+    # Every event the bundle carries has its proof, named like its leaf, and nothing else does.
+    leaves = sorted(p.stem for p in (exported.bag / EVENTS).iterdir())
+    assert sorted(p.stem for p in (exported.bag / EVENT_PROOFS).iterdir()) == leaves
+    assert report.event_proofs == report.leaves == len(leaves)
+    for stem in leaves:
+        proof = parse_proof((exported.bag / EVENT_PROOFS / f"{stem}.proof").read_bytes())
+        assert proof.leaf == (exported.bag / EVENTS / f"{stem}.leaf").read_bytes()
+        assert proof.index == int(stem)
+    # The proof of the event that recorded a record is its proof file, byte for byte.
+    for path in (exported.bag / PROOFS).iterdir():
+        index = parse_proof(path.read_bytes()).index
+        assert (exported.bag / EVENT_PROOFS / f"{index:012d}.proof").read_bytes() == (
+            path.read_bytes()
+        )
 
 
 def test_the_sequence_covers_testimonies_copies_and_stamped_pdfs(
@@ -183,6 +271,13 @@ def test_the_sequence_covers_testimonies_copies_and_stamped_pdfs(
 
 def test_a_bundle_audits_clean_after_only_rebagging(bag: Path) -> None:
     assert _audit_resigned(bag).ok
+
+
+def test_a_bundle_audits_clean_after_only_relogging(bag: Path) -> None:
+    # The insider's log holds the same events: only a checkpoint of the real log tells.
+    genuine = (bag / CHECKPOINT).read_bytes()
+    assert _audit_relogged(bag).ok
+    assert codes(audit_bundle(bag, TRUSTED, since=genuine)) == {"since-fork"}
 
 
 # --- files renamed to another ERN ----------------------------------------------------------
@@ -258,13 +353,13 @@ def test_stamped_copy_left_under_the_old_ern(bag: Path) -> None:
 
 
 def test_assignment_event_removed(bag: Path) -> None:
-    _leaf_path(bag, _assignment_seq(bag, PHOTO_ERN)).unlink()
+    _remove_event(bag, _assignment_seq(bag, PHOTO_ERN))
     report = _audit_resigned(bag)
     assert codes(report) == {"ern-unassigned"}, report.findings
     [finding] = report.findings
     assert finding.subject == PHOTO_ERN
     assert finding.path == f"{PROOFS}/{PHOTO_ERN}.proof"
-    assert "no validly signed ern.assigned event" in finding.message
+    assert "no validly signed and proven ern.assigned event" in finding.message
     # The event that recorded the photo, and the photo's sha256.
     assert f"the item recorded by event {finding.seq} (sha256 " in finding.message
 
@@ -274,7 +369,8 @@ def test_assignment_event_edited_without_its_key(bag: Path) -> None:
     path = _leaf_path(bag, seq)
     path.write_bytes(path.read_bytes().replace(b'"number_last":"4"', b'"number_last":"9"', 1))
     report = _audit_resigned(bag)
-    assert codes(report) == {"leaf-bad-signature", "ern-unassigned"}, report.findings
+    expected = {"leaf-bad-signature", "event-proof-leaf-differs", "ern-unassigned"}
+    assert codes(report) == expected, report.findings
 
 
 def test_assignment_event_signed_by_a_key_the_bundle_does_not_know(bag: Path) -> None:
@@ -282,14 +378,15 @@ def test_assignment_event_signed_by_a_key_the_bundle_does_not_know(bag: Path) ->
     event = _event(bag, seq).model_copy(update={"actor": OTHER.key_id})
     _write_event(bag, event, OTHER)
     report = _audit_resigned(bag)
-    assert codes(report) == {"leaf-unknown-actor", "ern-unassigned"}, report.findings
+    expected = {"leaf-unknown-actor", "event-proof-leaf-differs", "ern-unassigned"}
+    assert codes(report) == expected, report.findings
 
 
 def test_assignment_rewritten_to_overlap_another(bag: Path) -> None:
     seq = _assignment_seq(bag, PHOTO_ERN)
     event = _event(bag, seq)
     _write_event(bag, event.model_copy(update={"data": _range(3, 4)}), investigator_signer())
-    report = _audit_resigned(bag)
+    report = _audit_relogged(bag)
     # The photo's files keep their ERN, no longer the first of the range it was given.
     assert codes(report) == {"ern-overlap", "ern-mismatch"}, report.findings
     [finding] = [f for f in report.findings if f.code == "ern-overlap"]
@@ -309,7 +406,7 @@ def test_swap_with_both_assignments_rewritten_to_the_same_range(bag: Path) -> No
     seq = _assignment_seq(bag, STATEMENT_ERN)
     event = _event(bag, seq)
     _write_event(bag, event.model_copy(update={"data": _range(4, 4)}), investigator_signer())
-    report = _audit_resigned(bag)
+    report = _audit_relogged(bag)
     assert {"ern-overlap", "ern-mismatch"} <= codes(report), report.findings
     assert [f.subject for f in _findings(report, "ern-mismatch")] == [STATEMENT_ERN]
 
@@ -330,7 +427,7 @@ def test_malformed_assignment_counts_for_nothing(
 ) -> None:
     seq = _assignment_seq(bag, PHOTO_ERN)
     _write_event(bag, _event(bag, seq).model_copy(update={"data": data}), investigator_signer())
-    report = _audit_resigned(bag)
+    report = _audit_relogged(bag)
     assert codes(report) == {"ern-assignment-malformed", "ern-unassigned"}, report.findings
     [finding] = _findings(report, "ern-assignment-malformed")
     assert (finding.seq, finding.path) == (seq, f"{EVENTS}/{seq:012d}.leaf")
@@ -352,10 +449,51 @@ def test_second_assignment_of_a_subject(
     spare = next(s for s in range(real) if not _leaf_path(bag, s).exists())
     forged = _event(bag, real).model_copy(update={"seq": spare, "data": _range(*numbers)})
     _write_event(bag, forged, investigator_signer())
-    report = _audit_resigned(bag)
+    report = _audit_relogged(bag)
     assert codes(report) == expected, report.findings
     # The earlier event counts, as in the case's catalog; the later one is the finding.
     [finding] = _findings(report, "ern-reassigned")
     assert (finding.seq, finding.path) == (real, f"{EVENTS}/{real:012d}.leaf")
     earlier = f"but event {spare} already gave it the ERN UATEST-{numbers[0]:06d}"
     assert earlier in finding.message
+
+
+# --- assignment events that are not in the log ----------------------------------------------
+
+
+def _forge_assignment_in_place(bag: Path, real: int, forged: Event) -> None:
+    """Put ``forged`` where the real assignment was, with a proof made from the real one's:
+    its leaf and index are the forged event's, its path and checkpoint the genuine ones."""
+    _write_event(bag, forged, investigator_signer())
+    path = bag / EVENT_PROOFS / f"{real:012d}.proof"
+    genuine = parse_proof(path.read_bytes())
+    leaf = _leaf_path(bag, forged.seq).read_bytes()
+    path.write_bytes(format_proof(ProofFile(leaf, forged.seq, genuine.path, genuine.checkpoint)))
+
+
+def _forge_assignment_elsewhere(bag: Path, real: int, forged: Event) -> None:
+    """Drop the real assignment and put ``forged`` at a seq the bundle does not carry."""
+    spare = next(s for s in range(real) if not _leaf_path(bag, s).exists())
+    _remove_event(bag, real)
+    _write_event(bag, forged.model_copy(update={"seq": spare}), investigator_signer())
+
+
+@pytest.mark.parametrize(
+    ("forge", "found"),
+    [
+        pytest.param(_forge_assignment_elsewhere, "event-unproven", id="without-proof"),
+        pytest.param(_forge_assignment_in_place, "event-proof-inclusion", id="with-made-proof"),
+    ],
+)
+def test_forged_assignment_not_in_the_log_counts_for_nothing(
+    bag: Path, forge: Callable[[Path, int, Event], None], found: str
+) -> None:
+    # The insider renumbers the photo and signs an assignment of the new number to match: a
+    # valid signature by an enrolled key, on an event the log never held.
+    real = _assignment_seq(bag, PHOTO_ERN)
+    forge(bag, real, _event(bag, real).model_copy(update={"data": _range(42, 42)}))
+    _rename_record(bag, PHOTO_ERN, "UATEST-000042")
+    report = _audit_resigned(bag)
+    assert codes(report) == {found, "ern-unassigned"}, report.findings
+    [finding] = _findings(report, "ern-unassigned")
+    assert finding.subject == "UATEST-000042"

@@ -32,6 +32,10 @@ def test_clean_bag_exits_0(cli: Cli, bag: Path, trust_file: Path) -> None:
     result = cli("audit", bag, "--trust", trust_file)
     assert result.exit_code == 0, result.output
     assert "OK" in result.stdout
+    events = len(list((bag / "data" / "custody" / "events").iterdir()))
+    items = len(list((bag / "data" / "custody" / "proofs").iterdir()))
+    said = f"{events} events with {events} event proofs and {items} item proofs verified"
+    assert said in result.stdout
 
 
 @pytest.mark.parametrize("rel", ["extra/evil.txt", "Data/evil.txt", "datax/evil.txt"])

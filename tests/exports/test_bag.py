@@ -102,6 +102,9 @@ def test_layout_of_spec_section_7(bundle: Fixture, written: WrittenBag) -> None:
     )
     for leaf in content.custody_events:
         assert (root / f"data/custody/events/{leaf.seq:012d}.leaf").read_bytes() == leaf.leaf
+        proof = root / f"data/custody/event-proofs/{leaf.seq:012d}.proof"
+        assert proof.read_text() == leaf.proof_text
+    assert len(list((root / "data/custody/event-proofs").iterdir())) == len(content.custody_events)
     assert (root / "data/custody/checkpoint.txt").read_bytes() == content.checkpoint_note
     assert (root / "data/custody/keys/exporter-a_ad496b3a.pub").read_text().strip() == (
         bundle.key.note_text()

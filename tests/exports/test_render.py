@@ -146,3 +146,13 @@ def test_verify_md_names_the_standard_tools_and_the_exporter_key(bundle: Fixture
     assert "evidence audit" in text
     for record in bundle.content.records():
         assert record.sha256 in text
+
+
+def test_verify_md_says_where_the_proof_of_each_event_is(bundle: Fixture) -> None:
+    text = render_verify_md(bundle.content)
+    first = bundle.content.custody_events[0].seq
+    assert "`event-proofs/<seq>.proof`" in text
+    assert (
+        f"`data/custody/event-proofs/{first:012d}.proof` proves\n"
+        f"  `data/custody/events/{first:012d}.leaf`"
+    ) in text
