@@ -4,8 +4,10 @@ A selection names incidents, facilities and alleged perpetrators (each repeatabl
 everything; an item or testimony is selected when it is linked to any named entity. The export
 profile then decides what may leave the case (SPEC section 6):
 
-- ``public``: only items whose confidentiality is ``public``, and testimonies whose witness
-  agreed to anonymised publication;
+- ``public``: only items whose confidentiality is ``public``. No testimony: its document is
+  ``confidential`` (it names the interviewers, the interpreter and the place of interview),
+  even when the witness agreed to anonymised publication, which the warning then names as the
+  reason;
 - ``restricted``: everything except ``strictly-confidential`` items (those could endanger a
   person and go only to the prosecutor, see ``evidence.models.Confidentiality``);
 - ``otp``: everything, with the protected annexes of testimonies as sealed envelopes.
