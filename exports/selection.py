@@ -6,8 +6,8 @@ profile then decides what may leave the case (SPEC section 6):
 
 - ``public``: only items whose confidentiality is ``public``. No testimony: its document is
   ``confidential`` (it names the interviewers, the interpreter and the place of interview),
-  even when the witness agreed to anonymised publication, which the warning then names as the
-  reason;
+  even when the witness agreed to anonymised publication (the warning says whether the consent
+  or the confidentiality keeps a testimony out);
 - ``restricted``: everything except ``strictly-confidential`` items (those could endanger a
   person and go only to the prosecutor, see ``evidence.models.Confidentiality``);
 - ``otp``: everything, with the protected annexes of testimonies as sealed envelopes.
