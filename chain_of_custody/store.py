@@ -517,8 +517,14 @@ class LogStore:
 
         Nothing is written when none is missing, as in every case made by the toolkit: opening
         a case to read it takes no write lock. A read-only catalog gets each missing table as an
-        empty temporary one (in memory, never in the catalog), which is what a writable opening
-        would create; its triggers are not needed where nothing can be written.
+        empty temporary one (in memory, never in the catalog), so that it can be read and
+        verified; its triggers are not needed where nothing can be written.
+
+        A writable catalog that holds tables already (a case's) but lacks one of the log's was
+        changed outside the toolkit: it is refused (:class:`EnvironmentProblem`), for an empty
+        table in its place would start the log again from seq 0 beside the checkpoints that
+        were signed for the old one. A missing trigger, which only guards against changes, is
+        put back.
         """
         present = {
             (str(kind), str(name))
@@ -534,6 +540,14 @@ class LogStore:
                 if _made_by(statement)[0] == "table":
                     self.conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
             return
+        lost = [name for kind, name in map(_made_by, missing) if kind == "table"]
+        if lost and any(kind == "table" for kind, _ in present):
+            raise EnvironmentProblem(
+                f"the case catalog {self._catalog_path()} has no "
+                + " and no ".join(f"{name} table ({_WHAT_TABLES_HOLD[name]})" for name in lost)
+                + ": it was changed outside the toolkit, and nothing can be recorded in it",
+                hint=CHANGED_CATALOG_HINT,
+            )
         with self._immediate():
             for statement in missing:
                 self.conn.execute(statement)
@@ -878,6 +892,12 @@ _TYPE_WORDS = {
     "blob": "a blob",
 }
 _WHAT_ROWS_ARE = {"log": "an event", "log_nodes": "a Merkle node", "checkpoints": "a checkpoint"}
+#: What to do about a catalog that lacks a table the toolkit made.
+CHANGED_CATALOG_HINT = (
+    "keep a copy of the case as it is; `evidence verify` reads it and lists what differs "
+    "from the custody log; restore catalog.sqlite from a backup of the case"
+)
+
 _WHAT_TABLES_HOLD = {
     "log": "the events of the custody log",
     "log_nodes": "the Merkle nodes that proofs are made of",

@@ -208,8 +208,7 @@ def ensure_schema(
     ``temporary`` makes them empty temporary tables, without indexes, that live only as long
     as the connection: for a catalog opened for reading only, where nothing may be written.
     """
-    existing = set(db.table_names())
-    missing = [name for name in SCHEMA if name not in existing]
+    missing = missing_tables(db)
     if not missing:
         return
     create = "CREATE TEMP TABLE" if temporary else "CREATE TABLE"
@@ -222,6 +221,12 @@ def ensure_schema(
             idx_name = f"idx_{name}_{'_'.join(index)}"
             idx_cols = ", ".join(f'"{c}"' for c in index)
             db.execute(f'CREATE INDEX IF NOT EXISTS "{idx_name}" ON "{name}" ({idx_cols})')
+
+
+def missing_tables(db: sqlite_utils.Database) -> list[str]:
+    """The projection tables ``db`` lacks, in :data:`SCHEMA` order."""
+    existing = set(db.table_names())
+    return [name for name in SCHEMA if name not in existing]
 
 
 def project(db: sqlite_utils.Database, event: Event) -> None:
@@ -317,7 +322,7 @@ def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> l
     """Name every catalog row that differs from what the log produces.
 
     The catalog is read as it stands, whatever was done to it: a table it lacks is one finding
-    (when the log produces rows for it), a column it lacks is one finding and the other
+    (even one the log has no rows for yet), a column it lacks is one finding and the other
     columns are compared, a key stored twice is a finding, and values of another type than
     the log gives (a blob for text, text that is not valid UTF-8) differ from the log's.
     """
@@ -326,16 +331,21 @@ def compare(actual: sqlite_utils.Database, expected: sqlite_utils.Database) -> l
         want_rows = _rows(expected, table, list(columns), pk)
         present = _columns_in(actual, table)
         if not present:
-            # A table that is not there reads as empty; only rows the log produces are missed.
-            if want_rows:
-                findings.append(
-                    Finding(
-                        "catalog-table-missing",
-                        f"the catalog has no {table} table; the log produces {len(want_rows)} "
-                        f"row(s) for it: restore catalog.sqlite from a backup of the case",
-                        subject=table,
-                    )
+            # Every catalog the toolkit makes has every table, filled or not: one that is not
+            # there was dropped behind it (and a writable opening refuses the case).
+            produced = (
+                f"the log produces {len(want_rows)} row(s) for it"
+                if want_rows
+                else "the log produces no rows for it yet"
+            )
+            findings.append(
+                Finding(
+                    "catalog-table-missing",
+                    f"the catalog has no {table} table; {produced}: restore catalog.sqlite "
+                    "from a backup of the case",
+                    subject=table,
                 )
+            )
             continue
         lacking = [column for column in columns if column not in present]
         if lacking and want_rows:

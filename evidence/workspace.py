@@ -36,6 +36,7 @@ from chain_of_custody import (
     Signer,
     open_database,
 )
+from chain_of_custody.store import CHANGED_CATALOG_HINT
 from evidence import catalog
 from evidence.errors import CaseNotFound, EnvironmentProblem, InputError
 from evidence.objects import ObjectStore
@@ -293,7 +294,19 @@ def open_case(
         )
     case = _open(directory, config, clock, read_only=read_only)
     # Nothing may be written to a read-only catalog: a projection table it lacks is read as
-    # empty, as a writable opening would create it.
+    # empty, so that the case can be verified. A writable one lacking a table was changed
+    # outside the toolkit: an empty table in its place would show a case without its items,
+    # and the next ingest would record again, for good, content the log holds already.
+    lost = [] if case.read_only else catalog.missing_tables(case.db)
+    if lost:
+        path = directory / CATALOG_FILE
+        case.close()
+        raise EnvironmentProblem(
+            f"the case catalog {path} has no {', '.join(lost)} table"
+            f"{'s' if len(lost) > 1 else ''}: it was changed outside the toolkit, so the case "
+            "is not opened for work",
+            CHANGED_CATALOG_HINT,
+        )
     catalog.ensure_schema(case.db, temporary=case.read_only)
     return case
 

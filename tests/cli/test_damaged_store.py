@@ -10,6 +10,7 @@ cases and files are fictional.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from evidence import catalog
 from evidence import objects as objects_module
 from tests.conftest import CaseHandle, CliResult
 from tests.store_damage import file_instead, link_instead, removed
@@ -160,3 +162,76 @@ def test_a_catalog_changed_behind_the_toolkit_is_an_environment_error(
     assert "evidence verify" in result.stderr
     # Told from SQLite's error code: its message can quote the data of a statement.
     assert "no such column" not in result.stderr
+
+
+# --- a table dropped behind the toolkit ---------------------------------------------------------
+
+
+def _drop(case: CaseHandle, *statements: str) -> None:
+    conn = sqlite3.connect(case.root / "catalog.sqlite")
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _schema(case: CaseHandle) -> set[tuple[str, str]]:
+    conn = sqlite3.connect(case.root / "catalog.sqlite")
+    try:
+        return {(str(t), str(n)) for t, n in conn.execute("SELECT type, name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+def _log_size(case: CaseHandle) -> int:
+    conn = sqlite3.connect(case.root / "catalog.sqlite")
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
+    finally:
+        conn.close()
+
+
+LOG_TABLES = ["log", "log_nodes", "checkpoints"]
+
+
+@pytest.mark.parametrize("table", [*catalog.SCHEMA, *LOG_TABLES])
+def test_a_dropped_table_is_refused_not_made_again_empty(
+    cli: Cli, make_case: Callable[..., CaseHandle], tmp_path: Path, table: str
+) -> None:
+    # An empty table in its place would show a case without its items (or start the log again
+    # from seq 0), and an ingest would then record content the log holds already, for good.
+    case = make_case()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "statement.txt").write_bytes(b"fictional statement, test data\n")
+    assert cli("ingest", "--case", case.root, inbox / "statement.txt").exit_code == 0
+    (inbox / "copy of statement.txt").write_bytes(b"fictional statement, test data\n")
+    _drop(case, f'DROP TABLE "{table}"')
+    before = _schema(case)
+    checkpoints = None if table == "checkpoints" else _log_size(case)
+    for args in [("list",), ("ingest", inbox / "copy of statement.txt")]:
+        result = cli(*args, "--case", case.root)
+        assert result.exit_code == 3, (args, result.output)
+        assert f"has no {table} table" in result.stderr
+        assert "changed outside the toolkit" in result.stderr
+        assert "evidence verify" in result.stderr and "backup" in result.stderr
+        assert "unexpected error" not in result.stderr
+    assert _schema(case) == before
+    if checkpoints is not None:
+        assert _log_size(case) == checkpoints
+    # verify reads it as it stands and says what is missing.
+    result = cli("verify", "--case", case.root, "--json")
+    assert result.exit_code == 1, result.output
+    codes = {f["code"] for f in json.loads(result.stdout)["findings"]}
+    assert codes & {"catalog-table-missing", "log-table-missing"}, codes
+
+
+def test_a_dropped_trigger_is_put_back(cli: Cli, make_case: Callable[..., CaseHandle]) -> None:
+    case = make_case()
+    _drop(case, "DROP TRIGGER log_no_update")
+    assert ("trigger", "log_no_update") not in _schema(case)
+    result = cli("list", "--case", case.root)
+    assert result.exit_code == 0, result.output
+    assert ("trigger", "log_no_update") in _schema(case)
