@@ -99,6 +99,12 @@ for _table in ("log", "log_nodes", "checkpoints"):
         )
 
 
+def _guarded_table(statement: str) -> str:
+    """The table a trigger statement of the schema guards (``""`` for a table statement)."""
+    match = re.search(r" ON (\w+)", statement)
+    return match.group(1) if match else ""
+
+
 def _made_by(statement: str) -> tuple[str, str]:
     """``(kind, name)`` of what a schema statement creates: ``("table", "log")`` ..."""
     match = re.match(r"CREATE (TABLE|TRIGGER) IF NOT EXISTS (\w+)", statement)
@@ -787,7 +793,40 @@ class LogStore:
             else:
                 readable.append(table)
         findings.extend(self._value_findings(readable))
+        findings.extend(self._guard_findings(unreadable))
         return StoredTables(findings, frozenset(unreadable))
+
+    def _guard_findings(self, unreadable: set[str]) -> list[Finding]:
+        """A finding for each trigger of the log's tables that the catalog lacks.
+
+        The triggers refuse any change to a stored event, node or checkpoint; one is missing
+        only if it was dropped behind the toolkit (a writable opening puts it back). The tables
+        are then checked as they are, so the finding says what is lost, not that data changed.
+        A table that is not there is reported as such, without its triggers.
+        """
+        present = {
+            str(row[0])
+            for row in self.conn.execute(
+                "SELECT name FROM main.sqlite_master WHERE type = 'trigger'"
+            )
+        }
+        findings = []
+        for statement in _SCHEMA:
+            kind, name = _made_by(statement)
+            table = _guarded_table(statement)
+            if kind != "trigger" or name in present or table in unreadable:
+                continue
+            findings.append(
+                Finding(
+                    "log-guard-missing",
+                    f"the catalog lacks the trigger {name}, which guards the {table} table "
+                    "against changes: it was dropped behind the toolkit; the table's values "
+                    "are checked as they stand, so compare the case with a backup to see "
+                    "whether anything else was done",
+                    subject=name,
+                )
+            )
+        return findings
 
     def _columns(self, table: str) -> set[str]:
         """The columns of ``table`` in the catalog itself (not a temporary stand-in)."""

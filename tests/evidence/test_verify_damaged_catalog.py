@@ -22,6 +22,7 @@ column added later is damaged too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -103,14 +104,19 @@ def _copy(base: Path, tmp_path: Path) -> Path:
 
 
 def _damage(root: Path, statements: tuple[str, ...]) -> None:
-    """Run ``statements`` on the copy's catalog, its append-only triggers dropped first."""
+    """Run ``statements`` on the copy's catalog, its append-only triggers dropped first and put
+    back after (where their table is still there), so that the damage is all verify finds."""
     conn = sqlite3.connect(root / "catalog.sqlite", isolation_level=None)
     try:
-        triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        for (name,) in triggers.fetchall():
+        triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        saved = triggers.fetchall()
+        for name, _sql in saved:
             conn.execute(f'DROP TRIGGER "{name}"')
         for statement in statements:
             conn.execute(statement)
+        for _name, sql in saved:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(sql)
     finally:
         conn.close()
 
@@ -586,3 +592,18 @@ def test_a_log_that_cannot_be_read_is_the_one_cause(base: Path, tmp_path: Path) 
     assert lines[0].startswith("[log-table-missing] the catalog has no log table")
     assert "follow from those above" in lines[1]
     assert len(lines) < 10 < len(findings)
+
+
+@pytest.mark.parametrize("trigger", ["log_no_update", "log_seq_follows", "checkpoints_no_delete"])
+def test_a_dropped_trigger_is_a_finding_of_its_own(
+    base: Path, tmp_path: Path, trigger: str
+) -> None:
+    root = _copy(base, tmp_path)
+    conn = sqlite3.connect(root / "catalog.sqlite", isolation_level=None)
+    try:
+        conn.execute(f'DROP TRIGGER "{trigger}"')
+    finally:
+        conn.close()
+    findings = _findings(root)
+    assert [(f.code, f.subject) for f in findings] == [("log-guard-missing", trigger)]
+    assert "dropped behind the toolkit" in findings[0].message

@@ -64,12 +64,17 @@ def _object_path(case: Case, sha: str) -> Path:
 
 
 def _edit_log_row(case: Case, column: str, value: str, seq: int) -> None:
-    """Change one column of a log row, as someone holding the catalog file could."""
+    """Change one column of a log row, as someone holding the catalog file could, putting
+    back the trigger that stood in the way (its loss would be a finding of its own)."""
     conn = sqlite3.connect(case.catalog_path, isolation_level=None)
     try:
+        (guard,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'log_no_update'"
+        ).fetchone()
         conn.execute("DROP TRIGGER log_no_update")
         # The column name comes from the test's own table.
         conn.execute(f"UPDATE log SET {column} = ? WHERE seq = ?", (value, seq))  # noqa: S608
+        conn.execute(guard)
     finally:
         conn.close()
 
