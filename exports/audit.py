@@ -66,6 +66,7 @@ from chain_of_custody import (
     Finding,
     InputError,
     Leaf,
+    ProofFile,
     VerificationError,
     VerifierKey,
     leaf_hash,
@@ -940,30 +941,50 @@ def _check_event_proofs(
             )
         if bundle is None or len(report.findings) != before:
             continue
-        note, checkpoint = bundle
-        if proof.checkpoint != note:
-            report.add(
-                "event-proof-checkpoint-differs",
-                f"{proof_rel}, the proof of event {seq}, leads to another checkpoint than the "
-                "bundle's",
-                path=proof_rel,
-                seq=seq,
-            )
-        try:
-            verify_inclusion(leaf_hash(leaf.raw), seq, checkpoint.size, proof.path, checkpoint.root)
-        except VerificationError as exc:
-            for finding in exc.findings:
-                report.add(
-                    "event-proof-inclusion",
-                    f"{proof_rel} does not show event {seq} ({rel}) in the bundle's checkpoint "
-                    f"of size {checkpoint.size}: {finding.message}",
-                    path=proof_rel,
-                    seq=seq,
-                )
+        name = f"{proof_rel}, the proof of event {seq} ({rel}),"
+        _check_reaches(proof, bundle, "event-proof", name, report, proof_rel, None, seq)
         if len(report.findings) == before:
             proven.add(rel)
     _check_unmatched_event_proofs(root, report)
     return proven
+
+
+def _check_reaches(
+    proof: ProofFile,
+    bundle: tuple[bytes, Checkpoint],
+    code: str,
+    name: str,
+    report: AuditReport,
+    path: str,
+    subject: str | None,
+    seq: int,
+) -> None:
+    """Report (as ``<code>-checkpoint-differs``, ``<code>-inclusion``) a proof file, called
+    ``name`` in messages, that names another checkpoint than the bundle's or whose path does
+    not lead from its leaf, at its index, to the root of the bundle's checkpoint."""
+    note, checkpoint = bundle
+    if proof.checkpoint != note:
+        report.add(
+            f"{code}-checkpoint-differs",
+            f"{name} leads to another checkpoint than the bundle's",
+            path=path,
+            subject=subject,
+            seq=seq,
+        )
+    try:
+        verify_inclusion(
+            leaf_hash(proof.leaf), proof.index, checkpoint.size, proof.path, checkpoint.root
+        )
+    except VerificationError as exc:
+        for finding in exc.findings:
+            report.add(
+                f"{code}-inclusion",
+                f"{name} does not show its event in the bundle's checkpoint of size "
+                f"{checkpoint.size}: {finding.message}",
+                path=path,
+                subject=subject,
+                seq=seq,
+            )
 
 
 def _check_unmatched_event_proofs(root: Path, report: AuditReport) -> None:
@@ -1064,25 +1085,8 @@ def _check_proofs_and_originals(
                 subject=ern,
                 seq=seq,
             )
-        if bundle is None:
-            continue
-        note, checkpoint = bundle
-        if proof.checkpoint != note:
-            report.add(
-                "proof-checkpoint-differs",
-                f"the proof of {ern} leads to another checkpoint than the bundle's",
-                path=rel,
-                subject=ern,
-            )
-        try:
-            verify_inclusion(
-                leaf_hash(proof.leaf), proof.index, checkpoint.size, proof.path, checkpoint.root
-            )
-        except VerificationError as exc:
-            for finding in exc.findings:
-                report.add(
-                    "proof-inclusion", f"{ern}: {finding.message}", path=rel, subject=ern, seq=seq
-                )
+        if bundle is not None:
+            _check_reaches(proof, bundle, "proof", f"the proof of {ern}", report, rel, ern, seq)
 
     originals = {rel: h for rel, h in hashed.items() if _in_folder(rel, "data/originals")}
     with_original: dict[str, str] = {}
