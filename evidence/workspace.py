@@ -297,17 +297,18 @@ def open_case(
     # empty, so that the case can be verified. A writable one lacking a table was changed
     # outside the toolkit: an empty table in its place would show a case without its items,
     # and the next ingest would record again, for good, content the log holds already.
-    lost = [] if case.read_only else catalog.missing_tables(case.db)
+    if case.read_only:
+        catalog.ensure_schema(case.db, temporary=True)
+        return case
+    lost = catalog.missing_tables(case.db)
     if lost:
-        path = directory / CATALOG_FILE
         case.close()
         raise EnvironmentProblem(
-            f"the case catalog {path} has no {', '.join(lost)} table"
+            f"the case catalog {directory / CATALOG_FILE} has no {', '.join(lost)} table"
             f"{'s' if len(lost) > 1 else ''}: it was changed outside the toolkit, so the case "
             "is not opened for work",
             CHANGED_CATALOG_HINT,
         )
-    catalog.ensure_schema(case.db, temporary=case.read_only)
     return case
 
 
