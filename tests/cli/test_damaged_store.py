@@ -9,12 +9,14 @@ cases and files are fictional.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,12 +151,7 @@ def test_a_catalog_changed_behind_the_toolkit_is_an_environment_error(
     cli: Cli, make_case: Callable[..., CaseHandle], args: tuple[str, ...], damage: str
 ) -> None:
     case = make_case()
-    conn = sqlite3.connect(case.root / "catalog.sqlite")
-    try:
-        conn.execute(damage)
-        conn.commit()
-    finally:
-        conn.close()
+    _on_catalog(case, damage)
     result = cli(*args, "--case", case.root)
     assert result.exit_code == 3, result.output
     assert "unexpected error" not in result.stderr
@@ -167,30 +164,22 @@ def test_a_catalog_changed_behind_the_toolkit_is_an_environment_error(
 # --- a table dropped behind the toolkit ---------------------------------------------------------
 
 
-def _drop(case: CaseHandle, *statements: str) -> None:
-    conn = sqlite3.connect(case.root / "catalog.sqlite")
-    try:
+def _on_catalog(case: CaseHandle, *statements: str) -> list[Any]:
+    """Run ``statements`` on the case's catalog, as someone holding the file could, and
+    commit; the rows of the last one."""
+    rows: list[Any] = []
+    with contextlib.closing(sqlite3.connect(case.root / "catalog.sqlite")) as conn, conn:
         for statement in statements:
-            conn.execute(statement)
-        conn.commit()
-    finally:
-        conn.close()
+            rows = conn.execute(statement).fetchall()
+    return rows
 
 
 def _schema(case: CaseHandle) -> set[tuple[str, str]]:
-    conn = sqlite3.connect(case.root / "catalog.sqlite")
-    try:
-        return {(str(t), str(n)) for t, n in conn.execute("SELECT type, name FROM sqlite_master")}
-    finally:
-        conn.close()
+    return {(str(t), str(n)) for t, n in _on_catalog(case, "SELECT type, name FROM sqlite_master")}
 
 
-def _log_size(case: CaseHandle) -> int:
-    conn = sqlite3.connect(case.root / "catalog.sqlite")
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
-    finally:
-        conn.close()
+def _checkpoints(case: CaseHandle) -> int:
+    return int(_on_catalog(case, "SELECT COUNT(*) FROM checkpoints")[0][0])
 
 
 LOG_TABLES = ["log", "log_nodes", "checkpoints"]
@@ -208,9 +197,9 @@ def test_a_dropped_table_is_refused_not_made_again_empty(
     (inbox / "statement.txt").write_bytes(b"fictional statement, test data\n")
     assert cli("ingest", "--case", case.root, inbox / "statement.txt").exit_code == 0
     (inbox / "copy of statement.txt").write_bytes(b"fictional statement, test data\n")
-    _drop(case, f'DROP TABLE "{table}"')
+    _on_catalog(case, f'DROP TABLE "{table}"')
     before = _schema(case)
-    checkpoints = None if table == "checkpoints" else _log_size(case)
+    checkpoints = None if table == "checkpoints" else _checkpoints(case)
     for args in [("list",), ("ingest", inbox / "copy of statement.txt")]:
         result = cli(*args, "--case", case.root)
         assert result.exit_code == 3, (args, result.output)
@@ -220,7 +209,7 @@ def test_a_dropped_table_is_refused_not_made_again_empty(
         assert "unexpected error" not in result.stderr
     assert _schema(case) == before
     if checkpoints is not None:
-        assert _log_size(case) == checkpoints
+        assert _checkpoints(case) == checkpoints
     # verify reads it as it stands and says what is missing.
     result = cli("verify", "--case", case.root, "--json")
     assert result.exit_code == 1, result.output
@@ -230,7 +219,7 @@ def test_a_dropped_table_is_refused_not_made_again_empty(
 
 def test_a_dropped_trigger_is_put_back(cli: Cli, make_case: Callable[..., CaseHandle]) -> None:
     case = make_case()
-    _drop(case, "DROP TRIGGER log_no_update")
+    _on_catalog(case, "DROP TRIGGER log_no_update")
     assert ("trigger", "log_no_update") not in _schema(case)
     result = cli("list", "--case", case.root)
     assert result.exit_code == 0, result.output
