@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -291,6 +292,26 @@ def run_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProce
         check=False,
         env=dict(os.environ),
     )
+
+
+def run_killed(script: str, *args: str | os.PathLike[str]) -> None:
+    """Run the Python ``script`` (which kills itself at the point a test studies) with
+    ``args``, in the environment of the test; assert that it died of SIGKILL."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *(os.fspath(a) for a in args)],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def folder_names(path: Path) -> list[str]:
+    """Every entry of a folder, hidden ones too (temporary files are hidden); none if the
+    folder is not there."""
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
 def run_evidence(

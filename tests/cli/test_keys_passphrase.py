@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import os
 import stat
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,15 +24,10 @@ from evidence import keystore
 from evidence.cli import app
 from evidence.errors import InputError
 from evidence.protected import load_recipient
-from tests.conftest import PASSPHRASE, CaseHandle, CliResult
+from tests.conftest import PASSPHRASE, CaseHandle, CliResult, folder_names, run_killed
 
 Cli = Callable[..., CliResult]
 NEW_PASSPHRASE = "fictional new pass phrase 8"
-
-
-def _folder(path: Path) -> list[str]:
-    """Every entry of a folder, hidden ones too (temporary files are hidden)."""
-    return sorted(p.name for p in path.iterdir())
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_the_passphrase_changes_and_the_key_does_not(
     assert key_file.read_bytes().startswith(before.split(b"-----BEGIN")[0])  # same header lines
     assert key_file.with_suffix(".pub").read_bytes() == public_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert _folder(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
+    assert folder_names(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
     assert PASSPHRASE not in result.output and NEW_PASSPHRASE not in result.output
 
 
@@ -107,7 +101,7 @@ def test_a_recipient_key_file_gets_a_new_passphrase_too(
     assert load_recipient(path, NEW_PASSPHRASE.encode()).public == recipient.public
     with pytest.raises(PassphraseError):
         load_recipient(path, PASSPHRASE.encode())
-    assert _folder(path.parent) == ["prosecutor-p.key", "prosecutor-p.pub"]
+    assert folder_names(path.parent) == ["prosecutor-p.key", "prosecutor-p.pub"]
 
 
 def test_a_link_to_the_key_file_changes_the_file_and_stays_a_link(
@@ -135,7 +129,7 @@ def test_a_wrong_current_passphrase_changes_nothing_and_asks_for_no_new_one(
     assert result.exit_code == 3, result.output
     assert f"the passphrase does not unlock key file {key_file}" in " ".join(result.stderr.split())
     assert key_file.read_bytes() == before
-    assert _folder(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
+    assert folder_names(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
 
 
 @pytest.mark.parametrize(
@@ -221,7 +215,7 @@ def test_a_failed_rename_leaves_the_old_file_and_no_temporary_one(
     assert result.exit_code == 3, result.output
     assert "left as it is" in result.stderr
     assert key_file.read_bytes() == before
-    assert _folder(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
+    assert folder_names(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
 
 
 def test_a_key_file_changed_meanwhile_is_not_replaced(
@@ -246,25 +240,17 @@ def test_a_run_killed_before_the_rename_leaves_the_old_file_and_a_rerun_complete
     key_file: Path, new_passphrase_file: Path
 ) -> None:
     before = key_file.read_bytes()
-    done = subprocess.run(
-        [sys.executable, "-c", _KILLED_BEFORE_RENAME, str(key_file), str(new_passphrase_file)],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -9, done.stderr
+    run_killed(_KILLED_BEFORE_RENAME, key_file, new_passphrase_file)
     assert key_file.read_bytes() == before
-    left = [name for name in _folder(key_file.parent) if name.endswith(".pending")]
-    assert len(left) == 1, _folder(key_file.parent)
+    left = [name for name in folder_names(key_file.parent) if name.endswith(".pending")]
+    assert len(left) == 1, folder_names(key_file.parent)
     # What the dead run left is a complete new file, never the key file itself.
     assert load_signer(key_file.parent / left[0], NEW_PASSPHRASE.encode()).name == "investigator-p"
 
     changed = keystore.change_passphrase(key_file, None, new_passphrase_file)
     assert changed.path == key_file
     assert load_signer(key_file, NEW_PASSPHRASE.encode()).name == "investigator-p"
-    assert _folder(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
+    assert folder_names(key_file.parent) == ["investigator-p.key", "investigator-p.pub"]
 
 
 # Re-encrypts through the library as the command does, and is killed just before the rename.

@@ -10,10 +10,7 @@ and case here is fictional.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,14 +21,9 @@ from chain_of_custody import VerifierKey, signer_from_seed
 from evidence import keystore
 from evidence.errors import EnvironmentProblem
 from evidence.protected import generate_recipient
-from tests.conftest import CaseHandle, CliResult, seed_for
+from tests.conftest import CaseHandle, CliResult, folder_names, run_killed, seed_for
 
 Cli = Callable[..., CliResult]
-
-
-def _folder(path: Path) -> list[str]:
-    """Every entry of a folder, hidden ones too (temporary files are hidden)."""
-    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
 def _read_only_catalog(path: Path | str) -> sqlite_utils.Database:
@@ -55,12 +47,12 @@ def test_recipient_key_is_not_kept_when_the_catalog_cannot_be_written(
         refused = cli("keys", "recipient", "add", "prosecutor-z", "--case", case.root)
     assert refused.exit_code == 3, refused.output
     assert "read-only" in refused.stderr
-    assert _folder(recipients) == []
+    assert folder_names(recipients) == []
     # The same command works once the catalog can be written.
     added = cli("keys", "recipient", "add", "prosecutor-z", "--case", case.root, "--json")
     assert added.exit_code == 0, added.output
     info = json.loads(added.stdout)
-    assert _folder(recipients) == ["prosecutor-z.key", "prosecutor-z.pub"]
+    assert folder_names(recipients) == ["prosecutor-z.key", "prosecutor-z.pub"]
     assert info["private_key"] == str(recipients / "prosecutor-z.key")
     assert (recipients / "prosecutor-z.pub").read_text().strip() == info["public_key"]
 
@@ -80,7 +72,7 @@ def test_recipient_key_is_not_kept_when_the_name_is_taken_in_the_case(
     again = cli("keys", "recipient", "add", "prosecutor-y", "--case", case.root)
     assert again.exit_code == 2, again.output
     assert "a recipient named 'prosecutor-y' already" in again.stderr
-    assert _folder(evidence_home / "recipients") == []
+    assert folder_names(evidence_home / "recipients") == []
     assert case.log_size() == size
 
 
@@ -106,7 +98,7 @@ def test_recipient_key_named_before_a_commit_that_fails_is_removed(
         failed = cli("keys", "recipient", "add", "prosecutor-v", "--case", case.root)
     assert failed.exit_code == 3, failed.output
     assert "disk of the case is full" in failed.stderr
-    assert _folder(evidence_home / "recipients") == []
+    assert folder_names(evidence_home / "recipients") == []
     assert case.log_size() == size
     assert cli("keys", "recipient", "add", "prosecutor-v", "--case", case.root).exit_code == 0
 
@@ -122,7 +114,7 @@ def test_recipient_key_is_not_written_when_the_signing_key_is_locked(
         "--passphrase-file", wrong,
     )  # fmt: skip
     assert result.exit_code == 3, result.output
-    assert _folder(evidence_home / "recipients") == []
+    assert folder_names(evidence_home / "recipients") == []
 
 
 def test_interrupted_recipient_add_leaves_nothing_that_stops_a_rerun(
@@ -132,21 +124,13 @@ def test_interrupted_recipient_add_leaves_nothing_that_stops_a_rerun(
     name only, the rerun works and clears what the dead run left."""
     case = make_case()
     recipients = evidence_home / "recipients"
-    done = subprocess.run(
-        [sys.executable, "-c", _KILLED_BEFORE_COMMIT, str(case.root)],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -9, done.stderr
-    left = _folder(recipients)
+    run_killed(_KILLED_BEFORE_COMMIT, case.root)
+    left = folder_names(recipients)
     assert left and all(name.endswith(".pending") for name in left), left
     assert case.log_size() == 2
     added = cli("keys", "recipient", "add", "prosecutor-w", "--case", case.root)
     assert added.exit_code == 0, added.output
-    assert _folder(recipients) == ["prosecutor-w.key", "prosecutor-w.pub"]
+    assert folder_names(recipients) == ["prosecutor-w.key", "prosecutor-w.pub"]
 
 
 # Records through the library as the command does, and is killed inside the transaction,
@@ -180,11 +164,11 @@ def test_keys_generate_leaves_no_private_key_without_its_public_key(
     result = cli("keys", "generate", "--name", "investigator-b")
     assert result.exit_code == 3, result.output
     assert "unexpected" not in result.stderr
-    assert _folder(keys) == ["investigator-b.pub"]
+    assert folder_names(keys) == ["investigator-b.pub"]
     (keys / "investigator-b.pub").rmdir()
     again = cli("keys", "generate", "--name", "investigator-b")
     assert again.exit_code == 0, again.output
-    assert _folder(keys) == ["investigator-b.key", "investigator-b.pub"]
+    assert folder_names(keys) == ["investigator-b.key", "investigator-b.pub"]
 
 
 def test_keys_generate_for_a_colleague_into_a_folder(
@@ -194,14 +178,14 @@ def test_keys_generate_for_a_colleague_into_a_folder(
     stick.mkdir()
     result = cli("keys", "generate", "--name", "colleague-b", "--out", stick)
     assert result.exit_code == 0, result.output
-    assert _folder(stick) == ["colleague-b.key", "colleague-b.pub"]
+    assert folder_names(stick) == ["colleague-b.key", "colleague-b.pub"]
     assert not (evidence_home / "keys").exists()
     verifier = VerifierKey.from_note_text((stick / "colleague-b.pub").read_text().strip())
     assert result.stdout.strip() == verifier.to_note_text()
     # A file named .pub would clash with the public key written beside it.
     clash = cli("keys", "generate", "--name", "colleague-c", "--out", stick / "c.pub")
     assert clash.exit_code == 2 and ".pub" in clash.stderr
-    assert _folder(stick) == ["colleague-b.key", "colleague-b.pub"]
+    assert folder_names(stick) == ["colleague-b.key", "colleague-b.pub"]
 
 
 def test_keys_generate_help_says_where_a_colleagues_key_goes(cli: Cli) -> None:
