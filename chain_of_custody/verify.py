@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import re
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -43,6 +44,7 @@ __all__ = [
     "KeyStatus",
     "Keyring",
     "LogReport",
+    "node_leaves",
     "verify_consistency_with",
     "verify_log",
 ]
@@ -263,6 +265,24 @@ class _RightEdge:
         return result
 
 
+_NODE_SUBJECT = re.compile(r"node (\d+)/(\d+)")
+
+
+def _node_subject(level: int, index: int) -> str:
+    return f"node {level}/{index}"
+
+
+def node_leaves(finding: Finding) -> tuple[int, int] | None:
+    """The first and last seq under the stored node a ``node-mismatch`` or ``node-missing``
+    finding names, or None for a finding that names no single node (the count of further
+    ones)."""
+    match = _NODE_SUBJECT.fullmatch(finding.subject or "")
+    if match is None:
+        return None
+    level, index = int(match.group(1)), int(match.group(2))
+    return index << level, ((index + 1) << level) - 1
+
+
 class _NodeCheck:
     """Compares every stored interior hash with the one the log's events give.
 
@@ -301,7 +321,7 @@ class _NodeCheck:
                 "node-missing" if missing else "node-mismatch",
                 f"stored Merkle node (level {level}, index {index}) {what}",
                 seq=index << level,
-                subject=f"node {level}/{index}",
+                subject=_node_subject(level, index),
             )
         )
 

@@ -28,6 +28,7 @@ from typing import Any
 from chain_of_custody import Event, Finding, LogReport, verify_log
 from chain_of_custody.errors import kind_of_mode
 from chain_of_custody.store import UndecodableText, catalog_problem, describe_value, fetch_all
+from chain_of_custody.verify import node_leaves
 from evidence import catalog
 from evidence.objects import read_ahead
 from evidence.progress import Progress
@@ -157,7 +158,6 @@ _STRUCTURE = frozenset(
         "checkpoint-bad-signature",
     }
 )
-_NODE = re.compile(r"node (\d+)/(\d+)")
 
 
 @dataclass(frozen=True)
@@ -247,11 +247,10 @@ def _follows(finding: Finding, causes: _Causes) -> bool:
     if code == "prev-broken":
         return seq is not None and causes.breaks_link(seq)
     if code in ("node-mismatch", "node-missing"):
-        match = _NODE.fullmatch(finding.subject or "")
-        if match is None:
+        leaves = node_leaves(finding)
+        if leaves is None:
             return True  # The count of further nodes, beyond those named one by one.
-        level, index = int(match.group(1)), int(match.group(2))
-        return causes.within(index << level, ((index + 1) << level) - 1)
+        return causes.within(*leaves)
     if code == "checkpoint-root-mismatch":
         return seq is not None and first <= seq
     return False
