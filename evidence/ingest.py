@@ -975,6 +975,7 @@ def _record_links(
                         "path_b64": base64.b64encode(link.raw_path).decode(),
                         "path_key": key,
                         "target": link.target_display,
+                        "target_b64": base64.b64encode(link.target).decode(),
                     },
                 ),
                 signer,

@@ -5,6 +5,7 @@ only with ``--follow-symlinks``, and a re-run ingests only what is missing).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -136,6 +137,22 @@ def test_link_whose_target_changed_is_recorded_again(setup: Setup) -> None:
         "notes/draft.txt",
         "notes/statement.txt",
     ]
+    setup.verify_clean()
+
+
+def test_link_target_keeps_its_exact_bytes(setup: Setup) -> None:
+    # A target that is not UTF-8 is shown escaped; the event keeps its bytes as well, as it
+    # keeps those of the link's own path.
+    target = b"notes/z\xe4hlung.txt"  # Latin-1, as an old stick may hold
+    os.symlink(target, os.path.join(os.fsencode(setup.inbox), b"count.txt"))
+    setup.library_ingest([setup.inbox])
+    by_path = {e["data"]["path"]: e["data"] for e in setup.events("symlink.recorded")}
+    data = by_path[str(setup.inbox / "count.txt")]
+    assert data["target"] != target.decode("latin-1")
+    assert base64.b64decode(data["target_b64"]) == target
+    assert base64.b64decode(by_path[str(setup.inbox / "latest.txt")]["target_b64"]) == (
+        b"notes/statement.txt"
+    )
     setup.verify_clean()
 
 
