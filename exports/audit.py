@@ -340,6 +340,8 @@ def _unpack_zip(source: Path, target: Path, limits: ZipLimits) -> None:
                 str(source),
             )
         total, seen = 0, set()
+        files: dict[str, str] = {}  # entry name of each file, by its key
+        folders: set[str] = set()  # every folder the entries lie in
         for info in infos:
             path = _safe_member_path(info.filename)
             mode = info.external_attr >> 16
@@ -351,6 +353,9 @@ def _unpack_zip(source: Path, target: Path, limits: ZipLimits) -> None:
             if key in seen:
                 raise _Unsafe("zip-duplicate-entry", "entry name appears twice", info.filename)
             seen.add(key)
+            folders.update(parent.as_posix().lower() for parent in PurePosixPath(key).parents)
+            if not info.is_dir():
+                files[key] = info.filename
             total += info.file_size
             if total > limits.max_total_bytes:
                 raise _Unsafe(
@@ -367,19 +372,35 @@ def _unpack_zip(source: Path, target: Path, limits: ZipLimits) -> None:
                     f"(ratio above {limits.max_ratio})",
                     info.filename,
                 )
+        conflicts = sorted(folders.intersection(files))
+        if conflicts:
+            raise _Unsafe(
+                "zip-path-conflict",
+                "entry is a file, and other entries lie inside it as in a folder",
+                files[conflicts[0]],
+            )
         for info in infos:
             path = _safe_member_path(info.filename)
             dest = target.joinpath(*path.parts)
-            if info.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _extract_one(archive, info, dest)
+            try:
+                if info.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(dest, _EXTRACT_FLAGS, 0o600)
+            except OSError as exc:
+                raise _Unsafe(
+                    "zip-entry-unpackable",
+                    f"entry cannot be unpacked here: {exc.strerror}",
+                    info.filename,
+                ) from None
+            _extract_one(archive, info, fd)
 
 
-def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(dest, flags, 0o600)
+_EXTRACT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, fd: int) -> None:
     written = 0
     try:
         with os.fdopen(fd, "wb") as out, archive.open(info) as src:
@@ -432,15 +453,34 @@ def _opened(bundle: Path, limits: ZipLimits) -> Iterator[Path]:
 # --- the bag ----------------------------------------------------------------------------------
 
 
-def _walk_files(root: Path, report: AuditReport) -> dict[str, Path]:
-    """Every regular file under ``root`` by bag-relative path; symlinks become findings."""
+def _walk_files(root: Path, report: AuditReport) -> tuple[dict[str, Path], set[str]]:
+    """Every regular file under ``root`` by bag-relative path, and the paths that could not be
+    read (folders and entries); those, symlinks and special files become findings.
+
+    A folder the auditor cannot list could hold a file no manifest names, so an audit that
+    cannot read the whole bag says so rather than vouching for the part it saw.
+    """
     found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    unreadable: set[str] = set()
+
+    def cannot_read(path: Path, exc: OSError) -> None:
+        _cannot_read(path.relative_to(root).as_posix(), exc, report, unreadable)
+
+    def walk_error(exc: OSError) -> None:
+        cannot_read(Path(exc.filename), exc)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error, followlinks=False):
         base = Path(dirpath)
         for name in sorted([*dirnames, *filenames]):
             path = base / name
             rel = path.relative_to(root).as_posix()
-            mode = path.lstat().st_mode
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                cannot_read(path, exc)
+                if name in dirnames:
+                    dirnames.remove(name)
+                continue
             if stat.S_ISLNK(mode):
                 report.add("bag-symlink", "the bag holds a symlink; it is not followed", path=rel)
                 if name in dirnames:
@@ -449,7 +489,12 @@ def _walk_files(root: Path, report: AuditReport) -> dict[str, Path]:
                 found[rel] = path
             elif not stat.S_ISDIR(mode):
                 report.add("bag-special-file", "the bag holds a special file", path=rel)
-    return found
+    return found, unreadable
+
+
+def _under(rel: str, folders: set[str]) -> bool:
+    """Whether ``rel`` is one of ``folders`` or lies in one of them."""
+    return any(rel == folder or rel.startswith(folder + "/") for folder in folders)
 
 
 def _read_bag_file(
@@ -554,6 +599,27 @@ def _hash_file(path: Path) -> tuple[str, str, int]:
     return sha256.hexdigest(), sha512.hexdigest(), size
 
 
+def _hash_readable(
+    path: Path, rel: str, report: AuditReport, unreadable: set[str]
+) -> tuple[str, str, int] | None:
+    """:func:`_hash_file`, or None after a finding when the file cannot be read."""
+    try:
+        return _hash_file(path)
+    except OSError as exc:
+        _cannot_read(rel, exc, report, unreadable)
+        return None
+
+
+def _cannot_read(rel: str, exc: OSError, report: AuditReport, unreadable: set[str]) -> None:
+    unreadable.add(rel)
+    report.add(
+        "file-unreadable",
+        f"{rel} cannot be read ({exc.strerror}), so it is not checked: give the auditing "
+        "account read access to the whole bundle and run the audit again",
+        path=rel,
+    )
+
+
 def _bag_info(root: Path, report: AuditReport) -> dict[str, str]:
     info: dict[str, str] = {}
     raw = _read_bag_file(root, "bag-info.txt", report, missing_code="bag-info-missing")
@@ -575,7 +641,7 @@ def _check_bag(
     root: Path, report: AuditReport, progress: Progress | None
 ) -> tuple[dict[str, Path], dict[str, tuple[str, str, int]], dict[str, str]]:
     """Check the bag layer; return its regular files, the payload's hashes and bag-info."""
-    files = _walk_files(root, report)
+    files, unreadable = _walk_files(root, report)
     bagit = _read_bag_file(root, "bagit.txt", report, missing_code="bagit-missing")
     if bagit is not None and b"BagIt-Version: 1.0" not in bagit.splitlines():
         report.add(
@@ -600,13 +666,17 @@ def _check_bag(
         progress.start(len(payload_files), sum(p.stat().st_size for p in payload_files.values()))
     hashed: dict[str, tuple[str, str, int]] = {}
     for rel, path in sorted(payload_files.items()):
-        hashed[rel] = _hash_file(path)
+        digests = _hash_readable(path, rel, report, unreadable)
+        if digests is not None:
+            hashed[rel] = digests
         if progress is not None:
-            progress.advance(1, hashed[rel][2])
+            progress.advance(1, digests[2] if digests else 0)
     report.files = len(hashed)
     for index, alg in enumerate(_ALGORITHMS):
         listed = manifests[alg]
         for rel, digest in sorted(listed.items()):
+            if _under(rel, unreadable):
+                continue  # Reported as unreadable.
             if rel not in hashed:
                 report.add(
                     "file-missing", f"{rel} is listed in manifest-{alg}.txt but missing", path=rel
@@ -624,7 +694,7 @@ def _check_bag(
     report.bundle_id = info.get("External-Identifier", "")
     oxum = info.get("Payload-Oxum", "")
     octets = sum(h[2] for h in hashed.values())
-    if oxum != f"{octets}.{len(hashed)}":
+    if oxum != f"{octets}.{len(hashed)}" and not any(_under(r, {"data"}) for r in unreadable):
         report.add(
             "payload-oxum",
             f"Payload-Oxum says {oxum or '(none)'}, the payload has {octets} bytes in "
@@ -639,12 +709,15 @@ def _check_bag(
                 "tagmanifest-incomplete", f"{TAG_MANIFEST} does not list {name}", path=TAG_MANIFEST
             )
     for name, digest in sorted(tags.items()):
-        path = root / name
+        if _under(name, unreadable):
+            continue
         if name not in files:
             report.add(
                 "tag-file-missing", f"{name} is listed in {TAG_MANIFEST} but missing", path=name
             )
-        elif _hash_file(path)[0] != digest:
+            continue
+        digests = _hash_readable(files[name], name, report, unreadable)
+        if digests is not None and digests[0] != digest:
             report.add("tag-file-hash-mismatch", f"{name} does not match {TAG_MANIFEST}", path=name)
     top = {rel for rel in files if "/" not in rel}
     extra = top - set(tags) - {TAG_MANIFEST, SIGNATURE_FILE, SIGNATURE_B64_FILE}
@@ -1479,6 +1552,13 @@ def _audit_bag(
     report: AuditReport,
 ) -> None:
     files, hashed, info = _check_bag(root, report, progress)
+    if any(f.code == "file-unreadable" for f in report.findings):
+        # What follows would only repeat, file by file, that what cannot be read is missing.
+        report.warnings.append(
+            "the signatures, proofs and custody events were not checked, as part of the "
+            "bundle cannot be read"
+        )
+        return
     shipped = _bundle_keys(root, report)
     checkpoint_note = _read_bag_file(
         root,

@@ -36,6 +36,7 @@ from exports.audit import (
     load_trusted_key,
     parse_consistency_proof,
 )
+from tests.conftest import run_unprivileged
 from tests.exports.casebuilder import (
     investigator_signer,
 )
@@ -263,6 +264,12 @@ HOSTILE: list[tuple[str, list[tuple[zipfile.ZipInfo | str, bytes]], str]] = [
     ("bomb", [("bundle/bagit.txt", b"x"), ("bundle/data/zeros", bytes(8 * 1024 * 1024))],
      "zip-bomb"),
     ("no-bag", [("something/else.txt", b"x")], "bag-not-found"),
+    ("file-then-folder", [("bundle/data/x", b"a"), ("bundle/data/x/y", b"b")],
+     "zip-path-conflict"),
+    ("folder-then-file", [("bundle/data/x/y", b"b"), ("bundle/DATA/X", b"a")],
+     "zip-path-conflict"),
+    ("name-too-long", [("bundle/bagit.txt", b"x"), ("bundle/data/" + "n" * 300, b"x")],
+     "zip-entry-unpackable"),
 ]  # fmt: skip
 
 
@@ -505,6 +512,48 @@ def test_fifo_named_like_a_leaf_does_not_block(bag: Path) -> None:
     rel = "data/custody/events/999.leaf"
     assert {"bag-special-file", "not-a-file"} <= codes(report)
     assert rel in [f.path for f in report.findings if f.code == "not-a-file"]
+
+
+def _audit_unprivileged(bag: Path) -> subprocess.CompletedProcess[str]:
+    done = run_unprivileged("audit", bag)
+    assert done.returncode == 1, done.stdout + done.stderr
+    return done
+
+
+def test_unreadable_folder_fails_the_audit(bag: Path) -> None:
+    # It could hold a file no manifest lists: what cannot be read is not vouched for.
+    hidden = bag / "data/originals/hidden"
+    hidden.mkdir()
+    (hidden / "planted.txt").write_bytes(b"a fictional planted file")
+    hidden.chmod(0)
+    try:
+        done = _audit_unprivileged(bag)
+    finally:
+        hidden.chmod(0o755)
+    lines = done.stdout.splitlines()
+    assert lines[1:] == [
+        "  [file-unreadable] data/originals/hidden cannot be read (Permission denied), so it is "
+        "not checked: give the auditing account read access to the whole bundle and run the "
+        "audit again"
+    ]
+    assert "were not checked, as part of the bundle cannot be read" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "rel", ["data/unlisted.txt", "data/custody/event-proofs", "data/custody/events"]
+)
+def test_unreadable_file_or_folder_is_named(bag: Path, rel: str) -> None:
+    path = bag / rel
+    if not path.exists():
+        path.write_bytes(b"a fictional unlisted file")
+    path.chmod(0)
+    try:
+        done = _audit_unprivileged(bag)
+    finally:
+        path.chmod(0o755)
+    assert "Traceback" not in done.stderr
+    assert [line.split("]")[0].strip() + "] " + line.split("] ")[1].split(" ")[0]
+            for line in done.stdout.splitlines()[1:]] == [f"[file-unreadable] {rel}"]  # fmt: skip
 
 
 def test_symlink_in_place_of_the_checkpoint_is_not_followed(bag: Path, tmp_path: Path) -> None:
