@@ -110,6 +110,16 @@ class VerifierKey:
         """``<name>+<hex key hash>``: the ``actor`` of events and what users type as KEY_ID."""
         return f"{self.name}+{self.note_key_hash.hex()}"
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the key's DER form (SubjectPublicKeyInfo), in hex: what
+        ``openssl pkey -pubin -in KEY.pem -outform DER | sha256sum`` prints for its PEM, so
+        that a key file obtained elsewhere can be compared with this one."""
+        der = _public_key_object(self.public_key).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(der).hexdigest()
+
     def to_note_text(self) -> str:
         """The signed-note verifier key form ``<name>+<hex>+<base64(0x01 || key)>``."""
         material = base64.b64encode(ED25519_SIGNATURE_TYPE + self.public_key).decode("ascii")

@@ -225,8 +225,10 @@ def audit_cmd(
         audit_bundle,
         load_since_checkpoint,
         load_trusted_key,
+        refuse_trust_inside,
     )
 
+    refuse_trust_inside(bundle, trust or [])
     trusted = [load_trusted_key(path) for path in trust or []]
     earlier = load_since_checkpoint(since) if since is not None else None
     bar = Bar("audit")
@@ -239,12 +241,12 @@ def audit_cmd(
     if as_json:
         print_json(report.as_json())
     else:
-        _print_audit(report)
+        _print_audit(report, given_trust=bool(trust))
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _print_audit(report: AuditReport) -> None:
+def _print_audit(report: AuditReport, *, given_trust: bool) -> None:
     label = report.bundle_id or report.bundle
     if report.ok:
         out.print(
@@ -258,10 +260,14 @@ def _print_audit(report: AuditReport) -> None:
                 f"The log extends the earlier checkpoint of size {report.since_size} "
                 "(consistency proof verified)."
             )
-        return
-    out.print(f"[red]PROBLEMS[/]: bundle {escape(label)}: {len(report.findings)} finding(s)")
-    for line in report.finding_lines():
-        out.print(f"  {escape(line)}")
+    else:
+        out.print(f"[red]PROBLEMS[/]: bundle {escape(label)}: {len(report.findings)} finding(s)")
+        for line in report.finding_lines():
+            out.print(f"  {escape(line)}")
+    # Which keys the result rests on, to compare with those the exporting organisation gave.
+    whose = "Trusted key" if given_trust else "Key relied on (the bundle's own, see the warning)"
+    for key in report.trusted_keys:
+        out.print(f"{whose}: {escape(key.key_id)}, SHA-256 fingerprint {key.fingerprint}")
 
 
 def register(app: typer.Typer) -> None:

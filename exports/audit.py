@@ -97,6 +97,7 @@ __all__ = [
     "load_since_checkpoint",
     "load_trusted_key",
     "parse_consistency_proof",
+    "refuse_trust_inside",
 ]
 
 TAG_MANIFEST = "tagmanifest-sha256.txt"
@@ -170,7 +171,8 @@ class AuditReport:
     checkpoint_size: int | None = None
     since_size: int | None = None
     """The size of the earlier checkpoint shown to be extended by the bundle's, if any."""
-    trusted_keys: tuple[str, ...] = ()
+    trusted_keys: tuple[VerifierKey, ...] = ()
+    """The keys the audit relied on: those given with ``--trust``, or the bundle's own."""
 
     @property
     def ok(self) -> bool:
@@ -203,7 +205,8 @@ class AuditReport:
             "consistency_proofs": self.consistency_proofs,
             "checkpoint_size": self.checkpoint_size,
             "since_size": self.since_size,
-            "trusted_keys": list(self.trusted_keys),
+            "trusted_keys": [key.key_id for key in self.trusted_keys],
+            "trusted_key_fingerprints": {key.key_id: key.fingerprint for key in self.trusted_keys},
             "warnings": list(self.warnings),
             "findings": [finding.as_json() for finding in self.findings],
         }
@@ -270,6 +273,26 @@ def load_trusted_key(path: Path) -> TrustedKey:
         return VerifierKey.from_note_text(lines[0])
     except InputError as exc:
         raise InputError(f"{path}: {exc.message}", exc.hint) from None
+
+
+def refuse_trust_inside(bundle: Path, trust_files: Sequence[Path]) -> None:
+    """Refuse a ``--trust`` file that lies in the bundle folder being audited.
+
+    The bundle's own key files show only that the bundle is intact and consistent, which the
+    audit shows without ``--trust``; trusting them would say nothing about who made it.
+    """
+    if not bundle.is_dir():
+        return
+    inside = bundle.resolve()
+    for path in trust_files:
+        if Path(path).resolve().is_relative_to(inside):
+            raise InputError(
+                f"--trust {path} is a file of the bundle being audited: a key the bundle "
+                "brings cannot show who made it",
+                "give the key file you obtained from the exporting organisation by another "
+                "channel (VERIFY.md, step 3), or leave out --trust to check only that the "
+                "bundle is intact",
+            )
 
 
 def load_since_checkpoint(path: Path) -> bytes:
@@ -1576,7 +1599,7 @@ def _audit_bag(
             "is intact and self-consistent, not who made it; give --trust KEYFILE with a key "
             "you obtained from the exporting organisation"
         )
-    report.trusted_keys = tuple(k.key_id for k in trust)
+    report.trusted_keys = tuple(trust)
     _check_signature(root, files, info.get("Signing-Key-Id", ""), trust, shipped, report)
     opened = _open_bundle_checkpoint(checkpoint_note, trust, shipped, info, report)
     actors = dict(shipped) | {k.key_id: k for k in trust}

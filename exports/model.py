@@ -13,8 +13,6 @@ groups is listed in each and stored once; an item in no group is shown in its ow
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from chain_of_custody import InputError, parse_note
+from chain_of_custody import InputError, VerifierKey, parse_note
 
 Profile = Literal["otp", "restricted", "public"]
 LinkKind = Literal["incident", "facility", "perpetrator", "child", "item", "testimony"]
@@ -298,13 +296,9 @@ class VerifierKeyText(_Frozen):
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the key's DER form (SubjectPublicKeyInfo), in hex.
-
-        What ``openssl pkey -pubin -in KEY.pem -outform DER | sha256sum`` prints for the PEM
-        file, so that an auditor can compare a key file obtained elsewhere with the bundle's.
-        """
-        body = "".join(line for line in self.pem.splitlines() if line and "-----" not in line)
-        return hashlib.sha256(base64.b64decode(body)).hexdigest()
+        """SHA-256 of the PEM's DER form (:attr:`VerifierKey.fingerprint`), in hex."""
+        name = self.key_id.partition("+")[0]
+        return VerifierKey.from_pem(name, self.pem.encode("ascii")).fingerprint
 
 
 def _seq_ranges(seqs: tuple[int, ...]) -> str:

@@ -575,7 +575,7 @@ def test_bundle_pem_is_trusted_by_its_key_material(bag: Path) -> None:
     assert pem.stem != "investigator-a"
     report = audit_bundle(bag, [load_trusted_key(pem)])
     assert report.ok, report.findings
-    assert report.trusted_keys == (investigator_signer().key_id,)
+    assert report.trusted_keys == (investigator_signer().verifier,)
 
 
 def test_pem_under_any_file_name_is_trusted(bag: Path, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ with the file named for a bad bundle, exit 2 for a wrong argument, never exit 3.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,10 +88,47 @@ def test_trusted_pem_under_any_name_exits_0(cli: Cli, bag: Path, tmp_path: Path,
     assert result.exit_code == 0, result.output
 
 
-def test_bundle_pem_as_trust_exits_0(cli: Cli, bag: Path) -> None:
+def test_key_file_of_the_audited_bundle_is_refused_as_trust(
+    cli: Cli, bag: Path, tmp_path: Path
+) -> None:
+    # Trusting the bundle's own key would show only what an audit without --trust shows.
     pem = next((bag / "data/custody/keys").glob("*.pem"))
-    result = cli("audit", bag, "--trust", pem)
-    assert result.exit_code == 0, result.output
+    link = tmp_path / "exporter.pem"
+    link.symlink_to(pem)
+    for given in (pem, link):
+        result = cli("audit", bag, "--trust", given)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(
+            f"error: --trust {given} is a file of the bundle being audited"
+        )
+        assert "VERIFY.md, step 3" in result.stderr
+    # A copy taken out of the bundle and compared, as VERIFY.md says, is the auditor's own.
+    copy = tmp_path / "compared.pem"
+    copy.write_bytes(pem.read_bytes())
+    assert cli("audit", bag, "--trust", copy).exit_code == 0
+
+
+def test_audit_names_the_keys_it_relied_on(cli: Cli, bag: Path, trust_file: Path) -> None:
+    verifier = investigator_signer().verifier
+    # RFC 8410: an Ed25519 SubjectPublicKeyInfo is this fixed prefix and the 32-byte key.
+    der = bytes.fromhex("302a300506032b6570032100") + verifier.public_key
+    fingerprint = hashlib.sha256(der).hexdigest()
+    trusted = cli("audit", bag, "--trust", trust_file)
+    assert trusted.stdout.splitlines()[1:] == [
+        f"Trusted key: {verifier.key_id}, SHA-256 fingerprint {fingerprint}"
+    ]
+    assert json.loads(cli("audit", bag, "--trust", trust_file, "--json").stdout)[
+        "trusted_key_fingerprints"
+    ] == {verifier.key_id: fingerprint}
+    own = cli("audit", bag)
+    assert own.stdout.splitlines()[1:] == [
+        f"Key relied on (the bundle's own, see the warning): {verifier.key_id}, SHA-256 "
+        f"fingerprint {fingerprint}"
+    ]
+    (bag / "bag-info.txt").write_text("changed", encoding="utf-8")
+    problems = cli("audit", bag, "--trust", trust_file)
+    assert problems.exit_code == 1
+    assert problems.stdout.splitlines()[-1].startswith(f"Trusted key: {verifier.key_id}")
 
 
 def test_missing_base64_signature_exits_1(cli: Cli, bag: Path, trust_file: Path) -> None:
