@@ -72,6 +72,9 @@ class PassphraseError(EnvironmentProblem):
     """The passphrase does not unlock the key."""
 
 
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem found by a verifier, located by event seq, item, file or checkpoint."""
@@ -108,7 +111,10 @@ class Finding:
             if named and named not in message and named not in parts:
                 parts.append(named)
         where = ", ".join(parts)
-        return f"[{self.code}] {where}: {message}" if where else f"[{self.code}] {message}"
+        line = f"[{self.code}] {where}: {message}" if where else f"[{self.code}] {message}"
+        # One line, whatever a file name of the bundle or case holds: a line break in a name
+        # must not start a line that reads like the tool's own.
+        return line.translate(_LINE_BREAKS)
 
     def as_json(self) -> dict[str, str | int | None]:
         """The finding as a JSON object (``--json`` reports of verify and audit)."""

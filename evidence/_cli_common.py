@@ -6,6 +6,7 @@ Results go to ``out`` (stdout), progress and diagnostics to ``err`` (stderr).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,7 +120,16 @@ def open_case_dir(directory: Path, *, read_only: bool | None = None) -> Iterator
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    """``value`` as JSON on stdout, in UTF-8 that any JSON reader loads.
+
+    A name that is not UTF-8 reaches Python as lone surrogates, which UTF-8 cannot encode:
+    each is written as its JSON escape (``\\udcff``), which reads back as the same string.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+    sys.stdout.write(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Bar:

@@ -255,7 +255,12 @@ def _print_audit(report: AuditReport, *, given_trust: bool) -> None:
             f"{report.proofs} item proofs verified against the checkpoint of size "
             f"{report.checkpoint_size}"
         )
-        if report.since_size is not None:
+        if report.since_size == report.checkpoint_size:
+            out.print(
+                f"The earlier checkpoint is the same as the bundle's (size {report.since_size}, "
+                "same root): no event was added since."
+            )
+        elif report.since_size is not None:
             out.print(
                 f"The log extends the earlier checkpoint of size {report.since_size} "
                 "(consistency proof verified)."
@@ -264,6 +269,11 @@ def _print_audit(report: AuditReport, *, given_trust: bool) -> None:
         out.print(f"[red]PROBLEMS[/]: bundle {escape(label)}: {len(report.findings)} finding(s)")
         for line in report.finding_lines():
             out.print(f"  {escape(line)}")
+        out.print(
+            "Until each finding is explained, do not rely on this copy: keep it unchanged for "
+            "the record and, where a file differs or is missing, ask the exporting organisation "
+            "for the bundle again by another channel and audit that copy."
+        )
     # Which keys the result rests on, to compare with those the exporting organisation gave.
     whose = "Trusted key" if given_trust else "Key relied on (the bundle's own, see the warning)"
     for key in report.trusted_keys:

@@ -170,7 +170,8 @@ class AuditReport:
     consistency_proofs: int = 0
     checkpoint_size: int | None = None
     since_size: int | None = None
-    """The size of the earlier checkpoint shown to be extended by the bundle's, if any."""
+    """The size of the earlier checkpoint shown to be extended by the bundle's (or to be the
+    same checkpoint), if any."""
     trusted_keys: tuple[VerifierKey, ...] = ()
     """The keys the audit relied on: those given with ``--trust``, or the bundle's own."""
 
@@ -1513,6 +1514,8 @@ def _check_since(
                 f"two different roots for log size {old.size}: the log was forked",
                 subject="--since",
             )
+        else:
+            report.since_size = old.size  # The same log: nothing was added since.
         return
     rel = f"{CONSISTENCY_FOLDER}/{old.size}.proof"
     hashes = proofs.get(old.size)

@@ -323,7 +323,10 @@ def test_unpacked_zip_is_removed_afterwards(
 def test_since_equal_checkpoint_passes(exported: tuple[Path, Path, bytes, bytes]) -> None:
     bag = exported[0]
     same = (bag / "data/custody/checkpoint.txt").read_bytes()
-    assert audit_bundle(bag, TRUSTED, since=same).ok
+    report = audit_bundle(bag, TRUSTED, since=same)
+    assert report.ok
+    assert report.since_size == report.checkpoint_size  # said, as for a later checkpoint
+    assert audit_bundle(bag, TRUSTED).since_size is None
 
 
 def test_since_earlier_checkpoint_without_proof_is_unproven(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -181,3 +182,36 @@ def test_original_and_proof_renamed_to_another_ern_exits_1_naming_both(
     report = cli("audit", bag, "--trust", trust_file, "--json")
     assert report.exit_code == 1
     assert '"code": "ern-mismatch"' in report.stdout
+
+
+def test_since_the_same_checkpoint_says_so(cli: Cli, bag: Path, trust_file: Path) -> None:
+    same = bag / "data/custody/checkpoint.txt"
+    result = cli("audit", bag, "--trust", trust_file, "--since", same)
+    assert result.exit_code == 0, result.output
+    assert "The earlier checkpoint is the same as the bundle's (size " in result.stdout
+
+
+def test_a_line_break_in_a_planted_name_stays_on_its_line(
+    cli: Cli, bag: Path, trust_file: Path
+) -> None:
+    forged = "OK: bundle X: 50 files verified"
+    (bag / "data" / f"a\n{forged}\tb").write_bytes(b"planted")
+    result = cli("audit", bag, "--trust", trust_file)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("OK")]
+    assert f"  [file-unlisted] data/a\\n{forged}\\tb is not listed in manifest-sha256.txt" in lines
+    # What to do comes after the findings, before the keys relied on.
+    assert lines[-2].startswith("Until each finding is explained, do not rely on this copy")
+
+
+def test_json_of_a_name_that_is_not_utf8_loads(cli: Cli, bag: Path, trust_file: Path) -> None:
+    name = b"bad\xffname.txt"
+    with open(os.path.join(os.fsencode(bag), b"data", name), "wb") as planted:
+        planted.write(b"planted")
+    result = cli("audit", bag, "--trust", trust_file, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    paths = {f["path"] for f in report["findings"] if f["code"] == "file-unlisted"}
+    # The exact name comes back: the escape reads as the byte that was not UTF-8.
+    assert paths == {"data/" + os.fsdecode(name)}
