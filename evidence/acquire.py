@@ -99,6 +99,7 @@ class Reason(StrEnum):
     KEY_FOLDER = "key-folder"
     PRIVATE_KEY = "private-key"
     CASE_PRIVATE_KEY = "case-private-key"
+    TESTIMONY_IDENTITY = "testimony-identity"
 
 
 _REASON_TEXT: dict[Reason, str] = {
@@ -146,6 +147,11 @@ _REASON_TEXT: dict[Reason, str] = {
         "is a private key of this case (its public key is enrolled in the case or is one of "
         "its recipients); a private key of the case is never evidence: keep it safe, and move "
         "it off the folder being ingested"
+    ),
+    Reason.TESTIMONY_IDENTITY: (
+        "is a testimony document whose identity block holds values, which an item would keep "
+        "and export in clear; record it with `evidence testimony add FILE` if not done yet (that "
+        "seals the identity), and keep the file out of the folders you ingest"
     ),
 }
 

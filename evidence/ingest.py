@@ -16,7 +16,10 @@ ingested, whatever the inputs: each is refused once, with its reason (see :func:
 Nor is a private key of the case met anywhere else (on a stick, say): a key file written by this
 toolkit whose public key is enrolled in the case or is one of its recipients (see
 :func:`case_key_material`). A private key seized as evidence is not one of those, and is
-ingested like any other file.
+ingested like any other file. Nor is a testimony document (the YAML or JSON file given to
+``testimony add``) whose identity block holds values (``testimony-identity``): as an item, the
+identity would be kept and exported in clear, where ``testimony add`` seals it (see
+:func:`_testimony_identity`).
 
 A file reached through a followed symbolic link is recorded at the path it was met at under the
 given inputs (the link's path: SPEC 5, the path as given), with the resolved file that was read
@@ -53,6 +56,7 @@ import contextlib
 import fcntl
 import hashlib
 import itertools
+import mmap
 import multiprocessing
 import os
 import signal
@@ -88,6 +92,7 @@ from evidence.acquire import (
 )
 from evidence.errors import EnvironmentProblem, InputError
 from evidence.keystore import KEY_ENV, key_dir
+from evidence.loaders import MAX_DOCUMENT_BYTES, HeldIdentity, held_identity
 from evidence.metadata import extract_metadata
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore, StoredObject, read_ahead
@@ -117,6 +122,11 @@ _RECIPIENT_KEY_HEAD = RECIPIENT_NAME_HEADER.encode()
 _PUBLIC_KEY_HEAD = PUBLIC_KEY_HEADER.encode()
 # Enough for both header lines (a name is at most 64 characters) and the PEM's first line.
 _KEY_HEAD_BYTES = 1024
+# A testimony document is text (YAML, or JSON that libmagic may name as such) no larger than
+# `testimony add` reads, and holds both of these words; only such a file is parsed.
+_DOCUMENT_MIMES = frozenset({"application/json", "application/x-yaml", "application/yaml"})
+_TESTIMONY_WORDS = (b"witness_code", b"identity")
+_UNPARSED_DETAIL = "it is not valid YAML or JSON, but has a witness_code and an identity block"
 # On Windows st_ctime is the creation time, which a copy over an existing file keeps: every
 # file sighted before is read again there.
 _CTIME_IS_CHANGE_TIME = sys.platform != "win32"
@@ -388,6 +398,31 @@ def _is_case_key(path: Path, mime: str, size: int, case_keys: AbstractSet[bytes]
     if not head.startswith((_SIGNING_KEY_HEAD, _RECIPIENT_KEY_HEAD)):
         return False
     return key_file_public(head) in case_keys
+
+
+def _testimony_identity(path: Path, mime: str, size: int) -> HeldIdentity:
+    """Whether the stored copy at ``path`` is a testimony document holding identity values
+    (see :func:`evidence.loaders.held_identity`), which must be recorded with ``testimony add``
+    so that the identity is sealed, never kept in clear as an item.
+
+    Only a text file that `testimony add` would read (at most ``MAX_DOCUMENT_BYTES``) is looked
+    at, from the page cache the copy was just written to, and only one holding the words
+    ``witness_code`` and ``identity`` is parsed. A document that spells those keys with escapes
+    (``"identit\\u0079"``) is not recognised.
+    """
+    if size > MAX_DOCUMENT_BYTES or not (mime.startswith("text/") or mime in _DOCUMENT_MIMES):
+        return "none"
+    try:
+        with (
+            path.open("rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
+        ):
+            if any(view.find(word) < 0 for word in _TESTIMONY_WORDS):
+                return "none"
+            raw = view[:]
+    except (OSError, ValueError):
+        return "none"  # a copy just written that cannot be read back (a failing disk): as for keys
+    return held_identity(raw)
 
 
 def _skipped_as_seen(
@@ -819,6 +854,12 @@ def _store_one(
     if _is_case_key(stored_path, mime, obj.size, case_keys):
         store.discard(obj)
         refused = SourceError(raw, Reason.CASE_PRIVATE_KEY)
+        return _Outcome(None, code=str(refused.reason_code), reason=refused.reason)
+    held = _testimony_identity(stored_path, mime, obj.size)
+    if held != "none":
+        store.discard(obj)
+        detail = _UNPARSED_DETAIL if held == "unparsed" else ""
+        refused = SourceError(raw, Reason.TESTIMONY_IDENTITY, detail)
         return _Outcome(None, code=str(refused.reason_code), reason=refused.reason)
     metadata = {} if obj.sha256 in known_items else extract_metadata(stored_path, mime)
     return _Outcome(obj, mime, metadata)

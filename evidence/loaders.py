@@ -67,8 +67,11 @@ from evidence.models import (
 __all__ = [
     "MAX_DOCUMENT_BYTES",
     "FieldProblem",
+    "HeldIdentity",
+    "Loc",
     "ModelInputError",
     "field_name",
+    "held_identity",
     "load_entity",
     "load_model",
     "load_testimony",
@@ -266,11 +269,80 @@ def _check_duplicate_keys(root: Node, source: str) -> None:
             todo.extend(node.value)
 
 
+# PyYAML's messages quote what they stumbled on: an alias, anchor or tag handle name, or a
+# character, any of which can be (part of) an identity value typed without quotes. Each kind is
+# told by the fixed start of its message and said again in a fixed phrase of ours.
+_YAML_PHRASES: Final = (
+    (
+        "found undefined alias",
+        "found an alias (a value that starts with '*') that no anchor defines; "
+        "put a value that starts with '*' in quotes",
+    ),
+    (
+        "found duplicate anchor",
+        "found the same anchor (a value that starts with '&') twice; "
+        "put a value that starts with '&' in quotes",
+    ),
+    (
+        "found undefined tag handle",
+        "found an undefined tag handle (a value that starts with '!'); "
+        "put a value that starts with '!' in quotes",
+    ),
+    ("duplicate tag handle", "found a %TAG directive given twice"),
+    (
+        "found character",
+        "found a character that cannot start a value (such as '@', '`' or a tab); "
+        "put the value in quotes",
+    ),
+    (
+        "expected alphabetic or numeric character",
+        "an alias or anchor ('*' or '&') must be followed by letters or digits; "
+        "put a value that starts with '*' or '&' in quotes",
+    ),
+    (
+        "found unknown escape character",
+        "found an unknown escape (a backslash) in a double-quoted value; "
+        "write \\\\ for a backslash, or use single quotes",
+    ),
+    ("expected escape sequence", "found an incomplete escape in a double-quoted value"),
+    ("expected URI", "found a character that a tag cannot hold"),
+    ("expected '!'", "found a tag that is not closed with '!'"),
+    ("expected '>'", "found a verbatim tag that is not closed with '>'"),
+    ("expected a comment or a line break", "expected a comment or the end of the line here"),
+    (
+        "expected chomping or indentation indicators",
+        "expected '+', '-', a digit or the end of the line after '|' or '>'",
+    ),
+    ("expected ' '", "expected a space here"),
+    ("expected a digit", "expected a version number in the %YAML directive"),
+)
+# What the grammar's own messages quote: token names (``'<block end>'``) and punctuation.
+_YAML_TOKEN_QUOTE = re.compile(r"'(?:<[a-z ]+>|[-,:?\[\]{}!>.| ])'")
+_ANY_QUOTE = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _grammar_only(message: str | None) -> str | None:
+    """A PyYAML ``problem`` or ``context`` without any token of the document in it."""
+    if not message:
+        return None
+    for start, phrase in _YAML_PHRASES:
+        if message.startswith(start):
+            return phrase
+    if message == "second occurrence":
+        return None  # said by the duplicate anchor's phrase
+    # A message this table does not know keeps the grammar's words; any other quoted text
+    # (a value of the document, perhaps) is left out.
+    kept = _YAML_TOKEN_QUOTE.sub(lambda m: m.group(0).replace("'", "\x00"), message)
+    return _ANY_QUOTE.sub("(text of the file)", kept).replace("\x00", "'")
+
+
 def _yaml_problem(exc: yaml.YAMLError, source: str, text: str) -> InputError:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
-        # exc.problem and exc.context describe the grammar; str(exc) would quote the line.
-        what = "; ".join(p for p in (exc.context, exc.problem) if p)
+        # exc.problem and exc.context describe the grammar, but may quote a token (an alias
+        # name, say) that is an identity value; str(exc) would quote the line.
+        parts = dict.fromkeys(_grammar_only(p) for p in (exc.context, exc.problem))
+        what = "; ".join(p for p in parts if p)
         return InputError(
             f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {what}",
             hint="check the indentation, the colons and the quoting near that line",
@@ -946,3 +1018,113 @@ def parse_entity_options(
 def testimony_template() -> str:
     """The commented YAML template of a testimony, with fictional example values."""
     return resources.files("evidence").joinpath(_TEMPLATE_NAME).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognising a testimony document that holds an identity (for ingest)
+# ---------------------------------------------------------------------------------------------
+
+HeldIdentity = typing.Literal["none", "held", "unparsed"]
+"""What :func:`held_identity` found: no identity value, identity values in a document it read,
+or a document it could not read that has a ``witness_code`` and an ``identity`` key."""
+
+# A key as a document types it: at the start of a line, or after '{' or ',' (flow style, JSON).
+_WITNESS_CODE_KEY = re.compile(r"""(?:^[ \t]*|[{,]\s*)["']?witness_code["']?[ \t]*:""", re.M)
+_IDENTITY_KEY = re.compile(r"""(?:^[ \t]*|[{,]\s*)["']?identity["']?[ \t]*:""", re.M)
+
+
+def held_identity(raw: bytes) -> HeldIdentity:
+    """Whether ``raw`` is a testimony document (YAML or JSON) whose identity block holds a value.
+
+    A testimony document is a mapping with a ``witness_code`` (or a list of such mappings). Its
+    identity block holds a value when any field under ``identity`` is set to something other
+    than nothing or blank text, or when it is a value itself (text typed as ``identity:``, a
+    key typed as the name). An absent or empty block (``identity:``, ``identity: {}``, fields
+    left empty) holds nothing, and neither does the block of the shipped template, whose
+    values are fictional examples (:func:`testimony_template`).
+
+    Bytes that are not UTF-8 are read as replacement characters. A document that cannot be
+    read (a syntax error, a duplicate key) is judged by its keys: with a ``witness_code:`` and
+    an ``identity:`` key (each at the start of a line, or after ``{`` or ``,``) it is
+    ``"unparsed"``. Never raises: ingest asks this of text files, and
+    a question must not stop a batch.
+    """
+    text = raw.decode("utf-8-sig", errors="replace")
+    try:
+        data = _document_of(text)
+    except Exception:  # noqa: BLE001 - any failure to read is judged by the words below
+        if _WITNESS_CODE_KEY.search(text) and _IDENTITY_KEY.search(text):
+            return "unparsed"
+        return "none"
+    documents = data if isinstance(data, list) else [data]
+    for document in documents:
+        if not isinstance(document, dict) or "witness_code" not in document:
+            continue
+        block = document.get(_PROTECTED_ROOT)
+        if _holds_value(block, set()) and not _is_template_identity(block):
+            return "held"
+    return "none"
+
+
+def _document_of(text: str) -> Any:
+    """The document in ``text``, read with the narrow YAML reader (or as JSON).
+
+    Raises on a document :func:`load_testimony` would refuse to read, duplicate keys included:
+    with one of two ``identity`` keys empty, the values of the other would go unseen.
+    """
+    if text.lstrip()[:1] in {"{", "["}:
+        try:
+            return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates)
+        except ValueError:
+            pass  # not JSON after all; YAML may still read it (JSON with comments, say)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(node, "")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _holds_value(value: object, seen: set[int]) -> bool:
+    """Whether ``value`` holds anything: text that is not blank, a number, or a container
+    holding such; a key that is not a field of the identity block counts as a value typed.
+
+    ``seen`` holds the containers already looked at: YAML aliases can make one list appear many
+    times (a document of nested aliases would otherwise take exponential time)."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, dict | list):
+        if id(value) in seen:
+            return False
+        seen.add(id(value))
+        if isinstance(value, list):
+            return any(_holds_value(item, seen) for item in value)
+        return any(
+            key not in PROTECTED_FIELDS or _holds_value(item, seen) for key, item in value.items()
+        )
+    return True  # a number, a flag, a date: all typed values
+
+
+def _is_template_identity(block: object) -> bool:
+    """Whether ``block`` holds only the template's fictional example values."""
+    if not isinstance(block, dict):
+        return False
+    examples = _template_identity()
+    return all(
+        key in examples and (item is None or str(item).strip() == examples[key])
+        for key, item in block.items()
+    )
+
+
+@functools.cache
+def _template_identity() -> dict[str, str]:
+    document = _document_of(testimony_template())
+    block = document[_PROTECTED_ROOT] if isinstance(document, dict) else None
+    if not isinstance(block, dict):
+        return {}
+    return {str(key): str(value).strip() for key, value in block.items()}

@@ -499,6 +499,16 @@ IDENTITY_BLOCKS: list[tuple[str, str]] = [
     ("tag-on-name", f"identity:\n  name: !!python/str {NAME}"),
     ("alias-to-name", f"identity:\n  name: &{NAME.replace(' ', '_')} x\n  contact: *nothing"),
     ("name-as-number-list", f"identity:\n  name: [1, 2]\n  contact: [{CONTACT}]"),
+    # A value typed without quotes that YAML reads as an alias, an anchor or a tag.
+    ("undefined-alias-is-contact", f"identity:\n  name: x\n  contact: *{NAME.replace(' ', '_')}"),
+    (
+        "duplicate-anchor-is-name",
+        f"identity:\n  name: &{NAME.replace(' ', '_')} a\n  contact: &{NAME.replace(' ', '_')} b",
+    ),
+    ("tag-handle-is-name", f"identity:\n  name: !{NAME.replace(' ', '_')}!x y"),
+    ("local-tag-is-name", f"identity:\n  name: !{NAME.replace(' ', '_')} x"),
+    ("escape-in-name", f'identity:\n  name: "{NAME}\\q"'),
+    ("anchor-then-symbol", f"identity:\n  name: &@{NAME}"),
 ]
 
 
@@ -521,6 +531,62 @@ def test_identity_values_never_in_errors(tmp_path: Path, block: str) -> None:
     # Nothing that holds the input is kept on the error for a traceback to print.
     assert error.__cause__ is None
     assert error.__context__ is None
+
+
+# (case name, the identity block, its problem's line and column after the block's first line,
+# the fixed phrase said)
+YAML_TOKEN_ERRORS: list[tuple[str, str, str, str]] = [
+    (
+        "undefined-alias",
+        "identity:\n  name: x\n  contact: *Secret-Token-17",
+        "2:12",
+        "found an alias (a value that starts with '*') that no anchor defines; "
+        "put a value that starts with '*' in quotes",
+    ),
+    (
+        "duplicate-anchor",
+        "identity:\n  name: &Secret-Token-17 a\n  contact: &Secret-Token-17 b",
+        "2:12",
+        "found the same anchor (a value that starts with '&') twice; "
+        "put a value that starts with '&' in quotes",
+    ),
+    (
+        "undefined-tag-handle",
+        "identity:\n  name: !Secret!Token-17 x",
+        "1:9",
+        "while parsing a node; found an undefined tag handle (a value that starts with '!'); "
+        "put a value that starts with '!' in quotes",
+    ),
+    (
+        "character-cannot-start",
+        "identity:\n  name: `Secret-Token-17",
+        "1:9",
+        "while scanning for the next token; found a character that cannot start a value (such "
+        "as '@', '`' or a tab); put the value in quotes",
+    ),
+    (
+        "flow-grammar-kept",
+        "identity:\n  name: [Secret-Token-17 }",
+        "1:26",
+        "while parsing a flow sequence; expected ',' or ']', but got '}'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("block", "where", "phrase"), [pytest.param(*c[1:], id=c[0]) for c in YAML_TOKEN_ERRORS]
+)
+def test_yaml_syntax_errors_say_a_fixed_phrase_at_line_and_column(
+    tmp_path: Path, block: str, where: str, phrase: str
+) -> None:
+    head = _without_identity(TEMPLATE)
+    path = write(tmp_path, head + block + "\n")
+    line, column = (int(n) for n in where.split(":"))
+    with pytest.raises(InputError) as info:
+        load_testimony(path)
+    first = head.count("\n") + 1  # the line of "identity:"
+    assert info.value.message == f"{path}:{first + line}:{column}: not valid YAML: {phrase}"
+    assert "Secret" not in info.value.diagnostics()
 
 
 # (case name, raw JSON text of the identity value)
