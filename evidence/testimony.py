@@ -10,8 +10,17 @@ A testimony is stored as two objects in the content store, both logged by one
   hold only its SHA-256 and the salted commitment, never a protected value.
 
 The event itself carries the testimony's metadata without the statement texts (those are only
-in the document), so custody records in bundles do not repeat what a witness said. Attached
-recordings given as paths are ingested first and linked to the witness code.
+in the document), so custody records in bundles do not repeat what a witness said. A testimony
+that repeats an identity value in any other field (the place of interview is the witness's
+home, the referral names the child) is refused before anything is written: that field would
+put the value in clear into the document, the log or the path of a recording
+(:func:`_refuse_repeated_identity`).
+
+Attached recordings given as paths are ingested first and linked to the witness code. A
+recording is ``ANNEX_CONFIDENTIALITY`` (strictly confidential: a voice or a face identifies the
+witness): one ingested before at a lower level, or named by its sha256, is raised to it by a
+``metadata.corrected`` event recorded with the testimony (never lowered), and the command says
+so (:attr:`RecordedTestimony.raised`).
 
 Consent is a first-class record: its scope and withdrawal are columns of the ``testimonies``
 table, and ``consent.withdrawn`` events record a withdrawal; exports leave out a testimony whose
@@ -22,6 +31,8 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,7 +45,7 @@ from evidence import models
 from evidence.custody import custody_history, resolve_item
 from evidence.errors import InputError, UnknownId
 from evidence.ingest import ingest
-from evidence.loaders import load_testimony
+from evidence.loaders import FieldProblem, Loc, ModelInputError, field_name, load_testimony
 from evidence.models import (
     Confidentiality,
     Day,
@@ -45,18 +56,56 @@ from evidence.models import (
 )
 from evidence.protected import RecipientKey, protect, reveal
 from evidence.recipients import case_recipients
-from evidence.workspace import Case
+from evidence.workspace import Case, Recorder
 
 DOCUMENT_FORMAT: Final = "evidence-testimony/1"
 DOCUMENT_CONFIDENTIALITY: Final = Confidentiality.CONFIDENTIAL
 ANNEX_CONFIDENTIALITY: Final = Confidentiality.STRICTLY_CONFIDENTIAL
 _SHA256: Final = re.compile(r"[0-9a-fA-F]{64}")
+MIN_REPEATED_LENGTH: Final = 6
+"""Identity values shorter than this (after normalising) are not looked for in other fields.
+
+A year of birth (``2011``) or a first name alone (``Ivan``, ``Olena``) is too common in a
+statement to tell a repetition from a coincidence; a full name, a full or partial date of birth
+(``2011-07``), a telephone number or an address is long enough."""
+_NUMBER_JOINERS: Final = frozenset("-/.:")
 _DAY: Final = TypeAdapter(Day)
 
 
 @dataclass(frozen=True)
+class RaisedRecording:
+    """A recording already in the case at a lower level, raised by ``testimony add``."""
+
+    sha256: str
+    previous: str | None
+    confidentiality: str
+    seq: int
+
+    def describe(self) -> str:
+        """One line for the command's output."""
+        return (
+            f"recording {self.sha256}: confidentiality raised from {self.previous or 'unset'} "
+            f"to {self.confidentiality} (seq {self.seq}), as for a recording first ingested "
+            "with the testimony; bundles made before keep what they hold"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """A machine-readable form for ``--json``."""
+        return {
+            "sha256": self.sha256,
+            "previous": self.previous,
+            "confidentiality": self.confidentiality,
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
 class RecordedTestimony:
-    """What ``testimony add`` recorded."""
+    """What ``testimony add`` recorded.
+
+    ``raised`` lists the recordings that were in the case at a lower level than
+    ``ANNEX_CONFIDENTIALITY`` and were raised to it (``metadata.corrected`` events).
+    """
 
     witness_code: str
     document: str
@@ -64,6 +113,7 @@ class RecordedTestimony:
     recordings: tuple[str, ...]
     seq: int
     ingested: tuple[str, ...] = field(default=())
+    raised: tuple[RaisedRecording, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         """A machine-readable form for ``--json`` (hashes and codes only)."""
@@ -73,6 +123,7 @@ class RecordedTestimony:
             "annex": self.annex,
             "recordings": list(self.recordings),
             "ingested": list(self.ingested),
+            "raised": [r.as_json() for r in self.raised],
             "seq": self.seq,
         }
 
@@ -92,8 +143,9 @@ def record_testimony(
     """
     testimony = load_testimony(path, today=today)
     code = testimony.witness_code
-    _refuse_known(case, code)
     identity = testimony.identity.reveal() if testimony.identity is not None else {}
+    _refuse_repeated_identity(testimony, identity, path)
+    _refuse_known(case, code)
     recipients = case_recipients(case)
     if identity and not recipients:
         raise InputError(
@@ -153,7 +205,11 @@ def record_testimony(
         appended = rec.append(
             EventDraft(action="testimony.recorded", subject=stored_doc.sha256, data=data), signer
         )
+        raised: list[RaisedRecording] = []
         for sha in recordings:
+            lifted = _raise_recording(rec, signer, sha, code)
+            if lifted is not None:
+                raised.append(lifted)
             rec.append(
                 EventDraft(
                     action="link.made",
@@ -174,6 +230,129 @@ def record_testimony(
         recordings=recordings,
         seq=appended.event.seq,
         ingested=tuple(ingested),
+        raised=tuple(raised),
+    )
+
+
+def _raise_recording(rec: Recorder, signer: Signer, sha: str, code: str) -> RaisedRecording | None:
+    """Raise the recording ``sha`` to ``ANNEX_CONFIDENTIALITY`` if it is below it.
+
+    A recording first ingested by ``testimony add`` gets that level (it can identify the witness
+    by voice or face); one ingested before, or named by its sha256, keeps the level it was given
+    then, and would travel in bundles its testimony's recording should not reach. Read inside
+    the transaction that records the testimony, so that the raise and the testimony are one.
+    A level is never lowered.
+    """
+    row = rec.db.execute("SELECT confidentiality FROM items WHERE sha256 = ?", [sha]).fetchone()
+    previous = None if row is None or row[0] is None else str(row[0])
+    try:
+        rank = Confidentiality(previous).rank if previous is not None else -1
+    except ValueError:
+        rank = -1  # a level this toolkit does not know: raised, as the safe reading
+    if rank >= ANNEX_CONFIDENTIALITY.rank:
+        return None
+    appended = rec.append(
+        EventDraft(
+            action="metadata.corrected",
+            subject=sha,
+            data={
+                "changes": {"confidentiality": str(ANNEX_CONFIDENTIALITY)},
+                "previous": {"confidentiality": previous},
+                "reason": f"recording of the interview of witness {code}: raised to the level "
+                "`testimony add` gives a recording",
+            },
+        ),
+        signer,
+    )
+    return RaisedRecording(sha, previous, str(ANNEX_CONFIDENTIALITY), appended.event.seq)
+
+
+def _refuse_repeated_identity(testimony: Testimony, identity: dict[str, str], path: Path) -> None:
+    """Refuse a testimony that repeats an identity value in a field kept in clear.
+
+    Only ``identity`` is sealed; every other field goes into the document item, and most into
+    the ``testimony.recorded`` event of the append-only log (SPEC 6: no protected plaintext
+    there). Values are compared after Unicode NFKC normalisation, case folding and collapsing
+    whitespace, as whole words (``Ivan Petrenko`` is not found in ``Ivan Petrenkov``, a date
+    of birth is not found inside a longer date), and only when at least
+    :data:`MIN_REPEATED_LENGTH` characters long. The message names the fields, never a value.
+    """
+    wanted = {name: _normalised(value) for name, value in identity.items()}
+    wanted = {name: text for name, text in wanted.items() if len(text) >= MIN_REPEATED_LENGTH}
+    if not wanted:
+        return
+    problems: list[FieldProblem] = []
+    # The recordings as given (paths too: an ingested file's path is logged).
+    clear = testimony.public_view().model_dump(mode="json", exclude_none=True)
+    for loc, text in _texts(clear, ()):
+        seen = _normalised(text)
+        repeated = [f"identity.{name}" for name, value in wanted.items() if _holds(seen, value)]
+        if repeated:
+            names = " and ".join(repeated)
+            verb = "is" if len(repeated) == 1 else "are"
+            problems.append(
+                FieldProblem(
+                    field_name(loc),
+                    f"repeats {names}, which {verb} protected: this field is stored and "
+                    "exported in clear",
+                )
+            )
+    if problems:
+        raise ModelInputError(
+            problems,
+            str(path),
+            "keep identity details under identity: only (it is sealed) and take them out of "
+            "the fields named above, e.g. write 'the witness' for the name; if a field names "
+            "someone else of the same name, give the identity value in full (values shorter "
+            f"than {MIN_REPEATED_LENGTH} characters are not compared)",
+        )
+
+
+def _texts(value: object, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """Every text in ``value`` (plain JSON data) with where it is."""
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _texts(item, (*loc, index))
+
+
+def _normalised(text: str) -> str:
+    """``text`` as compared: NFKC, case folded, whitespace runs as one space."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return " ".join(folded.split())
+
+
+def _holds(text: str, value: str) -> bool:
+    """Whether ``value`` is in ``text`` as a whole: not inside a longer word or number."""
+    start = text.find(value)
+    while start >= 0:
+        end = start + len(value)
+        if _edge(text, start - 1, -1, value[0]) and _edge(text, end, 1, value[-1]):
+            return True
+        start = text.find(value, start + 1)
+    return False
+
+
+def _edge(text: str, index: int, step: int, inner: str) -> bool:
+    """Whether a match whose end character is ``inner`` is whole at ``text[index]``, the
+    character just outside that end: no letter or digit goes on with its word, no digit after
+    a joiner goes on with its number."""
+    if not 0 <= index < len(text) or not inner.isalnum():
+        return True
+    outer = text[index]
+    if outer.isalnum():
+        return False
+    # 2011-07 within 2011-07-15, 12.05 within 12.05.2011: one number goes on.
+    beyond = index + step
+    return not (
+        inner.isdigit()
+        and outer in _NUMBER_JOINERS
+        and 0 <= beyond < len(text)
+        and text[beyond].isdigit()
     )
 
 

@@ -17,6 +17,8 @@ import pytest
 from chain_of_custody import canonical_json, parse_leaf
 from evidence import models, recipients, testimony
 from evidence.errors import InputError
+from evidence.ingest import ingest
+from evidence.loaders import ModelInputError
 from evidence.protected import NotARecipient, RecipientKey, open_annex
 from evidence.verify import verify_case
 from tests.conftest import CaseHandle
@@ -253,3 +255,247 @@ def test_verify_reports_a_changed_testimony_row(sealed_case: Any, tmp_path: Path
     assert [(f.code, f.subject) for f in findings] == [
         ("catalog-row-changed", "testimonies[W-017]")
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# An identity value typed again in a field kept in clear is refused (SPEC 6)
+# ---------------------------------------------------------------------------------------------
+
+NAME = IDENTITY["name"]
+ADDRESS = IDENTITY["current_address"]
+
+
+def _with(field: str, value: Any) -> dict[str, Any]:
+    """The fictional testimony with ``value`` put at the dotted ``field``."""
+    data = make_testimony()
+    target: Any = data
+    *parents, leaf = field.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[int(leaf) if leaf.isdigit() else leaf] = value
+    return data
+
+
+# (case name, where the value is typed again, what is typed there, the message's field, the
+# identity field named)
+REPEATED: list[tuple[str, str, Any, str, str]] = [
+    ("referral", "referral", f"{NAME} referred to a psychologist", "referral", "identity.name"),
+    (
+        "place-is-home",
+        "interview_place.name",
+        ADDRESS,
+        "interview_place.name",
+        "identity.current_address",
+    ),
+    ("statement", "statement.text", f"Я, {NAME}, бачила.", "statement.text", "identity.name"),
+    (
+        "translation",
+        "translations.0.text",
+        f"I live at {ADDRESS}.",
+        "translations[0].text",
+        "identity.current_address",
+    ),
+    ("interviewer", "interviewers", ["Investigator A", NAME], "interviewers[1]", "identity.name"),
+    (
+        "measures-contact",
+        "special_measures",
+        [f"call only {IDENTITY['contact']}"],
+        "special_measures[0]",
+        "identity.contact",
+    ),
+    (
+        "date-of-birth",
+        "statement.text",
+        f"Born {IDENTITY['date_of_birth']}.",
+        "statement.text",
+        "identity.date_of_birth",
+    ),
+    (
+        "recording-path",
+        "recordings",
+        [f"rec/{IDENTITY['date_of_birth']}.ogg"],
+        "recordings[0]",
+        "identity.date_of_birth",
+    ),
+    # Compared after NFKC normalisation, case folding and collapsing whitespace.
+    ("case-and-spaces", "referral", "TESTNAME   protected-identity-MARKER.", "referral", "name"),
+    (
+        "fullwidth",
+        "referral",
+        "Ｔｅｓｔｎａｍｅ Protected-Identity-Marker",
+        "referral",
+        "identity.name",
+    ),
+    (
+        "line-break",
+        "statement.text",
+        "Testname\nProtected-Identity-Marker",
+        "statement.text",
+        "name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "field", "repeats"),
+    [pytest.param(*case[1:], id=case[0]) for case in REPEATED],
+)
+def test_an_identity_value_repeated_in_a_clear_field_is_refused(
+    sealed_case: Any, tmp_path: Path, where: str, value: Any, field: str, repeats: str
+) -> None:
+    opened, signer = sealed_case
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / f"{IDENTITY['date_of_birth']}.ogg").write_bytes(b"fictional audio " * 40)
+    path = write_testimony(tmp_path, _with(where, value))
+    size = opened.log.size()
+    with pytest.raises(ModelInputError) as caught:
+        testimony.record_testimony(opened, signer, path)
+    error = caught.value
+    assert [p.field for p in error.problems] == [field]
+    assert repeats in error.problems[0].message
+    assert error.message.startswith(f"{path}: {field}: repeats identity.")
+    shown = f"{error.diagnostics()} {error!r} {error.problems!r}".casefold()
+    assert all(v.casefold() not in shown for v in IDENTITY.values())
+    assert "marker" not in shown
+    # Refused before anything is written: no event, no object (not even a recording).
+    assert opened.log.size() == size
+    assert list(opened.objects.iter_objects()) == []
+
+
+def test_every_repeating_field_is_named_with_every_value_it_repeats(
+    sealed_case: Any, tmp_path: Path
+) -> None:
+    opened, signer = sealed_case
+    data = make_testimony(referral=f"{NAME}, {ADDRESS}")
+    data["interview_place"]["name"] = ADDRESS
+    with pytest.raises(ModelInputError) as caught:
+        testimony.record_testimony(opened, signer, write_testimony(tmp_path, data))
+    assert [(p.field, p.message.split(",")[0]) for p in caught.value.problems] == [
+        ("interview_place.name", "repeats identity.current_address"),
+        ("referral", "repeats identity.name and identity.current_address"),
+    ]
+    assert f"{testimony.MIN_REPEATED_LENGTH} characters" in (caught.value.hint or "")
+
+
+# (case name, identity, a text that holds no identity value as a whole)
+NOT_REPEATED: list[tuple[str, dict[str, str], str]] = [
+    ("short-first-name", {"name": "Ivan"}, "Ivan, the driver, took us."),
+    ("year-of-birth", {"name": NAME, "date_of_birth": "2011"}, "In 2011 the school closed."),
+    ("longer-word", {"name": "Ivan Petrenko"}, "Ivan Petrenkov was the driver."),
+    ("inside-a-word", {"name": "Petro Marker"}, "Ospetro Marker came."),
+    ("date-inside-a-date", {"date_of_birth": "2011-07"}, "It was on 2011-07-15."),
+    ("day-inside-a-date", {"date_of_birth": "2011-07-15"}, "On 12.2011-07-15.3 nothing."),
+]
+
+
+@pytest.mark.parametrize(
+    ("identity", "text"), [pytest.param(*case[1:], id=case[0]) for case in NOT_REPEATED]
+)
+def test_values_short_or_inside_longer_words_are_not_refused(
+    sealed_case: Any, tmp_path: Path, identity: dict[str, str], text: str
+) -> None:
+    opened, signer = sealed_case
+    data = make_testimony(identity=identity, statement={"language": "en", "text": text})
+    recorded = testimony.record_testimony(opened, signer, write_testimony(tmp_path, data))
+    assert recorded.annex is not None
+
+
+def test_the_template_is_not_refused_for_repetition(sealed_case: Any, tmp_path: Path) -> None:
+    opened, signer = sealed_case
+    template = Path(testimony.__file__).with_name("testimony_template.yaml").read_text("utf-8")
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "recordings" / "W-017-interview.ogg").write_bytes(b"fictional audio " * 40)
+    path = tmp_path / "W-017.yaml"
+    path.write_text(template, encoding="utf-8")
+    assert testimony.record_testimony(opened, signer, path).annex is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# A recording attached by `testimony add` is strictly confidential, whenever it was ingested
+# ---------------------------------------------------------------------------------------------
+
+
+def _ingest_recording(opened: Any, signer: Any, path: Path, level: str) -> str:
+    report = ingest(
+        opened,
+        signer,
+        [path],
+        options=models.ItemOptions(
+            source="Example Documentation NGO field team",
+            collected_by="Investigator A",
+            collected_at="2023-03-01",
+            method="handed-over",
+            confidentiality=level,
+        ),
+    )
+    assert report.ok
+    return report.files[0].sha256
+
+
+def _level(opened: Any, sha: str) -> str:
+    row = opened.db.execute("SELECT confidentiality FROM items WHERE sha256 = ?", [sha]).fetchone()
+    return str(row[0])
+
+
+@pytest.mark.parametrize("by", ["path", "sha256"])
+@pytest.mark.parametrize("level", ["public", "restricted", "confidential"])
+def test_a_recording_ingested_before_at_a_lower_level_is_raised(
+    sealed_case: Any, tmp_path: Path, level: str, by: str
+) -> None:
+    opened, signer = sealed_case
+    (tmp_path / "rec").mkdir()
+    recording = tmp_path / "rec" / "interview.ogg"
+    recording.write_bytes(b"fictional audio bytes " * 40)
+    sha = _ingest_recording(opened, signer, recording, level)
+    ref = "rec/interview.ogg" if by == "path" else sha
+    data = make_testimony(recordings=[ref])
+    recorded = testimony.record_testimony(opened, signer, write_testimony(tmp_path, data))
+
+    assert _level(opened, sha) == "strictly-confidential"
+    (raised,) = recorded.raised
+    assert (raised.sha256, raised.previous, raised.confidentiality) == (
+        sha,
+        level,
+        "strictly-confidential",
+    )
+    assert f"raised from {level} to strictly-confidential" in raised.describe()
+    assert recorded.as_json()["raised"] == [raised.as_json()]
+    event = parse_leaf(opened.log.leaf(raised.seq)).event
+    assert (event.action, event.subject) == ("metadata.corrected", sha)
+    assert event.data["changes"] == {"confidentiality": "strictly-confidential"}
+    assert event.data["previous"] == {"confidentiality": level}
+    assert "W-017" in event.data["reason"]
+    # The catalog is the log's projection: verify rebuilds the same level.
+    assert verify_case(opened, workers=1).ok
+
+
+def test_a_recording_is_never_lowered_nor_raised_twice(sealed_case: Any, tmp_path: Path) -> None:
+    opened, signer = sealed_case
+    (tmp_path / "rec").mkdir()
+    recording = tmp_path / "rec" / "interview.ogg"
+    recording.write_bytes(b"fictional audio bytes " * 40)
+    first = testimony.record_testimony(
+        opened, signer, write_testimony(tmp_path, make_testimony(recordings=["rec/interview.ogg"]))
+    )
+    assert first.raised == ()  # ingested by `testimony add`: strictly confidential already
+    (sha,) = first.recordings
+    again = make_testimony("W-018", recordings=[sha])
+    second = testimony.record_testimony(opened, signer, write_testimony(tmp_path, again))
+    assert second.raised == ()
+    assert _level(opened, sha) == "strictly-confidential"
+    actions = [a for (a,) in opened.db.execute("SELECT action FROM log ORDER BY seq")]
+    assert "metadata.corrected" not in actions
+
+
+def test_a_refused_testimony_raises_nothing(sealed_case: Any, tmp_path: Path) -> None:
+    opened, signer = sealed_case
+    (tmp_path / "rec").mkdir()
+    recording = tmp_path / "rec" / "interview.ogg"
+    recording.write_bytes(b"fictional audio bytes " * 40)
+    sha = _ingest_recording(opened, signer, recording, "restricted")
+    testimony.record_testimony(opened, signer, write_testimony(tmp_path, make_testimony()))
+    with pytest.raises(InputError, match="already recorded"):
+        testimony.record_testimony(
+            opened, signer, write_testimony(tmp_path, make_testimony(recordings=[sha]))
+        )
+    assert _level(opened, sha) == "restricted"
