@@ -67,6 +67,7 @@ from chain_of_custody.errors import (
     PassphraseError,
     VerificationError,
 )
+from chain_of_custody.keys import KEY_NAME_HEADER
 from chain_of_custody.secretfile import (
     decrypt_private_key,
     encrypt_private_key,
@@ -77,6 +78,7 @@ from chain_of_custody.secretfile import (
 __all__ = [
     "COMMITMENT_DOMAIN",
     "HKDF_INFO",
+    "PUBLIC_KEY_FILE_HINT",
     "RECIPIENT_ID_DOMAIN",
     "Commitment",
     "EnvelopeError",
@@ -149,6 +151,45 @@ def _check_name(name: str, what: str = "recipient name") -> str:
     return name
 
 
+PUBLIC_KEY_FILE_HINT = (
+    "give the recipient's public key file (NAME.pub, written beside its private key NAME.key "
+    "by `evidence keys recipient add`), or save the public key that "
+    "`evidence keys recipient list` shows to a file"
+)
+_COPY_AGAIN_HINT = (
+    "the text was altered or copied incompletely: copy the recipient's .pub file again, or "
+    "the public key that `evidence keys recipient list` shows"
+)
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_name(name: str) -> bool:
+    try:
+        _check_name(name)
+    except InputError:
+        return False
+    return True
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and set(text) <= _HEX
+
+
+_RECIPIENT_KEY_FILE = "a private recipient key file"
+
+
+def _private_key_kind(text: str) -> str | None:
+    """What private key file ``text`` is the content of, if it is one (judged by its start)."""
+    if text.startswith(RECIPIENT_NAME_HEADER):
+        return _RECIPIENT_KEY_FILE
+    if text.startswith(KEY_NAME_HEADER):
+        return "the private key file of a signing key (an investigator's)"
+    first = text.split("\n", 1)[0].strip()
+    if first.startswith("-----BEGIN") and first.endswith("PRIVATE KEY-----"):
+        return "a private key (PEM)"
+    return None
+
+
 def _recipient_id(public_key: bytes) -> bytes:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(RECIPIENT_ID_DOMAIN)
@@ -168,7 +209,7 @@ class RecipientPublicKey:
         if not isinstance(self.public_key, bytes) or len(self.public_key) != _KEY_LEN:
             raise InputError(
                 f"public key of recipient {self.name} must be 32 bytes",
-                hint="export the recipient's public key again with 'evidence keys export'",
+                hint=PUBLIC_KEY_FILE_HINT,
             )
 
     @property
@@ -182,27 +223,58 @@ class RecipientPublicKey:
         return f"{self.name}+{self.recipient_id}+{encoded}"
 
     @classmethod
-    def from_text(cls, text: str) -> RecipientPublicKey:
-        """Parse the text form, checking that the recipient id matches the key."""
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
+    def from_text(cls, text: str, *, source: str | Path | None = None) -> RecipientPublicKey:
+        """Parse the text form, checking that the recipient id matches the key.
+
+        ``source`` names where the text comes from (the file given) in messages. Messages never
+        quote the text: a file given by mistake can hold anything, a witness's identity
+        included.
+        """
+        where = f"{source}: " if source is not None else ""
+        expected = "expected one line <name>+<recipient id>+<base64 key>"
+        line = text.strip()
+        private = _private_key_kind(line)
+        if private is not None:
+            hint = PUBLIC_KEY_FILE_HINT
+            if private == _RECIPIENT_KEY_FILE and source is not None:
+                hint = f"give the .pub file beside it ({Path(source).with_suffix('.pub')})"
             raise InputError(
-                "recipient public key text must have the form <name>+<id>+<base64 key>",
-                hint="copy the whole line printed by 'evidence keys export'",
+                f"{where}is {private}, not a recipient's public key; a private key is never "
+                "given to anyone",
+                hint=hint,
             )
+        parts = line.split("+", 2)
+        if len(parts) != 3 or "\n" in line:
+            raise InputError(f"{where}not a recipient public key: {expected}", PUBLIC_KEY_FILE_HINT)
         name, rid, encoded = parts
+        if not _is_name(name) or not _is_hex(rid, _RECIPIENT_ID_LEN * 2):
+            signing = _is_name(name) and _is_hex(rid, 8)
+            raise InputError(
+                f"{where}"
+                + (
+                    "is the public key of a signing key (an investigator's), not of a recipient"
+                    if signing
+                    else f"not a recipient public key: {expected}"
+                ),
+                PUBLIC_KEY_FILE_HINT,
+            )
         try:
             raw = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
+        except binascii.Error:
             raise InputError(
-                f"public key of recipient {name!r} is not valid base64",
-                hint="copy the whole line printed by 'evidence keys export'",
-            ) from exc
+                f"{where}recipient public key: the key after the second '+' is not valid base64",
+                hint=_COPY_AGAIN_HINT,
+            ) from None
+        if len(raw) != _KEY_LEN:
+            raise InputError(
+                f"{where}recipient public key: the key is {len(raw)} bytes long, not {_KEY_LEN}",
+                hint=_COPY_AGAIN_HINT,
+            )
         key = cls(name, raw)
         if key.recipient_id != rid:
             raise InputError(
-                f"recipient id {rid!r} does not match the public key of {name!r}",
-                hint="the text was altered or copied incompletely; export it again",
+                f"{where}recipient public key: the recipient id does not match the key",
+                hint=_COPY_AGAIN_HINT,
             )
         return key
 

@@ -11,6 +11,7 @@ are given their names inside the transaction that records it, and removed again 
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from chain_of_custody import EventDraft, Signer
 from evidence.errors import EnvironmentProblem, InputError
 from evidence.keystore import key_dir, new_key_files
 from evidence.protected import (
+    PUBLIC_KEY_FILE_HINT,
     RecipientKey,
     RecipientPublicKey,
     generate_recipient,
@@ -27,6 +29,9 @@ from evidence.protected import (
     save_recipient,
 )
 from evidence.workspace import Case, Recorder
+
+# A public key file is one line of about 80 characters (or a PEM of about 110).
+_MAX_PUBLIC_KEY_FILE = 64 * 1024
 
 
 def recipient_dir() -> Path:
@@ -59,22 +64,41 @@ class RecipientInfo:
 
 
 def read_public_key(path: Path, name: str | None = None) -> RecipientPublicKey:
-    """A recipient public key from a file: the text form ``name+id+base64`` or a PEM."""
+    """A recipient public key from a file: the text form ``name+id+base64`` or a PEM.
+
+    Messages name the file and never quote what it holds: a file given by mistake (a
+    testimony, say) can hold protected text. A private key file is refused as such.
+    """
     try:
-        raw = path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError(f"{path}: not a file", PUBLIC_KEY_FILE_HINT)
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_PUBLIC_KEY_FILE + 1)
+    except PermissionError:
+        raise EnvironmentProblem(
+            f"{path}: permission denied", "check you may read the recipient public key file"
+        ) from None
     except OSError as exc:
-        raise InputError(f"cannot read the public key {path}: {exc.strerror}") from None
-    if raw.lstrip().startswith(b"-----BEGIN"):
+        raise InputError(
+            f"{path}: cannot read the recipient public key ({exc.strerror or type(exc).__name__})",
+            "check the path and that you may read the file",
+        ) from None
+    if len(raw) > _MAX_PUBLIC_KEY_FILE:
+        raise InputError(f"{path}: too large to be a recipient public key", PUBLIC_KEY_FILE_HINT)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path}: not a recipient public key (not text)", PUBLIC_KEY_FILE_HINT
+        ) from None
+    stripped = text.lstrip()
+    if stripped.startswith("-----BEGIN") and "PRIVATE KEY-----" not in stripped.split("\n", 1)[0]:
         if not name:
             raise InputError(
                 f"{path} is a PEM key without a name", "give the recipient's name with --name"
             )
         return RecipientPublicKey.from_pem(name, raw)
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not a public key file (not text)") from None
-    return RecipientPublicKey.from_text(text)
+    return RecipientPublicKey.from_text(text, source=path)
 
 
 def check_new_recipient(case: Case, name: str) -> Path:

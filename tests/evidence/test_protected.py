@@ -146,6 +146,61 @@ def test_public_key_pem_of_wrong_type_refused() -> None:
         RecipientPublicKey.from_pem("x", b"not a pem")
 
 
+# A file given as a recipient's public key by mistake (a testimony, say): its text must never
+# be quoted back, whatever part of it the parser stumbles on.
+MARKER = "Fictional Protected-Name-MARKER"
+WRONG_FILES: dict[str, str] = {
+    "testimony-yaml": f'witness_code: W-555\nidentity:\n  name: {MARKER}\n  contact: "+000 11"\n',
+    "one-line-with-plus": f"{MARKER}+{MARKER}+{MARKER}",
+    "name-like-word": "Protected-Name-MARKER+0123456789abcdef+AAAA",
+    "id-like-word": f"otp-unit-2+{MARKER.replace(' ', '')}+AAAA",
+    "bad-base64": f"otp-unit-2+{OTP_2.recipient_id}+{MARKER.replace(' ', '')}",
+    "signing-key-note": "inv-a+0123abcd+" + "A" * 44,
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_FILES))
+def test_public_key_text_errors_never_quote_the_text(case: str) -> None:
+    with pytest.raises(InputError) as caught:
+        RecipientPublicKey.from_text(WRONG_FILES[case], source="/fictional/wrong-file.yaml")
+    said = everything_said(caught.value)
+    for part in (MARKER, "Protected-Name-MARKER", MARKER.replace(" ", ""), "W-555", "inv-a"):
+        assert part not in said, part
+    assert caught.value.message.startswith("/fictional/wrong-file.yaml: ")
+    assert "keys export" not in said
+    assert "keys recipient list" in said or ".pub" in said
+
+
+def test_public_key_text_names_what_it_was_given() -> None:
+    with pytest.raises(InputError, match="signing key") as caught:
+        RecipientPublicKey.from_text(WRONG_FILES["signing-key-note"])
+    assert "recipient" in caught.value.message
+    with pytest.raises(InputError, match="the recipient id does not match the key"):
+        RecipientPublicKey.from_text(_swap_id(OTP_2.public.to_text()))
+
+
+def test_a_private_key_file_is_refused_as_such(tmp_path: Path) -> None:
+    key = generate_recipient("otp-unit-8")
+    path = tmp_path / "otp-unit-8.key"
+    save_recipient(key, path, PASSPHRASE)
+    text = path.read_text(encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        RecipientPublicKey.from_text(text, source=path)
+    error = caught.value
+    assert error.message == (
+        f"{path}: is a private recipient key file, not a recipient's public key; a private key "
+        "is never given to anyone"
+    )
+    assert str(tmp_path / "otp-unit-8.pub") in (error.hint or "")
+    assert "ENCRYPTED" not in everything_said(error)
+    signing = "Key-Name: inv-a\nPublic-Key: inv-a+0123abcd+AAAA\n-----BEGIN ENCRYPTED..."
+    with pytest.raises(InputError, match="private key file of a signing key"):
+        RecipientPublicKey.from_text(signing, source=tmp_path / "inv-a.key")
+    pem = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(InputError, match=r"is a private key \(PEM\)"):
+        RecipientPublicKey.from_text(pem.decode())
+
+
 @pytest.mark.parametrize(
     "name", ["", "has space", "has+plus", "tab\there", "new\nline", "nul\x00", "x" * 129]
 )
