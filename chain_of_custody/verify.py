@@ -44,6 +44,7 @@ __all__ = [
     "KeyStatus",
     "Keyring",
     "LogReport",
+    "NamedCheckpoint",
     "node_leaves",
     "verify_consistency_with",
     "verify_log",
@@ -518,6 +519,22 @@ class _Walk:
             self.add("unknown-key", f"signed by {actor}, a key the log never enrolled", seq, actor)
 
 
+class NamedCheckpoint(bytes):
+    """The bytes of a signed checkpoint with the name its findings give it: the file it was
+    read from, say. :func:`verify_log` calls an ``extra_checkpoint`` that is not named
+    ``extra checkpoint N``."""
+
+    name: str
+
+    def __new__(cls, note: bytes, name: str) -> NamedCheckpoint:
+        made = super().__new__(cls, note)
+        made.name = name
+        return made
+
+    def __reduce__(self) -> tuple[type[NamedCheckpoint], tuple[bytes, str]]:
+        return (NamedCheckpoint, (bytes(self), self.name))
+
+
 @dataclass(frozen=True)
 class _ParsedCheckpoint:
     label: str
@@ -558,7 +575,8 @@ def verify_log(
 
     ``extra_checkpoints`` are signed checkpoints obtained earlier (from a bundle, a colleague,
     a witness): one of the same size with another root shows a fork, one larger than the log a
-    rollback, one the log does not extend a rewritten history. ``progress`` is called with the
+    rollback, one the log does not extend a rewritten history. Findings name each by its
+    :class:`NamedCheckpoint` name, else as ``extra checkpoint N``. ``progress`` is called with the
     number of events checked so far. ``on_event`` is given every readable event, in log order,
     once it has been checked (so that a caller can build what the log implies without parsing
     the leaves again); what was found about it is in the report.
@@ -575,7 +593,9 @@ def verify_log(
     ]
     size = 0 if "log" in unreadable else store.size()
     extras = [
-        _parse_checkpoint(f"extra checkpoint {number}", note)
+        _parse_checkpoint(
+            note.name if isinstance(note, NamedCheckpoint) else f"extra checkpoint {number}", note
+        )
         for number, note in enumerate(extra_checkpoints, 1)
     ]
     wanted = {size}

@@ -30,7 +30,7 @@ from rich.text import Text
 # typer ships its own copy of click and exports neither name.
 from typer._click.core import ParameterSource
 
-from evidence.errors import InputError
+from evidence.errors import EnvironmentProblem, InputError
 from evidence.workspace import Case, open_case
 
 
@@ -191,8 +191,26 @@ class Bar:
             self.task = None
 
 
-def read_file(path: Path) -> bytes:
+def read_file(path: Path, what: str = "the file", hint: str = "check the path") -> bytes:
+    """The bytes of the file ``path``, which a message calls ``what`` (``the checkpoint file
+    given with --since``).
+
+    A path that names no file is an input error (exit 2, with ``hint``); a file the user may
+    not read, or that cannot be read, is one of the environment (exit 3), as SPEC section 8
+    has it. Nothing is checked before (click's checks are off, see ``cli._Group``): the
+    reading says what is wrong.
+    """
     try:
         return path.read_bytes()
+    except PermissionError as exc:
+        raise EnvironmentProblem(
+            f"cannot read {what} {path}: {exc.strerror}",
+            "make the file readable by you (e.g. chmod u+r FILE) or copy it to a place "
+            "where you may read it, then run the command again",
+        ) from None
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}", hint) from None
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise EnvironmentProblem(
+            f"cannot read {what} {path}: {exc.strerror}", "check the file and the disk holding it"
+        ) from None

@@ -59,12 +59,12 @@ from evidence._cli_common import (
     read_file,
 )
 from evidence.entities import get_entity
-from evidence.errors import InputError
+from evidence.errors import EnvironmentProblem, InputError
 from evidence.ingest import IngestReport, ingest
 from evidence.loaders import parse_options
 from evidence.models import ItemOptions
 from evidence.verify import CaseReport, verify_case
-from evidence.workspace import init_case
+from evidence.workspace import DISTRIBUTION, init_case, toolkit_version
 
 
 class _Group(TyperGroup):
@@ -74,12 +74,14 @@ class _Group(TyperGroup):
     what holds for all of them, wherever they are declared: a ``--case`` given before a command
     that works in no case is refused (:func:`_refuse_case_before`), help shows what an option
     takes rather than its Python type (:func:`_show_what_options_take`) and wraps the
-    paragraphs of a command's help as paragraphs (:func:`_reflowed`).
+    paragraphs of a command's help as paragraphs (:func:`_reflowed`), and no path is checked
+    before the command reads it (:func:`_paths_unchecked`).
     """
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         for command in _commands_under(self):
+            _paths_unchecked(command)
             if command.help:
                 command.help = _reflowed(command.help)
             if not isinstance(command, TyperGroup) and not _takes_a_case(command):
@@ -101,6 +103,10 @@ class _Group(TyperGroup):
             # The catalog is not as the toolkit made it (a table or column changed or dropped,
             # a damaged file): an environment problem to look into, not a crash to report.
             _fail(ctx, catalog_problem(exc))
+        except PermissionError as exc:
+            # A file or folder the toolkit may not read or write is a problem of the
+            # environment (SPEC section 8), wherever the code met it without saying so.
+            _fail(ctx, _permission_problem(exc))
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except BrokenPipeError:
@@ -132,6 +138,15 @@ def _fail(ctx: typer.Context, exc: CustodyError) -> NoReturn:
     raise typer.Exit(exc.exit_code) from None
 
 
+def _permission_problem(exc: PermissionError) -> EnvironmentProblem:
+    named = exc.filename if exc.filename is not None else "a file or folder"
+    return EnvironmentProblem(
+        f"permission denied: {os.fsdecode(named) if isinstance(named, bytes) else named}",
+        "check that you may read it (and, for a command that writes, write it), then run the "
+        "command again",
+    )
+
+
 def _debug(ctx: typer.Context) -> bool:
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("debug"))
@@ -157,6 +172,23 @@ def _reflowed(text: str) -> str:
         paragraph if paragraph.startswith("\b") else " ".join(paragraph.split("\n"))
         for paragraph in paragraphs
     )
+
+
+def _paths_unchecked(command: Any) -> None:
+    """Let typer check none of the paths ``command`` takes before it runs.
+
+    typer checks by default that a path which exists may be read, and refuses one that may
+    not with a usage error (exit 2) in its own words; a missing file would then be the
+    toolkit's environment error (exit 3) and an unreadable one a usage error. The code that
+    reads each file says what is wrong instead, with the exit code of SPEC section 8 (3 for a
+    permission) and what to do; and an unreadable file given to ``ingest`` is one refused
+    input of the batch, not the end of it.
+    """
+    for param in command.params:
+        described = getattr(param, "type_descriptor", None)
+        if described is not None:
+            info = described.parameter_info
+            info.exists = info.readable = info.writable = False
 
 
 def _takes_a_case(command: Any) -> bool:
@@ -246,10 +278,25 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(log_app, name="log")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"{DISTRIBUTION} {toolkit_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version of the toolkit and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
     case_dir: Annotated[
         Path | None,
         typer.Option(
@@ -294,7 +341,9 @@ def init(
 ) -> None:
     """Create a case and enrol the investigator's key as its first event."""
     if key is not None:
-        signer = load_signer(key, keystore.read_passphrase(passphrase_file))
+        signer = keystore.unlock_with(
+            lambda given: load_signer(key, given), keystore.read_passphrase(passphrase_file), key
+        )
         key_path = key
     else:
         key_path = keystore.default_key_path(key_name)
@@ -334,9 +383,9 @@ def keys_generate(
         typer.Option(
             "--out",
             metavar="<path>",
-            help="Write the private key to this file, or as NAME.key into this folder (a "
-            "path ending in / is a folder, created if needed; never inside a case folder) "
-            "(default: your key folder, $EVIDENCE_HOME/keys).",
+            help="Write the private key as NAME.key into this folder (an existing folder, "
+            "or a path ending in /, created if needed), or to this file (a name ending in "
+            ".key); never inside a case folder. Default: your key folder, $EVIDENCE_HOME/keys.",
             show_default=False,
         ),
     ] = None,
@@ -347,7 +396,8 @@ def keys_generate(
     The public key is written beside the private key (NAME.pub). Commands that sign look for
     your key in your key folder: a key made there for a colleague is one more key to choose
     from, and they then ask which one with --key. Make a colleague's key with --out (a folder
-    or a file of theirs, such as a USB stick) and hand it over.
+    of theirs, such as a USB stick: --out /media/usb/; or a file: --out FILE.key) and hand it
+    over.
     """
     path = keystore.new_key_path(name, out_file)
     signer = generate_signer(name)
@@ -416,9 +466,7 @@ def keys_enrol(
     """Enrol another investigator's public key (signed by your enrolled key)."""
     give = "give the .pub file written by `evidence keys generate` or `evidence keys export`"
     try:
-        text = public_key.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise InputError(f"cannot read the public key {public_key}: {exc.strerror}", give) from None
+        text = read_file(public_key, "the public key file", give).decode("utf-8").strip()
     except UnicodeDecodeError:
         raise InputError(f"{public_key} is not a public key file (not text)", give) from None
     if "PRIVATE KEY" in text or text.startswith("Key-Name:"):
@@ -685,9 +733,17 @@ def show_cmd(
 
 @log_app.command("show")
 def log_show(
-    start: Annotated[int, typer.Option("--from", metavar="<seq>", help="First seq.")] = 0,
+    start: Annotated[
+        int, typer.Option("--from", metavar="<seq>", help="First seq (from 0, the first event).")
+    ] = 0,
     stop: Annotated[
-        int | None, typer.Option("--to", metavar="<seq>", help="Last seq (inclusive).")
+        int | None,
+        typer.Option(
+            "--to",
+            metavar="<seq>",
+            help="Last seq, inclusive (default, and at most: the last event).",
+            show_default=False,
+        ),
     ] = None,
     case_dir: CaseOpt = Path(),
     as_json: JsonOpt = False,
@@ -695,8 +751,8 @@ def log_show(
     """Print the events of the custody log."""
 
     with open_case_dir(case_dir) as case:
-        end = None if stop is None else stop + 1
-        for seq, leaf, leaf_hash in case.log.iter_leaves(start, end):
+        seqs = custody.log_range(case, start, stop)
+        for seq, leaf, leaf_hash in case.log.iter_leaves(seqs.start, seqs.stop):
             event = parse_leaf(leaf).event
             if as_json:
                 record = {
@@ -749,9 +805,9 @@ def log_consistency(
     case_dir: CaseOpt = Path(),
 ) -> None:
     """Prove that the log today extends an earlier checkpoint (no rollback, no fork)."""
-    note = read_file(old_checkpoint)
+    note = read_file(old_checkpoint, "the checkpoint file", custody.CHECKPOINT_FILE_HINT)
     with open_case_dir(case_dir) as case:
-        result = custody.check_consistency(case, note)
+        result = custody.check_consistency(case, note, str(old_checkpoint))
     out.print(result)
 
 
@@ -825,7 +881,13 @@ def verify_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify the whole case: objects, log, signatures, checkpoints and catalog."""
-    notes = [read_file(p) for p in since or []]
+    notes = [
+        custody.checked_checkpoint_file(
+            read_file(path, "the checkpoint file of --since", custody.CHECKPOINT_FILE_HINT),
+            str(path),
+        )
+        for path in since or []
+    ]
     bar = Bar("log", "objects")
     # Read-only, so that opening the case cannot mend (recreate a dropped table or trigger)
     # what verify is about to look at.
@@ -860,7 +922,7 @@ cli_exports.register(app)
 
 # The options of the root command (:func:`_root`), which :func:`app_for` steps over to find the
 # command: flags, and options that take a value (``--case DIR`` or ``--case=DIR``).
-ROOT_FLAGS = frozenset({"--debug"})
+ROOT_FLAGS = frozenset({"--debug", "--version"})
 ROOT_VALUE_OPTIONS = frozenset({"--case"})
 
 

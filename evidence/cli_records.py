@@ -552,6 +552,8 @@ def testimony_add(
         out.print(f"  protected identity (sealed): {recorded.annex}")
     for sha in recorded.recordings:
         out.print(f"  recording: {sha}")
+    for raised in recorded.raised:
+        out.print(f"  {raised.describe()}")
 
 
 @testimony_app.command("list")
@@ -619,7 +621,11 @@ def testimony_show(
                 option=_passphrase_option(recipient_passphrase_file),
             )
             try:
-                rkey = recipients.find_recipient_key(case, recipient_key, passphrase)
+                rkey = keystore.unlock_with(
+                    lambda given: recipients.find_recipient_key(case, recipient_key, given),
+                    passphrase,
+                    recipient_key,
+                )
             except PassphraseError as exc:
                 if recipient_passphrase_file is not None:
                     raise

@@ -15,7 +15,7 @@ import re
 import secrets
 import stat
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from chain_of_custody import (
     parse_note,
     verify_consistency,
 )
+from chain_of_custody.verify import NamedCheckpoint
 from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
 from evidence.objects import rename_noreplace
 from evidence.workspace import Case, Recorder
@@ -696,12 +697,48 @@ def case_verifiers(case: Case) -> list[VerifierKey]:
     ]
 
 
-def check_consistency(case: Case, old_note: bytes) -> str:
-    """Prove that today's log extends the checkpoint ``old_note``; raise if it does not."""
-    old = open_checkpoint(old_note, case_verifiers(case))
+# What to give where a checkpoint file of the case is asked for (as `audit --since` says).
+CHECKPOINT_FILE_HINT = (
+    "give a checkpoint printed by `evidence log checkpoint` (kept from before), or "
+    "data/custody/checkpoint.txt of an earlier bundle of this case"
+)
+
+
+def checked_checkpoint_file(note: bytes, source: str) -> NamedCheckpoint:
+    """``note``, the bytes of the file ``source``, refused with an :class:`InputError` naming
+    the file unless it is a signed note at all (an empty, truncated, binary or unsigned file
+    is the wrong file). Its signatures and its text as a checkpoint are checked by the
+    command that uses it, which names it by ``source`` too."""
+    try:
+        parse_note(note)
+    except InputError as exc:
+        raise InputError(
+            f"{source} is not a signed checkpoint: {exc.message}", CHECKPOINT_FILE_HINT
+        ) from None
+    return NamedCheckpoint(note, source)
+
+
+def check_consistency(case: Case, old_note: bytes, source: str = "the checkpoint") -> str:
+    """Prove that today's log extends the checkpoint ``old_note``; raise if it does not.
+
+    ``source`` names the checkpoint (its file) in every message and finding.
+    """
+    try:
+        return _check_consistency(case, old_note, source)
+    except VerificationError as exc:
+        located = [replace(f, path=f.path or source) for f in exc.findings]
+        raise VerificationError(located, exc.hint) from None
+
+
+def _check_consistency(case: Case, old_note: bytes, source: str) -> str:
+    note = checked_checkpoint_file(old_note, source)
+    try:
+        old = open_checkpoint(note, case_verifiers(case))
+    except InputError as exc:
+        raise InputError(f"{source}: {exc.message}", exc.hint or CHECKPOINT_FILE_HINT) from None
     if old.origin != case.config.origin:
         raise InputError(
-            f"the checkpoint is of another log ({old.origin!r}, not {case.config.origin!r})",
+            f"{source} is a checkpoint of another log ({old.origin!r}, not {case.config.origin!r})",
             "give a checkpoint of this case",
         )
     size = case.log.size()
@@ -714,7 +751,9 @@ def check_consistency(case: Case, old_note: bytes) -> str:
             "the case was rolled back or restored from an older copy; find the newer copy",
         )
     if old.size == 0:
-        raise InputError("a checkpoint of size 0 proves nothing", "give a later checkpoint")
+        raise InputError(
+            f"{source} is a checkpoint of size 0, which proves nothing", "give a later checkpoint"
+        )
     new_root = case.log.root(size)
     proof = case.log.consistency_proof(old.size, size) if old.size < size else []
     if old.size == size:
@@ -728,6 +767,31 @@ def check_consistency(case: Case, old_note: bytes) -> str:
         f"consistent: the log of {size} events extends the checkpoint of {old.size} events "
         f"({len(proof)} proof hashes)"
     )
+
+
+def log_range(case: Case, start: int, stop: int | None) -> range:
+    """The seqs that ``evidence log show --from start --to stop`` prints: ``start`` to
+    ``stop`` (inclusive; by default, and at most, the last event).
+
+    A range that is no part of the log (a negative seq, ``--from`` after ``--to`` or beyond
+    the last event) is an :class:`InputError` naming the option and the seqs the log holds,
+    not an empty answer.
+    """
+    size = case.log.size()
+    held = f"the log holds seq 0 to {size - 1}" if size else "the log holds no event"
+    hint = (
+        f"give --from and --to between 0 and {size - 1}, --from not after --to"
+        if size
+        else "record something first; the log is empty"
+    )
+    for option, value in (("--from", start), ("--to", stop)):
+        if value is not None and value < 0:
+            raise InputError(f"{option} {value} is not a seq: seqs count from 0; {held}", hint)
+    if stop is not None and start > stop:
+        raise InputError(f"--from {start} is after --to {stop}", hint)
+    if start > 0 and start >= size:
+        raise InputError(f"--from {start} is beyond the last event: {held}", hint)
+    return range(start, size if stop is None else min(stop + 1, size))
 
 
 def _item_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from chain_of_custody import Signer, load_signer, save_signer
 from chain_of_custody.keys import KEY_NAME_HEADER
@@ -41,7 +42,7 @@ from chain_of_custody.secretfile import (
     read_secret_file,
     replace_secret_file,
 )
-from evidence.errors import EnvironmentProblem, InputError, KeyFileError
+from evidence.errors import EnvironmentProblem, InputError, KeyFileError, PassphraseError
 from evidence.objects import process_alive
 from evidence.protected import RECIPIENT_NAME_HEADER, load_recipient, save_recipient
 from evidence.workspace import CASE_FILE, Case
@@ -50,6 +51,8 @@ PASSPHRASE_ENV = "EVIDENCE_PASSPHRASE"  # noqa: S105 - the name of a variable, n
 KEY_ENV = "EVIDENCE_KEY"
 HOME_ENV = "EVIDENCE_HOME"
 MIN_PASSPHRASE = 8
+
+_Key = TypeVar("_Key")
 
 
 def key_dir() -> Path:
@@ -65,12 +68,14 @@ def default_key_path(name: str) -> Path:
 
 
 def new_key_path(name: str, out: str | os.PathLike[str] | None) -> Path:
-    """Where ``keys generate`` writes the key of ``name``: ``out`` (a file, or a folder to
-    write ``<name>.key`` in), else the key folder.
+    """Where ``keys generate`` writes the key of ``name``: ``out`` (a ``.key`` file, or a
+    folder to write ``<name>.key`` in), else the key folder.
 
-    ``out`` ending in a slash names a folder, created (mode 0700) if it does not exist.
-    Refuses a file that exists already, and a place inside a case folder: keys are kept
-    outside cases, so that a copied or seized case carries none.
+    ``out`` is a folder if it is one or ends in a slash (created, mode 0700, if it does not
+    exist), the key file itself if its name ends in ``.key``; any other ``out`` is refused,
+    since ``--out keys-for-b`` could mean either. Refuses a file that exists already, and a
+    place inside a case folder: keys are kept outside cases, so that a copied or seized case
+    carries none.
     """
     if out is None:
         path = default_key_path(name)
@@ -79,6 +84,12 @@ def new_key_path(name: str, out: str | os.PathLike[str] | None) -> Path:
         given = Path(text)
         folder = text.endswith(("/", os.sep)) or given.is_dir()
         path = given / f"{name}.key" if folder else given
+        if not folder and path.suffix not in (".key", ".pub") and not os.path.lexists(path):
+            raise InputError(
+                f"--out {text} names neither a folder nor a .key file",
+                f"for a folder (made if needed) end it with a slash: --out {text}/ ; for the "
+                f"key file itself end its name in .key: --out {text}.key",
+            )
     case_root = _case_holding(path.parent)
     if case_root is not None:
         raise InputError(
@@ -286,15 +297,82 @@ def read_new_passphrase(new_passphrase_file: Path | None) -> bytes:
     return _checked_passphrase(value, new=True, option=option if new_passphrase_file else None)
 
 
+# A byte order mark: UTF-8's is dropped from a passphrase file (editors on Windows write it);
+# those of UTF-16 and UTF-32 mean a file in an encoding that is refused (NUL bytes too).
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
 def _passphrase_from_file(path: Path, option: str) -> bytes:
+    """The passphrase in the file ``path`` (given with ``option``): its UTF-8 text without a
+    leading byte order mark and without the line break(s) that end it."""
     try:
-        text = path.read_bytes()
+        data = path.read_bytes()
+    except PermissionError as exc:
+        raise EnvironmentProblem(
+            f"cannot read the passphrase file {path} ({option}): {exc.strerror}",
+            f"make the file readable by you (only you: chmod 600 {path}), or give {option} "
+            "a file you may read",
+        ) from None
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot read the passphrase file {path} ({option}): {exc.strerror}",
             f"check the path given to {option}",
         ) from None
-    return text.rstrip(b"\r\n")
+    save_as = (
+        "save the passphrase as plain UTF-8 text (in Notepad: Save as, Encoding UTF-8; in "
+        "PowerShell: Set-Content -Encoding UTF8) and run the command again"
+    )
+    if data.startswith(_WIDE_BOMS) or b"\x00" in data:
+        raise InputError(
+            f"the passphrase file {path} ({option}) is not UTF-8 text: it holds NUL bytes or "
+            "begins with a UTF-16 or UTF-32 byte order mark",
+            save_as,
+        )
+    data = data.removeprefix(_UTF8_BOM)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"the passphrase file {path} ({option}) is not UTF-8 text", save_as
+        ) from None
+    return data.rstrip(b"\r\n")
+
+
+def unlock_with(load: Callable[[bytes], _Key], passphrase: bytes, path: Path | None) -> _Key:
+    """``load(passphrase)``: the key of the key file ``path`` (or of the one ``load`` finds),
+    opened with ``passphrase``.
+
+    Passphrase files saved with a UTF-8 byte order mark once gave the mark as part of the
+    passphrase, so that a key made then opens only with it: such a key is opened with the
+    mark put back, and the user told on stderr to give it a new passphrase. Only a
+    :class:`PassphraseError` leads to the second try, and it is the first error that is raised.
+    """
+    key, used = _unlock_with(load, passphrase)
+    if used != passphrase:
+        where = f"key file {path}" if path is not None else "the key file"
+        print(
+            f"note: {where} was opened with the passphrase preceded by an invisible byte order "
+            "mark, which earlier versions of the toolkit took from a passphrase file saved as "
+            "'UTF-8 with BOM'; give the key a new passphrase with `evidence keys passphrase "
+            f"{path or 'KEYFILE'}`",
+            file=sys.stderr,
+        )
+    return key
+
+
+def _unlock_with(load: Callable[[bytes], _Key], passphrase: bytes) -> tuple[_Key, bytes]:
+    """:func:`unlock_with` without the note: the key, and the passphrase that opened it."""
+    try:
+        return load(passphrase), passphrase
+    except PassphraseError as first:
+        if passphrase.startswith(_UTF8_BOM):
+            raise
+        legacy = _UTF8_BOM + passphrase
+        try:
+            return load(legacy), legacy
+        except PassphraseError:
+            raise first from None
 
 
 def _typed_passphrase(prompt: str, repeat_prompt: str | None) -> bytes:
@@ -368,7 +446,7 @@ def change_passphrase(
     rewrite: Callable[[Path, bytes], str]
     if previous.startswith(_SIGNING_KEY_HEAD):
         kind = "signing key"
-        signer = load_signer(path, passphrase)
+        signer, passphrase = _unlock_with(lambda given: load_signer(path, given), passphrase)
         key_id = signer.key_id
 
         def rewrite(target: Path, new: bytes) -> str:
@@ -377,7 +455,7 @@ def change_passphrase(
 
     else:
         kind = "recipient key"
-        recipient = load_recipient(path, passphrase)
+        recipient, passphrase = _unlock_with(lambda given: load_recipient(path, given), passphrase)
         key_id = recipient.recipient_id
 
         def rewrite(target: Path, new: bytes) -> str:
@@ -481,7 +559,9 @@ def unlock(case: Case, key: Path | None, passphrase_file: Path | None) -> Signer
     # A read-only case is refused before a passphrase is asked for or anything is written.
     case.require_writable()
     path = find_key_file(case, key)
-    signer = load_signer(path, read_passphrase(passphrase_file))
+    signer = unlock_with(
+        lambda given: load_signer(path, given), read_passphrase(passphrase_file), path
+    )
     row = case.db.execute(
         "SELECT revoked_seq FROM keys WHERE key_id = ?", [signer.verifier.key_id]
     ).fetchone()

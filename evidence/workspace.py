@@ -14,11 +14,12 @@ that the log does not explain.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from typing import Any
 
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from chain_of_custody import (
     AppendedEvent,
@@ -44,7 +46,10 @@ from evidence.objects import ObjectStore
 CASE_FILE = "case.toml"
 CATALOG_FILE = "catalog.sqlite"
 OBJECTS_DIR = "objects"
+# The case format this toolkit writes and reads; a case of a later format is refused, since
+# what a newer toolkit added to it could be missed here, or broken by a write.
 FORMAT_VERSION = 1
+DISTRIBUTION = "evidence-locker"
 
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ERN_PREFIX = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
@@ -55,7 +60,7 @@ class CaseConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: int = FORMAT_VERSION
+    format: int = Field(default=FORMAT_VERSION, strict=True, ge=1, le=FORMAT_VERSION)
     case_id: str
     title: str = Field(min_length=1, max_length=500)
     origin: str
@@ -98,6 +103,15 @@ class CaseConfig(BaseModel):
             else:
                 lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
         return "\n".join(lines) + "\n"
+
+
+def toolkit_version() -> str:
+    """The version of the installed toolkit, from its package metadata (``0.1.0``), or
+    ``unknown`` in a source tree that was never installed."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def utc_now() -> datetime:
@@ -196,14 +210,19 @@ def init_case(
 ) -> Case:
     """Create a case in ``directory`` (new or empty) and enrol ``signer`` as its first key."""
     directory = Path(directory)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+    try:
+        taken = directory.exists() and (not directory.is_dir() or any(directory.iterdir()))
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot look into {directory}: {exc.strerror}",
+            "choose a new directory for the case, or one you may read and write",
+        ) from None
+    if taken:
         raise InputError(
             f"{directory} exists and is not an empty directory",
             "choose a new directory for the case; an existing case is never overwritten",
         )
-    prefix = ern_prefix or re.sub(r"[^A-Z0-9]", "", case_id.upper())[:12] or "EVD"
-    if not prefix[0].isalpha():
-        prefix = "E" + prefix[:11]
+    prefix = ern_prefix or _derived_ern_prefix(case_id)
     try:
         config = CaseConfig(
             case_id=case_id,
@@ -214,7 +233,7 @@ def init_case(
             created=format_time(clock()),
         )
     except ValidationError as exc:
-        raise InputError(_describe_validation(exc), "correct the option and run again") from None
+        raise _init_problem(exc, prefix if ern_prefix is None else None, case_id) from None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / OBJECTS_DIR).mkdir()
@@ -254,6 +273,48 @@ def init_case(
     return case
 
 
+# The option of `evidence init` that gives each field of the case file.
+_INIT_OPTIONS = {
+    "case_id": "--case-id",
+    "title": "--title",
+    "ern_prefix": "--ern-prefix",
+    "organisation": "--organisation",
+}
+
+
+def _init_problem(exc: ValidationError, derived_prefix: str | None, case_id: str) -> InputError:
+    """The error of :func:`init_case` for the fields refused in ``exc``, each named by the
+    option that gives it. A field the user did not give but which was derived from
+    ``--case-id`` (``derived_prefix``, the origin) is not named as an option they used."""
+    errors = exc.errors(include_input=False)
+    case_id_refused = any(error["loc"] == ("case_id",) for error in errors)
+    given = [
+        error
+        for error in errors
+        if error["loc"] != ("origin",)
+        and (derived_prefix is None or error["loc"] != ("ern_prefix",))
+    ]
+    parts = [_describe_errors(given, _INIT_OPTIONS)] if given else []
+    hint = "correct the option and run again"
+    prefix_refused = any(error["loc"] == ("ern_prefix",) for error in errors)
+    if derived_prefix is not None and prefix_refused and not case_id_refused:
+        parts.append(
+            f"the ERN prefix {derived_prefix!r} derived from --case-id {case_id!r} is not "
+            "valid: an ERN prefix is 2-16 capital letters or digits, starting with a letter"
+        )
+        hint = "give the ERN prefix with --ern-prefix (e.g. --ern-prefix CASE1)"
+    if not parts:
+        parts = [_describe_errors(errors, _INIT_OPTIONS)]
+    return InputError("; ".join(parts), hint)
+
+
+def _derived_ern_prefix(case_id: str) -> str:
+    """The ERN prefix of a case made without one: the capital letters and digits of its id,
+    at most 12, starting with a letter (``UA-DEP-0001`` gives ``UADEP0001``)."""
+    prefix = re.sub(r"[^A-Z0-9]", "", case_id.upper())[:12] or "EVD"
+    return prefix if prefix[0].isalpha() else "E" + prefix[:11]
+
+
 def open_case(
     directory: Path,
     clock: Callable[[], datetime] = utc_now,
@@ -270,10 +331,19 @@ def open_case(
     """
     directory = Path(directory)
     case_file = directory / CASE_FILE
-    if not case_file.is_file():
+    try:
+        found = case_file.is_file()
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot look into the case directory {directory}: {exc.strerror}",
+            "check that you may read the case directory (and the folders above it)",
+        ) from None
+    if not found:
         raise CaseNotFound(str(directory))
     try:
         raw = tomllib.loads(case_file.read_text(encoding="utf-8"))
+        # Before the fields: a newer format may have fields this toolkit does not know.
+        _check_format(case_file, raw.get("format", FORMAT_VERSION))
         config = CaseConfig.model_validate(raw)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EnvironmentProblem(
@@ -286,7 +356,10 @@ def open_case(
             "restore case.toml from a backup of the case",
         ) from None
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot read {case_file}: {exc.strerror}") from None
+        raise EnvironmentProblem(
+            f"cannot read {case_file}: {exc.strerror}",
+            "check that you may read the case directory and its files",
+        ) from None
     if not (directory / CATALOG_FILE).is_file():
         raise EnvironmentProblem(
             f"{directory / CATALOG_FILE} is missing",
@@ -310,6 +383,26 @@ def open_case(
             CHANGED_CATALOG_HINT,
         )
     return case
+
+
+def _check_format(case_file: Path, value: object) -> None:
+    """Refuse a case file whose ``format`` is not one this toolkit reads: a later one (the
+    case was made by a newer toolkit) or one no toolkit writes (the file is damaged)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise EnvironmentProblem(
+            f"{case_file}: format = {shown} is not a case format (a whole number, 1 or more): "
+            "the case file is damaged",
+            f"restore {CASE_FILE} from a backup of the case",
+        )
+    if value > FORMAT_VERSION:
+        raise EnvironmentProblem(
+            f"{case_file} says format = {value}: the case was made by a newer version of the "
+            f"toolkit; this one ({DISTRIBUTION} {toolkit_version()}) knows case format "
+            f"{FORMAT_VERSION} only, so it neither reads nor writes the case",
+            f"upgrade {DISTRIBUTION} to a version that knows case format {value}, then run "
+            "the command again",
+        )
 
 
 def _open(
@@ -353,10 +446,21 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _describe_validation(exc: ValidationError) -> str:
+    return _describe_errors(exc.errors(include_input=False))
+
+
+def _describe_errors(errors: Sequence[ErrorDetails], names: Mapping[str, str] | None = None) -> str:
+    """Each error as ``field: what is wrong``, the field called by its name in ``names`` (an
+    option, say) where it has one; a check of ours reads as its own words, without pydantic's
+    ``Value error,`` before them."""
     parts = []
-    for error in exc.errors(include_input=False):
+    for error in errors:
         field = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{field}: {error['msg']}")
+        if names is not None:
+            field = names.get(field, field)
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
+        parts.append(f"{field}: {message}")
     return "; ".join(parts)
 
 

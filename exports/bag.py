@@ -42,6 +42,7 @@ from chain_of_custody.errors import (
     VerificationError,
 )
 from evidence.objects import process_alive
+from evidence.workspace import toolkit_version
 from exports.casejson import case_jsonld
 from exports.consistency import format_consistency_proof
 from exports.ecourt import items_csv, items_json
@@ -249,7 +250,8 @@ def _bag_info(content: BundleContent, payload_octets: int, payload_files: int) -
         ("Bagging-Date", info.created[:10]),
         ("External-Identifier", info.bundle_id),
         ("Internal-Sender-Identifier", info.case_id),
-        ("Bag-Software-Agent", info.software),
+        # With the version: the same case state gives the same bundle from the same toolkit.
+        ("Bag-Software-Agent", f"{info.software} {toolkit_version()}"),
         ("Payload-Oxum", f"{payload_octets}.{payload_files}"),
         ("Bag-Size", _bag_size(payload_octets)),
         ("Bundle-Created", info.created),

@@ -147,11 +147,11 @@ def test_init_with_an_existing_key(cli: Cli, tmp_path: Path, evidence_home: Path
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        pytest.param(("--case-id", "bad id!", "--title", "T"), "case_id", id="bad-case-id"),
-        pytest.param(("--case-id", "C-1", "--title", ""), "title", id="empty-title"),
+        pytest.param(("--case-id", "bad id!", "--title", "T"), "--case-id", id="bad-case-id"),
+        pytest.param(("--case-id", "C-1", "--title", ""), "--title", id="empty-title"),
         pytest.param(
             ("--case-id", "C-1", "--title", "T", "--ern-prefix", "x"),
-            "ern_prefix",
+            "--ern-prefix",
             id="bad-ern-prefix",
         ),
     ],
@@ -161,9 +161,46 @@ def test_init_refuses_bad_options(
 ) -> None:
     result = cli("init", tmp_path / "c", *args)
     assert result.exit_code == 2, result.output
-    assert names in result.stderr
+    # Each refused field is named by the option that gives it, in the toolkit's words.
+    assert f"error: {names}: " in result.stderr
+    assert "Value error" not in result.stderr
     # The key generated for the refused case is removed again, so a retry can reuse its name.
     assert not (evidence_home / "keys" / "investigator.key").exists()
+
+
+@pytest.mark.parametrize("case_id", ["X", "x-", "x."])
+def test_a_case_id_whose_derived_ern_prefix_is_not_valid_asks_for_ern_prefix(
+    cli: Cli, tmp_path: Path, evidence_home: Path, case_id: str
+) -> None:
+    # A valid case id; the ERN prefix made from it (too short) is a field the user never gave.
+    result = cli("init", tmp_path / "c", "--case-id", case_id, "--title", "Fictional")
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.stderr.split())
+    assert f"the ERN prefix 'X' derived from --case-id {case_id!r} is not valid" in text
+    assert "hint: give the ERN prefix with --ern-prefix" in text
+    assert "Value error" not in text and "ern_prefix" not in text
+    assert "correct the option" not in text
+    assert not (tmp_path / "c").exists()
+    assert not (evidence_home / "keys" / "investigator.key").exists()
+    given = cli(
+        "init",
+        tmp_path / "c",
+        "--case-id",
+        case_id,
+        "--title",
+        "Fictional",
+        "--ern-prefix",
+        "XCASE",
+    )
+    assert given.exit_code == 0, given.output
+
+
+def test_an_invalid_case_id_is_named_alone(cli: Cli, tmp_path: Path, evidence_home: Path) -> None:
+    # Its derived ERN prefix and origin are not named: the user gave neither.
+    result = cli("init", tmp_path / "c", "--case-id", "x!", "--title", "Fictional")
+    assert result.exit_code == 2, result.output
+    assert "error: --case-id: use 1-64 letters" in result.stderr
+    assert "ERN prefix" not in result.stderr and "origin" not in result.stderr
 
 
 def test_init_never_overwrites_a_case(cli: Cli, make_case: Callable[..., CaseHandle]) -> None:

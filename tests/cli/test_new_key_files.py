@@ -188,11 +188,35 @@ def test_keys_generate_for_a_colleague_into_a_folder(
     assert folder_names(stick) == ["colleague-b.key", "colleague-b.pub"]
 
 
+def test_keys_generate_out_that_names_neither_a_folder_nor_a_key_file_is_refused(
+    cli: Cli, evidence_home: Path, tmp_path: Path
+) -> None:
+    # `--out keys-for-b` could be a folder to make or the key file itself: never guessed.
+    out = tmp_path / "keys-for-b"
+    refused = cli("keys", "generate", "--name", "colleague-b", "--out", out)
+    assert refused.exit_code == 2, refused.output
+    text = " ".join(refused.stderr.split())
+    assert f"--out {out} names neither a folder nor a .key file" in text
+    assert f"--out {out}/" in text and f"--out {out}.key" in text
+    assert folder_names(tmp_path) == ["home"]
+    as_folder = cli("keys", "generate", "--name", "colleague-b", "--out", f"{out}/")
+    assert as_folder.exit_code == 0, as_folder.output
+    assert folder_names(out) == ["colleague-b.key", "colleague-b.pub"]
+    as_file = cli("keys", "generate", "--name", "colleague-c", "--out", f"{out}-c.key")
+    assert as_file.exit_code == 0, as_file.output
+    assert (tmp_path / "keys-for-b-c.key").is_file()
+    # An existing folder needs no slash.
+    again = cli("keys", "generate", "--name", "colleague-d", "--out", out)
+    assert again.exit_code == 0, again.output
+    assert "colleague-d.key" in folder_names(out)
+
+
 def test_keys_generate_help_says_where_a_colleagues_key_goes(cli: Cli) -> None:
     result = cli("keys", "generate", "--help")
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
     assert "colleague" in text and "--out" in text and "folder" in text
+    assert "ending in /" in text and "ending in .key" in text
 
 
 # --- choosing among several keys ------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import re
 import shutil
@@ -365,3 +366,9 @@ def test_copying_a_bag_keeps_it_valid(written: WrittenBag, tmp_path: Path) -> No
     copy = tmp_path / "copy"
     shutil.copytree(written.path, copy)
     bagit.Bag(str(copy)).validate()
+
+
+def test_bag_info_names_the_toolkit_and_its_version(written: WrittenBag) -> None:
+    # The same case state gives the same bundle from the same version of the toolkit.
+    agent = bagit.Bag(str(written.path)).info["Bag-Software-Agent"]
+    assert agent == f"evidence-locker {importlib.metadata.version('evidence-locker')}"
