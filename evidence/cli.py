@@ -9,11 +9,13 @@ one place (:class:`_Group`); anything else is a bug and shows its traceback only
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import functools
 import inspect
 import json
 import os
+import signal
 import sqlite3
 import sys
 import traceback
@@ -114,9 +116,11 @@ class _Group(TyperGroup):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(EXIT_OK) from None
-        except KeyboardInterrupt:
-            err.print("interrupted: nothing half-written is left; run the command again")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            # The terminal may be gone (SIGHUP): the exit status still says what happened.
+            with contextlib.suppress(OSError):
+                err.print("interrupted: nothing half-written is left; run the command again")
+            raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
         except Exception as exc:
             if _debug(ctx):
                 raise

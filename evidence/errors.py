@@ -28,6 +28,7 @@ __all__ = [
     "InputError",
     "KeyFileError",
     "PassphraseError",
+    "Stopped",
     "UnknownId",
     "VerificationError",
 ]
@@ -51,3 +52,13 @@ class UnknownId(InputError):
             f"unknown {kind} {ident!r}",
             hint or f"list the known ones with `evidence {kind} list` or `evidence list`",
         )
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a closed terminal, a dropped connection, a service stop) while a
+    command runs: the command stops as on Ctrl-C, undoing what it has not committed, and
+    exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
