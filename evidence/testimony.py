@@ -29,10 +29,13 @@ consent does not cover ICC proceedings or was withdrawn (:func:`consent_covers_i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import sqlite3
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -40,11 +43,11 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
-from chain_of_custody import EventDraft, Signer, canonical_json
+from chain_of_custody import AppendedEvent, EventDraft, Signer, canonical_json
 from evidence import models
 from evidence.custody import custody_history, resolve_item
 from evidence.errors import InputError, UnknownId
-from evidence.ingest import ingest
+from evidence.ingest import deferred_stop, ingest
 from evidence.loaders import FieldProblem, Loc, ModelInputError, field_name, load_testimony
 from evidence.models import (
     Confidentiality,
@@ -54,7 +57,8 @@ from evidence.models import (
     input_context,
     partial_date_range,
 )
-from evidence.protected import RecipientKey, protect, reveal
+from evidence.objects import StoredObject
+from evidence.protected import RecipientKey, SealedAnnex, protect, reveal
 from evidence.recipients import case_recipients
 from evidence.workspace import Case, Recorder
 
@@ -164,13 +168,79 @@ def record_testimony(
     document = canonical_json(
         {"case": case.config.case_id, "format": DOCUMENT_FORMAT, "testimony": public_data}
     )
-    stored_doc = case.objects.put_bytes(document)
+    sealed = (
+        protect(identity, recipients, aad=annex_aad(case.config.case_id, code))
+        if identity
+        else None
+    )
+    created: list[StoredObject] = []
+    stored_annex: StoredObject | None = None
+    try:
+        with case.transaction() as rec:
+            # The objects are stored while the catalog is locked for writing, and removed
+            # before it is let go if nothing is recorded: another `testimony add` storing the
+            # same document (the same testimony gives the same bytes) stores it only once this
+            # one has committed or removed it, so a removal never takes an object it names.
+            try:
+                stored_doc = _put(case, document, created)
+                stored_annex = None if sealed is None else _put(case, sealed.envelope, created)
+                data = _event_data(
+                    testimony, public_data, stored_doc, stored_annex, sealed, sorted(identity)
+                )
+                appended, raised = _record(rec, signer, code, stored_doc.sha256, data, recordings)
+            except BaseException:
+                # Rolled back next: no event would ever name what this call stored.
+                _remove_unrecorded(case, created)
+                created.clear()
+                raise
+    except BaseException:
+        # The commit failed, or a stop came as it ended. The annex is sealed afresh by each
+        # call, so no other call can name it; the document may be named by a session that
+        # stores it now, and stays (a re-run names it).
+        if stored_annex in created:
+            _remove_unrecorded(case, [o for o in created if o is stored_annex], recorded=True)
+        raise
+    case.checkpoint(signer)
+    return RecordedTestimony(
+        witness_code=code,
+        document=stored_doc.sha256,
+        annex=None if stored_annex is None else stored_annex.sha256,
+        recordings=recordings,
+        seq=appended.event.seq,
+        ingested=tuple(ingested),
+        raised=tuple(raised),
+    )
+
+
+def _put(case: Case, data: bytes, created: list[StoredObject]) -> StoredObject:
+    """Store ``data``; an object this call creates is added to ``created``.
+
+    A stop waits for the end (a few milliseconds: a small file and two fsyncs), so that an
+    object stored is always in ``created``, to be removed if nothing is recorded.
+    """
+    with deferred_stop():
+        stored = case.objects.put_bytes(data)
+        if stored.created:
+            created.append(stored)
+    return stored
+
+
+def _event_data(
+    testimony: Testimony,
+    public_data: dict[str, Any],
+    document: StoredObject,
+    annex: StoredObject | None,
+    sealed: SealedAnnex | None,
+    fields: list[str],
+) -> dict[str, Any]:
+    """The data of the ``testimony.recorded`` event; ``fields`` names the sealed fields."""
+    code = testimony.witness_code
     data: dict[str, Any] = {
         "witness_code": code,
         "document": {
-            "sha256": stored_doc.sha256,
-            "sha512": stored_doc.sha512,
-            "size": str(stored_doc.size),
+            "sha256": document.sha256,
+            "sha512": document.sha512,
+            "size": str(document.size),
             "mime": "application/json",
             "kind": "testimony",
             "name": f"testimony-{code}.json",
@@ -180,15 +250,11 @@ def record_testimony(
         },
         "testimony": _without_texts(public_data),
     }
-    annex_sha: str | None = None
-    if identity:
-        sealed = protect(identity, recipients, aad=annex_aad(case.config.case_id, code))
-        stored_annex = case.objects.put_bytes(sealed.envelope)
-        annex_sha = stored_annex.sha256
+    if annex is not None and sealed is not None:
         data["annex"] = {
-            "sha256": stored_annex.sha256,
-            "sha512": stored_annex.sha512,
-            "size": str(stored_annex.size),
+            "sha256": annex.sha256,
+            "sha512": annex.sha512,
+            "size": str(annex.size),
             "mime": "application/octet-stream",
             "kind": "protected-annex",
             "name": f"identity-{code}.sealed",
@@ -197,41 +263,86 @@ def record_testimony(
             "commitment": sealed.commitment_digest,
             "recipients": list(sealed.recipients),
             # Which fields are sealed (names only) tells a reader what a reveal will give.
-            "fields": sorted(identity),
+            "fields": fields,
         }
-    with case.transaction() as rec:
-        if rec.db.execute("SELECT 1 FROM testimonies WHERE witness_code = ?", [code]).fetchone():
-            raise InputError(f"witness_code: {code} was recorded meanwhile by another session")
-        appended = rec.append(
-            EventDraft(action="testimony.recorded", subject=stored_doc.sha256, data=data), signer
-        )
-        raised: list[RaisedRecording] = []
-        for sha in recordings:
-            lifted = _raise_recording(rec, signer, sha, code)
-            if lifted is not None:
-                raised.append(lifted)
-            rec.append(
-                EventDraft(
-                    action="link.made",
-                    subject=sha,
-                    data={
-                        "target": code,
-                        "target_kind": "testimony",
-                        "reason": f"recording of the interview of witness {code}",
-                    },
-                ),
-                signer,
-            )
-    case.checkpoint(signer)
-    return RecordedTestimony(
-        witness_code=code,
-        document=stored_doc.sha256,
-        annex=annex_sha,
-        recordings=recordings,
-        seq=appended.event.seq,
-        ingested=tuple(ingested),
-        raised=tuple(raised),
+    return data
+
+
+def _record(
+    rec: Recorder,
+    signer: Signer,
+    code: str,
+    document: str,
+    data: dict[str, Any],
+    recordings: tuple[str, ...],
+) -> tuple[AppendedEvent, list[RaisedRecording]]:
+    """Append the testimony's events inside the open transaction ``rec``."""
+    if rec.db.execute("SELECT 1 FROM testimonies WHERE witness_code = ?", [code]).fetchone():
+        raise InputError(f"witness_code: {code} was recorded meanwhile by another session")
+    appended = rec.append(
+        EventDraft(action="testimony.recorded", subject=document, data=data), signer
     )
+    raised: list[RaisedRecording] = []
+    for sha in recordings:
+        lifted = _raise_recording(rec, signer, sha, code)
+        if lifted is not None:
+            raised.append(lifted)
+        rec.append(
+            EventDraft(
+                action="link.made",
+                subject=sha,
+                data={
+                    "target": code,
+                    "target_kind": "testimony",
+                    "reason": f"recording of the interview of witness {code}",
+                },
+            ),
+            signer,
+        )
+    return appended, raised
+
+
+def _remove_unrecorded(
+    case: Case, objects: Iterable[StoredObject], *, recorded: bool = False
+) -> None:
+    """Remove ``objects``, which this call created (``put_bytes`` reported them as created)
+    and which no event names: nothing half-written stays in the store (SPEC 9).
+
+    Called inside the transaction that was to record them, before it rolls back, or with
+    ``recorded`` after it ended: then an object the catalog names (the commit went through
+    before a stop) stays. A stop is held until the removal is over. An object that cannot be
+    removed stays, and ``evidence verify`` reports it.
+
+    The two-hex folder stays (empty, it is part of the store's layout, and another process may
+    be about to name an object in it); the folder is fsynced, as the store does when it names
+    an object, so that the removal is durable.
+    """
+    with deferred_stop():
+        for obj in objects:
+            if recorded:
+                try:
+                    named = case.db.execute(
+                        "SELECT 1 FROM items WHERE sha256 = ?", [obj.sha256]
+                    ).fetchone()
+                except sqlite3.Error:
+                    continue  # cannot tell: kept
+                if named is not None:
+                    continue
+            path = case.objects.path_for(obj.sha256)
+            try:
+                path.unlink()
+            except OSError:
+                continue  # gone already, or kept: verify reports it
+            with contextlib.suppress(OSError):
+                _fsync_folder(path.parent)
+
+
+def _fsync_folder(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _raise_recording(rec: Recorder, signer: Signer, sha: str, code: str) -> RaisedRecording | None:

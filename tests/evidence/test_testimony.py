@@ -16,11 +16,12 @@ import pytest
 
 from chain_of_custody import canonical_json, parse_leaf
 from evidence import models, recipients, testimony
-from evidence.errors import InputError
+from evidence.errors import InputError, Stopped
 from evidence.ingest import ingest
 from evidence.loaders import ModelInputError
 from evidence.protected import NotARecipient, RecipientKey, open_annex
 from evidence.verify import verify_case
+from evidence.workspace import Recorder
 from tests.conftest import CaseHandle
 
 IDENTITY = {
@@ -499,3 +500,67 @@ def test_a_refused_testimony_raises_nothing(sealed_case: Any, tmp_path: Path) ->
             opened, signer, write_testimony(tmp_path, make_testimony(recordings=[sha]))
         )
     assert _level(opened, sha) == "restricted"
+
+
+@pytest.mark.parametrize(
+    "other", [{}, {"interviewers": ["Investigator B"]}], ids=["same-document", "other-document"]
+)
+def test_a_code_recorded_meanwhile_leaves_no_unrecorded_object(
+    sealed_case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other: dict[str, Any]
+) -> None:
+    # Another session records W-017 after this one's first check (_refuse_known) passed: the
+    # loser is refused inside the transaction, and removes the annex it sealed and a document
+    # it stored, never the winner's (the same testimony gives the same document).
+    opened, signer = sealed_case
+    winner = testimony.record_testimony(opened, signer, write_testimony(tmp_path, make_testimony()))
+    stored = set(opened.objects.iter_objects())
+    assert stored == {winner.document, winner.annex}
+    monkeypatch.setattr(testimony, "_refuse_known", lambda _case, _code: None)
+    (tmp_path / "loser").mkdir()
+    loser = write_testimony(tmp_path / "loser", make_testimony(**other))
+    with pytest.raises(InputError, match="W-017 was recorded meanwhile by another session"):
+        testimony.record_testimony(opened, signer, loser)
+    assert set(opened.objects.iter_objects()) == stored
+    assert verify_case(opened, workers=1).ok
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), Stopped(15)], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("calls_before", [0, 1], ids=["first-event", "second-event"])
+def test_a_stop_inside_the_transaction_leaves_verify_clean_and_a_rerun_records(
+    sealed_case: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stop: KeyboardInterrupt,
+    calls_before: int,
+) -> None:
+    opened, signer = sealed_case
+    (tmp_path / "rec").mkdir()
+    recording = tmp_path / "rec" / "interview.ogg"
+    recording.write_bytes(b"fictional audio bytes " * 40)
+    sha = _ingest_recording(opened, signer, recording, "restricted")
+    path = write_testimony(tmp_path, make_testimony(recordings=[sha]))
+    before = set(opened.objects.iter_objects())
+    size = opened.log.size()
+    append = Recorder.append
+    calls = 0
+
+    def interrupted(self: Recorder, draft: Any, signer: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > calls_before:
+            raise stop
+        return append(self, draft, signer)
+
+    monkeypatch.setattr(Recorder, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        testimony.record_testimony(opened, signer, path)
+    monkeypatch.undo()
+    assert opened.log.size() == size
+    # The recording, stored before, stays; the document and the annex are gone.
+    assert set(opened.objects.iter_objects()) == before
+    assert verify_case(opened, workers=1).ok
+
+    recorded = testimony.record_testimony(opened, signer, path)
+    assert set(opened.objects.iter_objects()) == before | {recorded.document, recorded.annex}
+    assert _level(opened, sha) == "strictly-confidential"
+    assert verify_case(opened, workers=1).ok
