@@ -218,6 +218,70 @@ class _Stored:
     metadata: dict[str, Any]
 
 
+# The signals that stop a command (evidence._entry): Ctrl-C, SIGTERM and SIGHUP.
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class StopDeferral:
+    """Holds the signals that stop a command from :meth:`hold` until the ``with`` block ends,
+    then acts on the first one held as its own handler would have (Ctrl-C raises
+    ``KeyboardInterrupt``, SIGTERM and SIGHUP ``Stopped``), whether the block ended well or not.
+
+    For the few steps that must not be cut in the middle: events that name objects already
+    stored commit (a stop would leave the objects unrecorded), and objects a failed command
+    stored are removed. Only the main thread can change handlers: elsewhere it holds nothing.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._held: list[int] = []
+        self._pid = os.getpid()
+
+    def __enter__(self) -> StopDeferral:
+        return self
+
+    def hold(self) -> None:
+        """Hold the stop signals from now until the block ends."""
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in _STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            if handler is None or handler == signal.SIG_IGN:
+                continue  # not set from Python, or ignored: left as it is
+            self._previous[signum] = signal.signal(signum, self._hold)
+
+    def _hold(self, signum: int, _frame: object) -> None:
+        if os.getpid() != self._pid:
+            # A worker forked meanwhile: it ends as the signal ends a process.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self._held.append(signum)
+
+    def __exit__(self, *exc_info: object) -> None:
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if not self._held:
+            return
+        signum = self._held[0]
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def deferred_stop() -> Iterator[None]:
+    """Hold the signals that stop a command for the whole block (see :class:`StopDeferral`)."""
+    with StopDeferral() as deferral:
+        deferral.hold()
+        yield
+
+
 def path_key(raw_path: bytes) -> str:
     """A fixed-size key for an absolute path (raw bytes), used to recognise a rerun."""
     return hashlib.sha256(raw_path).hexdigest()
@@ -879,19 +943,27 @@ def _commit(
         return
     # The flush (two file-system syncs and the links) runs while the events are signed; the
     # transaction commits only after it: objects are durable under their names before any
-    # event that names them is.
-    flushed = flusher.submit(case.objects.flush)
-    try:
-        with case.transaction() as rec:
-            planned = _plan(rec, batch, base, derivation)
-            drafts = [draft for _, draft in planned if draft is not None]
-            seqs = iter([appended.seq for appended in rec.append_many(drafts, signer)])
-            for file, draft in planned:
-                report.files.append(file if draft is None else replace(file, seq=next(seqs)))
-            flushed.result()
-    finally:
-        # Never leave a flush running behind a failed transaction.
-        wait([flushed])
+    # event that names them is. Once the flush has begun, a stop (Ctrl-C, SIGTERM, SIGHUP)
+    # waits for the commit: stopping then would leave named objects that no event records,
+    # which only a re-run with the same sources could record (SPEC 9). A stop while waiting
+    # for the catalog's lock still stops at once: the copies are only staged then, and are
+    # cleared as a stopped run's temporary files.
+    flushed: Future[None] | None = None
+    with StopDeferral() as deferral:
+        try:
+            with case.transaction() as rec:
+                deferral.hold()
+                flushed = flusher.submit(case.objects.flush)
+                planned = _plan(rec, batch, base, derivation)
+                drafts = [draft for _, draft in planned if draft is not None]
+                seqs = iter([appended.seq for appended in rec.append_many(drafts, signer)])
+                for file, draft in planned:
+                    report.files.append(file if draft is None else replace(file, seq=next(seqs)))
+                flushed.result()
+        finally:
+            # Never leave a flush running behind a failed transaction.
+            if flushed is not None:
+                wait([flushed])
 
 
 def _plan(
