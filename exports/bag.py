@@ -355,6 +355,37 @@ def _refuse_existing(path: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A bag folder or zip written in full under a hidden name beside ``target``.
+
+    :meth:`place` gives it its name; until then no one takes it for a finished bundle, and
+    :meth:`discard` removes it. An export records itself in the log between the two, so that
+    a bundle that can be seen is one that the log records.
+    """
+
+    temp: Path
+    target: Path
+
+    def place(self) -> Path:
+        """Rename it to ``target`` (refused if that name was taken meanwhile)."""
+        self.check_target_free()
+        self.temp.rename(self.target)
+        _fsync_dir(self.target.parent)
+        return self.target
+
+    def check_target_free(self) -> None:
+        """Refuse (``InputError``) if ``target`` exists: checked once more before an export
+        is recorded, so that its files can then be given their names."""
+        _refuse_existing(self.target)
+
+    def discard(self) -> None:
+        if self.temp.is_dir() and not self.temp.is_symlink():
+            shutil.rmtree(self.temp, ignore_errors=True)
+        else:
+            self.temp.unlink(missing_ok=True)
+
+
 def write_bag(
     content: BundleContent,
     out_dir: Path,
@@ -362,12 +393,33 @@ def write_bag(
     sign_tagmanifest: Callable[[bytes], bytes],
     signer_key_id: str,
 ) -> WrittenBag:
-    """Write the bundle as a BagIt bag at ``out_dir``, which must not exist yet.
+    """Write the bundle as a BagIt bag at ``out_dir``, which must not exist yet
+    (:func:`stage_bag`, then :meth:`Staged.place`)."""
+    staged, written = stage_bag(
+        content, out_dir, sign_tagmanifest=sign_tagmanifest, signer_key_id=signer_key_id
+    )
+    try:
+        staged.place()
+    except BaseException:
+        staged.discard()
+        raise
+    return written
+
+
+def stage_bag(
+    content: BundleContent,
+    out_dir: Path,
+    *,
+    sign_tagmanifest: Callable[[bytes], bytes],
+    signer_key_id: str,
+) -> tuple[Staged, WrittenBag]:
+    """Write the bundle as a BagIt bag under a hidden name beside ``out_dir``, which must not
+    exist yet; :meth:`Staged.place` gives it that name.
 
     ``sign_tagmanifest`` returns the Ed25519 signature of the tag manifest bytes by the key
     ``signer_key_id``, which must be the bundle's exporter key. Raises ``InputError`` if
     ``out_dir`` exists, ``VerificationError`` if an original does not match its record;
-    nothing is left under ``out_dir`` unless the whole bag was written.
+    nothing is left behind unless the whole bag was written.
     """
     out_dir = Path(out_dir)
     if signer_key_id != content.info.exporter_key_id:
@@ -394,14 +446,12 @@ def write_bag(
     try:
         written = _write_contents(_BagBuilder(partial), content, sign_tagmanifest)
         _settle(partial, parse_time(content.info.created).timestamp())
-        # Checked again: another process may have taken the name while we worked.
-        _refuse_existing(out_dir)
-        partial.rename(out_dir)
         _fsync_dir(parent)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return WrittenBag(path=out_dir, stamped=written.stamped, warnings=written.warnings)
+    bag = WrittenBag(path=out_dir, stamped=written.stamped, warnings=written.warnings)
+    return Staged(partial, out_dir), bag
 
 
 def _partial_prefix(name: str) -> str:
@@ -434,15 +484,28 @@ def _zip_time(created: str) -> tuple[int, int, int, int, int, int]:
 
 
 def write_zip(bag_dir: Path, zip_path: Path, *, created: str) -> Path:
-    """Write a deterministic zip of ``bag_dir`` to ``zip_path``, which must not exist yet.
+    """Write a deterministic zip of ``bag_dir`` to ``zip_path``, which must not exist yet
+    (:func:`stage_zip`, then :meth:`Staged.place`)."""
+    staged = stage_zip(bag_dir, zip_path, created=created)
+    try:
+        return staged.place()
+    except BaseException:
+        staged.discard()
+        raise
 
-    Entries are ``<bag name>/<path>``, sorted, with the ``created`` time, mode 0644 and
-    deflate at zlib's default level, so the same bag and time give the same bytes. A name
-    that is not ASCII (a Cyrillic file name) is stored as UTF-8 with the zip's UTF-8 flag
-    (general purpose bit 11, which ``zipfile`` sets for such names), so that unzip tools show
-    it as written. The zip is written to a hidden temporary file and renamed when complete.
+
+def stage_zip(bag_dir: Path, zip_path: Path, *, created: str, top: str | None = None) -> Staged:
+    """Write a deterministic zip of ``bag_dir`` under a hidden name beside ``zip_path``, which
+    must not exist yet; :meth:`Staged.place` gives it that name.
+
+    Entries are ``<top>/<path>`` (by default the bag folder's name; a staged bag is zipped
+    under the name it will have), sorted, with the ``created`` time, mode 0644 and deflate at
+    zlib's default level, so the same bag and time give the same bytes. A name that is not
+    ASCII (a Cyrillic file name) is stored as UTF-8 with the zip's UTF-8 flag (general purpose
+    bit 11, which ``zipfile`` sets for such names), so that unzip tools show it as written.
     """
     bag_dir, zip_path = Path(bag_dir), Path(zip_path)
+    top = top or bag_dir.name
     if not (bag_dir / "bagit.txt").is_file():
         raise InputError(f"{bag_dir} is not a bag (no bagit.txt)", hint="give the bag directory")
     _refuse_existing(zip_path)
@@ -465,7 +528,7 @@ def write_zip(bag_dir: Path, zip_path: Path, *, created: str) -> Path:
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for relpath, path in files:
-                    info = zipfile.ZipInfo(f"{bag_dir.name}/{relpath}", date_time=date_time)
+                    info = zipfile.ZipInfo(f"{top}/{relpath}", date_time=date_time)
                     info.compress_type = zipfile.ZIP_DEFLATED
                     info.create_system = 3  # Unix, so that external_attr carries the mode
                     info.external_attr = (stat.S_IFREG | FILE_MODE) << 16
@@ -475,10 +538,8 @@ def write_zip(bag_dir: Path, zip_path: Path, *, created: str) -> Path:
             raw.flush()
             os.fsync(raw.fileno())
         temp.chmod(FILE_MODE)
-        _refuse_existing(zip_path)
-        temp.rename(zip_path)
         _fsync_dir(zip_path.parent)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return zip_path
+    return Staged(temp, zip_path)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -55,7 +54,7 @@ from evidence.custody import summarise
 from evidence.errors import EnvironmentProblem, InputError
 from evidence.protected import RecipientPublicKey
 from evidence.workspace import Case, format_time, utc_now
-from exports.bag import write_bag, write_zip
+from exports.bag import stage_bag, stage_zip
 from exports.ern import ErnRequest, assign_erns, assigned_erns
 from exports.model import (
     BundleContent,
@@ -210,29 +209,42 @@ def export_bundle(
 
     step("writing the bag")
     try:
-        written = write_bag(
+        staged, written = stage_bag(
             content, out_dir, sign_tagmanifest=signer.sign, signer_key_id=signer.key_id
         )
     except OSError as exc:
         raise _cannot_write(out_dir, exc) from exc
+    # Both are written under hidden names and given theirs only once the export is recorded:
+    # a bundle that can be seen is one that the log records. Killed in between, the export
+    # is recorded and its files stay hidden; the same command, run again, writes them anew.
+    hidden = [staged]
     try:
         if zip_path is not None:
             step("writing the zip")
             try:
-                write_zip(written.path, zip_path, created=created)
+                hidden.append(stage_zip(staged.temp, zip_path, created=created, top=out_dir.name))
             except OSError as exc:
                 raise _cannot_write(zip_path, exc) from exc
+        for each in hidden:
+            each.check_target_free()
         step("recording the export")
         [appended] = case.record(
             [EventDraft(action=EXPORT_MADE, subject=content.info.bundle_id, data=data)], signer
         )
     except BaseException:
-        # Neither a bag without the zip asked for nor a bundle that no event records is left
-        # behind: the same command, run again, writes and records both.
-        shutil.rmtree(written.path, ignore_errors=True)
-        if zip_path is not None and zip_path.is_file() and not zip_path.is_symlink():
-            zip_path.unlink()
+        for each in hidden:
+            each.discard()
         raise
+    for each in hidden:
+        try:
+            each.place()
+        except (OSError, InputError) as exc:
+            why = exc.message if isinstance(exc, InputError) else exc.strerror
+            raise EnvironmentProblem(
+                f"the export is recorded as seq {appended.event.seq}, but {each.target} could "
+                f"not be given its name ({why}); the finished bundle is {each.temp}",
+                f"move {each.temp} to where you want it, under a name not starting with a dot",
+            ) from exc
     case.checkpoint(signer)
     return ExportResult(
         bundle_id=content.info.bundle_id,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import bagit
 import pytest
@@ -194,7 +196,7 @@ def test_a_failed_zip_or_record_leaves_no_bundle_behind(
         def no_space(*_args: object, **_kw: object) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / ".partial"))
 
-        monkeypatch.setattr("exports.bundle.write_zip", no_space)
+        monkeypatch.setattr("exports.bundle.stage_zip", no_space)
     else:
 
         def refused(*_args: object, **_kw: object) -> None:
@@ -215,6 +217,39 @@ def test_a_failed_zip_or_record_leaves_no_bundle_behind(
     monkeypatch.undo()
     result = _export(case, out, zip_file=True)
     assert result.bag.is_dir() and (out / "bundle.zip").is_file()
+
+
+def test_the_bundle_is_seen_only_once_the_export_is_recorded(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while it records the export, an export leaves no bundle that the log does not
+    record: until the event commits, the bag and zip have hidden names."""
+    out = tmp_path / "out"
+    record = case.record
+    seen: list[list[str]] = []
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(sorted(p.name for p in out.iterdir()))
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(case, "record", watched)
+    result = _export(case, out, zip_file=True)
+    [names] = seen
+    assert len(names) == 2
+    assert all(name.startswith((".bundle.partial-", ".bundle.zip.partial-")) for name in names)
+    assert sorted(p.name for p in out.iterdir()) == ["bundle", "bundle.zip"]
+    assert result.bag == out / "bundle"
+    with zipfile.ZipFile(out / "bundle.zip") as archive:
+        assert {name.split("/")[0] for name in archive.namelist()} == {"bundle"}
+
+    def stopped(*_args: object, **_kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(case, "record", stopped)
+    again = tmp_path / "again"
+    with pytest.raises(KeyboardInterrupt):
+        _export(case, again, zip_file=True)
+    assert list(again.iterdir()) == []
 
 
 def test_bad_created_time_is_refused(case: Case, tmp_path: Path) -> None:
