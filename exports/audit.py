@@ -79,7 +79,7 @@ from chain_of_custody import (
     verify_inclusion,
     verify_leaf_signature,
 )
-from chain_of_custody.errors import kind_of_mode
+from chain_of_custody.errors import EnvironmentProblem, kind_of_mode
 from evidence.progress import Progress
 from exports.consistency import format_consistency_proof, parse_consistency_proof
 from exports.ern import ERN_ASSIGNED, format_ern
@@ -245,6 +245,8 @@ def load_trusted_key(path: Path) -> TrustedKey:
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise _not_permitted(path, exc) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
             f"cannot read the trusted key file {path}: {exc}",
@@ -276,6 +278,13 @@ def load_trusted_key(path: Path) -> TrustedKey:
         raise InputError(f"{path}: {exc.message}", exc.hint) from None
 
 
+def _not_permitted(path: Path, exc: PermissionError) -> EnvironmentProblem:
+    """A file the auditing account may not read: a problem of the environment (SPEC 8)."""
+    return EnvironmentProblem(
+        f"cannot read {path}: {exc.strerror}", "give the auditing account read access to it"
+    )
+
+
 def refuse_trust_inside(bundle: Path, trust_files: Sequence[Path]) -> None:
     """Refuse a ``--trust`` file that lies in the bundle folder being audited.
 
@@ -305,6 +314,8 @@ def load_since_checkpoint(path: Path) -> bytes:
     """
     try:
         note = Path(path).read_bytes()
+    except PermissionError as exc:
+        raise _not_permitted(path, exc) from None
     except OSError as exc:
         raise InputError(
             f"cannot read the earlier checkpoint {path}: {exc.strerror}", _SINCE_HINT

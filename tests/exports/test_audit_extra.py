@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult
+from tests.conftest import CliResult, run_unprivileged
 from tests.exports.casebuilder import (
     investigator_signer,
 )
@@ -215,3 +215,18 @@ def test_json_of_a_name_that_is_not_utf8_loads(cli: Cli, bag: Path, trust_file: 
     paths = {f["path"] for f in report["findings"] if f["code"] == "file-unlisted"}
     # The exact name comes back: the escape reads as the byte that was not UTF-8.
     assert paths == {"data/" + os.fsdecode(name)}
+
+
+@pytest.mark.parametrize("option", ["--trust", "--since"])
+def test_an_unreadable_key_or_checkpoint_is_an_environment_error(
+    bag: Path, trust_file: Path, tmp_path: Path, option: str
+) -> None:
+    given = tmp_path / "given.txt"
+    source = trust_file if option == "--trust" else bag / "data/custody/checkpoint.txt"
+    given.write_bytes(source.read_bytes())
+    given.chmod(0)
+    done = run_unprivileged("audit", bag, option, given)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3, done.stderr
+    assert f"cannot read {given}: Permission denied" in said
+    assert "hint: give the auditing account read access to it" in said
