@@ -99,6 +99,7 @@ from evidence.objects import ObjectStore, StoredObject, read_ahead
 from evidence.progress import Progress
 from evidence.protected import RECIPIENT_NAME_HEADER, RecipientPublicKey
 from evidence.recipients import recipient_dir
+from evidence.stops import StopDeferral
 from evidence.workspace import Case, Recorder
 
 BATCH_EVENTS = 1000
@@ -218,70 +219,6 @@ class _Stored:
     metadata: dict[str, Any]
 
 
-# The signals that stop a command (evidence._entry): Ctrl-C, SIGTERM and SIGHUP.
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-class StopDeferral:
-    """Holds the signals that stop a command from :meth:`hold` until the ``with`` block ends,
-    then acts on the first one held as its own handler would have (Ctrl-C raises
-    ``KeyboardInterrupt``, SIGTERM and SIGHUP ``Stopped``), whether the block ended well or not.
-
-    For the few steps that must not be cut in the middle: events that name objects already
-    stored commit (a stop would leave the objects unrecorded), and objects a failed command
-    stored are removed. Only the main thread can change handlers: elsewhere it holds nothing.
-    """
-
-    def __init__(self) -> None:
-        self._previous: dict[int, Any] = {}
-        self._held: list[int] = []
-        self._pid = os.getpid()
-
-    def __enter__(self) -> StopDeferral:
-        return self
-
-    def hold(self) -> None:
-        """Hold the stop signals from now until the block ends."""
-        if self._previous or threading.current_thread() is not threading.main_thread():
-            return
-        for signum in _STOP_SIGNALS:
-            handler = signal.getsignal(signum)
-            if handler is None or handler == signal.SIG_IGN:
-                continue  # not set from Python, or ignored: left as it is
-            self._previous[signum] = signal.signal(signum, self._hold)
-
-    def _hold(self, signum: int, _frame: object) -> None:
-        if os.getpid() != self._pid:
-            # A worker forked meanwhile: it ends as the signal ends a process.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self._held.append(signum)
-
-    def __exit__(self, *exc_info: object) -> None:
-        previous, self._previous = self._previous, {}
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if not self._held:
-            return
-        signum = self._held[0]
-        handler = previous[signum]
-        if callable(handler):
-            handler(signum, None)
-        elif handler == signal.SIG_DFL:
-            signal.raise_signal(signum)
-
-
-@contextlib.contextmanager
-def deferred_stop() -> Iterator[None]:
-    """Hold the signals that stop a command for the whole block (see :class:`StopDeferral`)."""
-    with StopDeferral() as deferral:
-        deferral.hold()
-        yield
-
-
 def path_key(raw_path: bytes) -> str:
     """A fixed-size key for an absolute path (raw bytes), used to recognise a rerun."""
     return hashlib.sha256(raw_path).hexdigest()
@@ -329,7 +266,9 @@ def ingest(
         excluded=never_ingested(case, private_keys),
     )
     # Storing starts while the scan goes on (see _Storage); events are recorded once it is over.
-    with _Storage(case, known_items, case_keys) as storage:
+    # Held from before the workers are forked until they are stopped: another ingest's
+    # clean-up, even in another pid namespace, then leaves this run's temporary files alone.
+    with case.objects.hold_temp_lock(), _Storage(case, known_items, case_keys) as storage:
         for entry in scanned:
             if isinstance(entry, Refusal):
                 code = str(entry.reason_code)

@@ -3,8 +3,13 @@
 An original is stored once, under its SHA-256, at ``<root>/sha256/<2 hex>/<62 hex>``. It is
 written to a temporary file in ``<root>/tmp`` (same file system), fsynced, made read-only, linked
 to its final name and the directory fsynced: an object name never shows a half-written file, and
-an existing object is never replaced or modified. An interrupted run leaves at most a temporary
-file, which :meth:`ObjectStore.remove_stale_temp` clears.
+an existing object is never replaced or modified. An interrupted run leaves at most temporary
+files and the lock file of its process, which :meth:`ObjectStore.remove_stale_temp` clears.
+
+Several processes may write to one store at once, from other PID namespaces (containers) or
+other machines too: a process holds an exclusive lock (``flock``) on a lock file in ``tmp``
+while it has temporary files there, and names them after that lock; only files whose lock is
+free are a crashed run's (see :class:`_TempLock`).
 
 Each file is read once, in 1 MiB chunks into reused buffers; SHA-256, SHA-512 and the copy are
 fed from the same buffer (a file of at most 1 MiB staged for a batch is read with one call).
@@ -31,7 +36,7 @@ import secrets
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +70,16 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 _TEMP_SUFFIX = ".part"
+_LOCK_SUFFIX = ".lock"
+# <pid>-<16 hex>: the owner of a lock file, and of the temporary files named after it.
+_LOCK_OWNER = re.compile(r"\d+-[0-9a-f]{16}")
+# <owner>-<hex>.part, as opposed to <pid>-<hex>.part (no lock: the system keeps none there, or
+# a version that took none).
+_LOCKED_TEMP = re.compile(r"(\d+-[0-9a-f]{16})-[0-9a-f]+")
+_LOCK_ATTEMPTS = 5
+_LOCK_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# What flock gives on a file system that keeps no such locks.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
 _READ_ONLY = 0o444
 _FLUSH_EVERY = 16 * CHUNK_SIZE
 # Files up to this size are read whole with one read, hashed and staged in a few calls.
@@ -473,9 +488,10 @@ class ObjectStore:
     def __init__(self, root: Path, *, owner_pid: int | None = None) -> None:
         """The store under ``root``.
 
-        ``owner_pid`` is the process whose pid names the temporary files: a worker process
-        that stages copies for its parent passes the parent's, so that the copies count as
-        the parent's until it has flushed them (see :meth:`remove_stale_temp`).
+        ``owner_pid`` is the process whose lock (or, failing one, pid) names the temporary
+        files: a worker process that stages copies for its parent passes the parent's, so
+        that the copies count as the parent's until it has flushed them (see
+        :meth:`hold_temp_lock` and :meth:`remove_stale_temp`).
         """
         self.root = Path(root)
         self.owner_pid = owner_pid
@@ -621,6 +637,7 @@ class ObjectStore:
                 os.close(fd)
         except BaseException as exc:
             temp.unlink(missing_ok=True)
+            _TEMP_LOCKS.done([os.fspath(temp)])
             if isinstance(exc, _StoreWriteError):
                 raise self._store_problem(exc.exc) from exc.exc
             if isinstance(exc, OSError):
@@ -677,8 +694,12 @@ class ObjectStore:
     def remove_stale_temp(self) -> int:
         """Delete temporary files left by interrupted runs; returns how many were removed.
 
-        A temporary file is named ``<pid>-<random>.part``; files of a process that is still
-        running (another investigator writing to the same case) are left alone. Nothing is
+        A temporary file is named ``<owner>-<random>.part``, where ``<owner>.lock`` is the lock
+        file its process holds while it has temporary files (:class:`_TempLock`): the files of
+        an owner whose lock is free are removed, then its lock file; those of a live writer
+        (another investigator writing to the same case, from a container or another machine
+        too) are left alone. A file named ``<pid>-<random>.part`` (written without a lock, or
+        whose lock file is gone) is kept while a process of that pid runs here. Nothing is
         removed from a ``tmp`` that is not a folder of the store (a link leads elsewhere).
         """
         problem = self._layout_problem(must_exist=False)
@@ -690,13 +711,54 @@ class ObjectStore:
             return 0
         except OSError as exc:
             raise self._layout_problem(must_exist=False) or self._store_problem(exc) from exc
+        # The temporary files of each lock file (or lock named in a file's name), and the others.
+        locked: dict[str, list[str]] = {}
+        unlocked: list[str] = []
+        for name in names:
+            if name.endswith(_LOCK_SUFFIX) and _LOCK_OWNER.fullmatch(name[: -len(_LOCK_SUFFIX)]):
+                locked.setdefault(name[: -len(_LOCK_SUFFIX)], [])
+            elif name.endswith(_TEMP_SUFFIX):
+                match = _LOCKED_TEMP.fullmatch(name[: -len(_TEMP_SUFFIX)])
+                if match is None:
+                    unlocked.append(name)
+                else:
+                    locked.setdefault(match[1], []).append(name)
+        # This process's own locks are never tried: it holds them (a forked worker, through the
+        # descriptor it inherited), and where flock is emulated with fcntl locks (NFS), its own
+        # lock would not stop it and closing another descriptor of the file would let it go.
+        # Asked after the listing: a lock file listed is registered by then (it is made and
+        # registered under one guard).
+        own = _TEMP_LOCKS.owners()
+        removed = 0
+        for owner, temps in locked.items():
+            if owner in own:
+                continue
+            lock_path = self.tmp_dir / (owner + _LOCK_SUFFIX)
+            fd = _take_stale_lock(lock_path)
+            if fd == _NO_LOCK_FILE:
+                # Its process ended normally with files left, or the lock file was removed by
+                # hand: told apart by the pid, as files written without a lock are.
+                unlocked.extend(temps)
+                continue
+            if fd is None:
+                continue  # a live writer's
+            try:
+                # The files first: a clean-up interrupted here leaves the lock file to say
+                # whose the rest are.
+                removed += self._remove_temp(temps)
+                try:
+                    lock_path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise self._store_problem(exc) from exc
+            finally:
+                os.close(fd)
+        dead = [name for name in unlocked if not _named_by_live_pid(name)]
+        return removed + self._remove_temp(dead)
+
+    def _remove_temp(self, names: Iterable[str]) -> int:
+        """Delete these temporary files (names in ``tmp``); returns how many were there."""
         removed = 0
         for name in names:
-            if not name.endswith(_TEMP_SUFFIX):
-                continue
-            pid_text = name.split("-", 1)[0]
-            if pid_text.isdigit() and process_alive(int(pid_text)):
-                continue
             try:
                 (self.tmp_dir / name).unlink()
             except FileNotFoundError:
@@ -705,6 +767,32 @@ class ObjectStore:
                 raise self._store_problem(exc) from exc
             removed += 1
         return removed
+
+    @contextlib.contextmanager
+    def hold_temp_lock(self) -> Generator[None, None, None]:
+        """Hold this process's lock on the store's temporary files for the ``with`` block.
+
+        The lock is otherwise taken with the first temporary file and let go (its lock file
+        removed) once this process has none left. A process that forks workers staging copies
+        for it (``owner_pid``) holds it from before the fork until it has flushed what they
+        staged: they inherit it with its descriptor and name their copies after it, so that
+        :meth:`remove_stale_temp` of any other process, wherever it runs, leaves them alone.
+        A worker forked outside such a block names its copies after its owner's pid only.
+        """
+        for attempt in range(2):
+            self._prepare_tmp()
+            try:
+                lock = _TEMP_LOCKS.hold(os.fspath(self.tmp_dir))
+                break
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError) or attempt:
+                    raise self._store_problem(exc) from exc
+                self._tmp_ready = False  # the folder was removed meanwhile: made again
+        try:
+            yield
+        finally:
+            if lock is not None:
+                _TEMP_LOCKS.unhold(lock)
 
     def hand_over(self, obj: StoredObject) -> None:
         """Stop tracking the staged copy of ``obj`` here: another store flushes it.
@@ -735,7 +823,8 @@ class ObjectStore:
         with self._lock, contextlib.suppress(ValueError):
             self._staged.remove((os.fspath(obj.staged), obj.sha256))
         with contextlib.suppress(OSError):
-            obj.staged.unlink()
+            obj.staged.unlink(missing_ok=True)
+            _TEMP_LOCKS.done([os.fspath(obj.staged)])
 
     def flush(self) -> None:
         """Make every staged copy durable, then give each its object name, durably.
@@ -748,6 +837,7 @@ class ObjectStore:
             staged, self._staged = self._staged, []
         if not staged:
             return
+        done: list[str] = []  # temporary files renamed or removed
         try:
             _syncfs(self.root)
             for temp, sha256 in staged:
@@ -755,13 +845,17 @@ class ObjectStore:
                     published = self._publish(temp, sha256, sync_dir=False)
                 except BaseException:
                     _unlink_if_present(temp)
+                    done.append(temp)
                     raise
                 if not published:
                     # The object existed already; a successful publish used the file up.
                     _unlink_if_present(temp)
+                done.append(temp)
             _syncfs(self.root)
         except OSError as exc:
             raise self._store_problem(exc) from exc
+        finally:
+            _TEMP_LOCKS.done(done)
 
     def _store(
         self,
@@ -816,6 +910,7 @@ class ObjectStore:
             # Gone already when published by link or rename; left when the object existed.
             if not keep_temp:
                 temp.unlink(missing_ok=True)
+                _TEMP_LOCKS.done([os.fspath(temp)])
 
     def _publish(self, temp: str | Path, sha256: str, *, sync_dir: bool = True) -> bool:
         """Give the temporary file its object name unless that name exists; True if it did."""
@@ -897,34 +992,44 @@ class ObjectStore:
         that an object is never visible writable, not even for a moment.
         """
         for attempt in range(3):
-            temp = self._new_temp_path()
+            temp: Path | None = None
             try:
-                return temp, os.open(temp, _TEMP_FLAGS, _READ_ONLY)
-            except (FileExistsError, FileNotFoundError) as exc:
+                temp = self._new_temp_path()
+                fd = os.open(temp, _TEMP_FLAGS, _READ_ONLY)
+            except OSError as exc:
+                if temp is not None:
+                    _TEMP_LOCKS.done([os.fspath(temp)])
+                if not isinstance(exc, FileExistsError | FileNotFoundError):
+                    raise self._store_problem(exc) from exc
                 # A name taken by another process, or the folder removed meanwhile: again.
                 self._tmp_ready = False
                 if attempt == 2:
                     raise self._store_problem(exc) from exc
-            except OSError as exc:
-                raise self._store_problem(exc) from exc
+            else:
+                return temp, fd
         raise AssertionError("unreachable")
 
     def _new_temp_path(self) -> Path:
-        if not self._tmp_ready:
-            # A store folder that is a file, a link or read-only is named as such, rather than
-            # by the error of the first write that meets it.
-            problem = self._layout_problem(must_exist=False)
-            if problem is not None:
-                raise problem
-            try:
-                self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise self._layout_problem(must_exist=False) or self._store_problem(exc) from exc
-            self._tmp_ready = True
-        # The pid lets remove_stale_temp tell a live writer's file from a crashed run's; a
-        # random part per process and a counter keep names apart without a system call each.
-        pid = self.owner_pid or os.getpid()
-        return self.tmp_dir / f"{pid}-{_temp_token()}{_TEMP_SUFFIX}"
+        self._prepare_tmp()
+        # Named after this process's lock (or its owner's, in a forked worker), so that
+        # remove_stale_temp tells a live writer's file from a crashed run's; a random part per
+        # process and a counter keep names apart without a system call each.
+        return _TEMP_LOCKS.new_temp(self.tmp_dir, self.owner_pid)
+
+    def _prepare_tmp(self) -> None:
+        """Make the ``tmp`` folder unless this store made (or found) it already."""
+        if self._tmp_ready:
+            return
+        # A store folder that is a file, a link or read-only is named as such, rather than
+        # by the error of the first write that meets it.
+        problem = self._layout_problem(must_exist=False)
+        if problem is not None:
+            raise problem
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._layout_problem(must_exist=False) or self._store_problem(exc) from exc
+        self._tmp_ready = True
 
     def _store_problem(self, exc: OSError) -> EnvironmentProblem:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -1028,12 +1133,203 @@ def _temp_token() -> str:
     return f"{_TEMP_PREFIX[0]}{next(_TEMP_NAMES):08x}"
 
 
+class _TempLock:
+    """A process's exclusive ``flock`` on ``<tmp>/<owner>.lock``, where ``owner`` is
+    ``<pid>-<random>``: while it is held, the temporary files named ``<owner>-<random>.part``
+    are in use, and :meth:`ObjectStore.remove_stale_temp` leaves them alone.
+
+    Unlike a pid, the lock is seen from every process that sees the folder: from another PID
+    namespace (a container) and, on file systems that share locks, another machine; it is
+    never reused by another process, and the kernel lets it go when its holders end, however
+    they end. Forked workers inherit the descriptor, and so hold the lock with the process
+    that took it (``pid``) until the last of them ends: they name the files they stage for it
+    after it (``owner_pid``). One lock per process and folder, not per file: the small-file
+    path makes thousands of temporary files a second.
+    """
+
+    __slots__ = ("fd", "folder", "holds", "live", "owner", "path", "pid")
+
+    def __init__(self, fd: int, folder: str, owner: str, pid: int) -> None:
+        self.fd = fd
+        self.folder = folder
+        self.owner = owner
+        self.path = Path(folder, owner + _LOCK_SUFFIX).absolute()
+        self.pid = pid
+        self.holds = 0  # hold_temp_lock blocks under way
+        self.live = 0  # temporary files made and not yet renamed or removed
+
+
+class _TempLocks:
+    """The temporary-file locks of this process: each is taken when first needed and let go,
+    its lock file removed, once it has neither temporary files nor holds."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        # By (temporary folder, pid of the process that took it): a forked worker finds its
+        # owner's here.
+        self.locks: dict[tuple[str, int], _TempLock] = {}
+        # The lock of each temporary file this process made and has not renamed or removed.
+        self.live: dict[str, _TempLock] = {}
+        # Folders where flock is refused: their files are named by pid alone.
+        self.unlockable: set[str] = set()
+
+    def new_temp(self, tmp_dir: Path, owner_pid: int | None) -> Path:
+        """A new temporary file name in ``tmp_dir``, counted as in use until :meth:`done`."""
+        folder = os.fspath(tmp_dir)
+        pid = os.getpid()
+        owner = owner_pid or pid
+        with self.guard:
+            lock = self.locks.get((folder, owner))
+            if lock is None and owner == pid and folder not in self.unlockable:
+                lock = _take_temp_lock(folder, pid)
+                if lock is None:
+                    self.unlockable.add(folder)
+                else:
+                    self.locks[(folder, pid)] = lock
+            if lock is None:
+                # A worker whose owner held no lock when it forked, or no locks on this system.
+                return tmp_dir / f"{owner}-{_temp_token()}{_TEMP_SUFFIX}"
+            temp = tmp_dir / f"{lock.owner}-{_temp_token()}{_TEMP_SUFFIX}"
+            if lock.pid == pid:
+                lock.live += 1
+                self.live[os.fspath(temp)] = lock
+            return temp
+
+    def done(self, temps: Iterable[str]) -> None:
+        """These temporary files are renamed or removed: their lock may go."""
+        with self.guard:
+            for temp in temps:
+                lock = self.live.pop(temp, None)
+                if lock is not None:
+                    lock.live -= 1
+                    self._release_if_unused(lock)
+
+    def hold(self, folder: str) -> _TempLock | None:
+        """This process's lock on ``folder``, taken if need be and held until :meth:`unhold`;
+        None where the system keeps no locks."""
+        pid = os.getpid()
+        with self.guard:
+            lock = self.locks.get((folder, pid))
+            if lock is None:
+                if folder in self.unlockable:
+                    return None
+                lock = _take_temp_lock(folder, pid)
+                if lock is None:
+                    self.unlockable.add(folder)
+                    return None
+                self.locks[(folder, pid)] = lock
+            lock.holds += 1
+            return lock
+
+    def unhold(self, lock: _TempLock) -> None:
+        with self.guard:
+            lock.holds -= 1
+            self._release_if_unused(lock)
+
+    def owners(self) -> set[str]:
+        """The owners of the locks this process holds (its own, and one it inherited)."""
+        with self.guard:
+            return {lock.owner for lock in self.locks.values()}
+
+    def _release_if_unused(self, lock: _TempLock) -> None:
+        # Only the process that took a lock lets it go: its forked workers merely share it.
+        if lock.holds or lock.live or lock.pid != os.getpid():
+            return
+        if self.locks.get((lock.folder, lock.pid)) is lock:
+            del self.locks[(lock.folder, lock.pid)]
+        # The file first, while the lock still says that it is in use.
+        with contextlib.suppress(OSError):
+            lock.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(lock.fd)
+
+    def after_fork_in_child(self) -> None:
+        # The locks stay (a worker names its files after its owner's); the parent's temporary
+        # files are not the child's to count, and the guard may have been held by a thread
+        # that does not exist here.
+        self.guard = threading.Lock()
+        self.live = {}
+
+
+_TEMP_LOCKS = _TempLocks()
+
+
+def _take_temp_lock(folder: str, pid: int) -> _TempLock | None:
+    """Create a lock file in ``folder`` and lock it; None where the file system refuses locks.
+
+    A clean-up in another process may open the new file before it is locked, take the lock
+    and remove the file as a crashed run's: then the lock is refused, or the name no longer
+    leads to the locked file, and another name is drawn.
+    """
+    for _ in range(_LOCK_ATTEMPTS):
+        owner = f"{pid}-{secrets.token_hex(8)}"
+        path = Path(folder, owner + _LOCK_SUFFIX)
+        try:
+            fd = os.open(path, _LOCK_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return _TempLock(fd, folder, owner, pid)
+        except (BlockingIOError, FileNotFoundError):
+            pass  # taken by a clean-up, which removes the file
+        except OSError as exc:
+            os.close(fd)
+            _unlink_if_present(path)
+            if exc.errno in _NO_LOCKS:
+                return None
+            raise
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "every new lock file was taken by a clean-up", folder)
+
+
+def _named_by_live_pid(name: str) -> bool:
+    """Whether a temporary file name starts with the pid of a process running here."""
+    pid = name.split("-", 1)[0]
+    return pid.isdigit() and process_alive(int(pid))
+
+
+# _take_stale_lock: there is no such lock file.
+_NO_LOCK_FILE = -1
+
+
+def _take_stale_lock(path: Path) -> int | None:
+    """A descriptor holding the lock of the lock file at ``path`` when its holders are gone
+    (the caller removes their files, then the lock file, then closes it); ``None`` while it is
+    held or when that cannot be told (nothing is removed); :data:`_NO_LOCK_FILE` when there
+    is no lock file."""
+    try:
+        fd = os.open(path, _LOCK_FLAGS)
+    except FileNotFoundError:
+        return _NO_LOCK_FILE
+    except PermissionError:
+        # Another user's lock file: flock needs no write access (its NFS emulation does).
+        try:
+            fd = os.open(path, _LOCK_FLAGS & ~os.O_RDWR | os.O_RDONLY)
+        except FileNotFoundError:
+            return _NO_LOCK_FILE
+        except OSError:
+            return None
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+    except OSError:
+        pass  # held (BlockingIOError), or no locks here
+    os.close(fd)
+    return None
+
+
 def _after_fork_in_child() -> None:
     # A forked worker shares neither the parent's threads nor, to be safe, its name prefix:
     # the thread pools are made again when first used and a new random prefix is drawn.
     _sha512_worker.cache_clear()
     _flush_worker.cache_clear()
     _TEMP_PREFIX.clear()
+    _TEMP_LOCKS.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):

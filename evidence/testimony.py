@@ -47,7 +47,7 @@ from chain_of_custody import AppendedEvent, EventDraft, Signer, canonical_json
 from evidence import models
 from evidence.custody import custody_history, resolve_item
 from evidence.errors import InputError, UnknownId
-from evidence.ingest import deferred_stop, ingest
+from evidence.ingest import ingest
 from evidence.loaders import FieldProblem, Loc, ModelInputError, field_name, load_testimony
 from evidence.models import (
     Confidentiality,
@@ -60,6 +60,7 @@ from evidence.models import (
 from evidence.objects import StoredObject
 from evidence.protected import RecipientKey, SealedAnnex, protect, reveal
 from evidence.recipients import case_recipients
+from evidence.stops import deferred_stop
 from evidence.workspace import Case, Recorder
 
 DOCUMENT_FORMAT: Final = "evidence-testimony/1"

@@ -15,9 +15,10 @@ import pytest
 
 from chain_of_custody.keys import signer_from_seed
 from evidence.errors import Stopped
-from evidence.ingest import StopDeferral, deferred_stop, ingest
+from evidence.ingest import ingest
 from evidence.models import ItemOptions
 from evidence.objects import ObjectStore
+from evidence.stops import StopDeferral, deferred_stop
 from evidence.verify import verify_case
 from evidence.workspace import init_case
 

@@ -414,13 +414,17 @@ def test_interrupted_put_is_never_visible_and_rerun_completes(tmp_path: Path, po
     assert done.returncode == -signal.SIGKILL, done.stderr
     store = ObjectStore(root)
     sha256 = hashlib.sha256(data).hexdigest()
-    # Nothing half-written is visible under an object name; only a temporary file is left.
+    # Nothing half-written is visible under an object name; only a temporary file is left,
+    # with the lock file the killed process held, which the clean-up finds free.
     assert not store.has(sha256)
     assert list(store.iter_objects()) == []
     assert visible_files(root) == []
-    leftovers = list((root / "tmp").iterdir())
-    assert len(leftovers) == 1
-    assert leftovers[0].name.endswith(".part")
+    leftovers = sorted(path.name for path in (root / "tmp").iterdir())
+    assert len(leftovers) == 2
+    part, lock = leftovers
+    assert lock.endswith(".lock")
+    assert part.startswith(lock.removesuffix(".lock") + "-")
+    assert part.endswith(".part")
     assert store.remove_stale_temp() == 1
     assert list((root / "tmp").iterdir()) == []
     stored = store.put_file(source)
