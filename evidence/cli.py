@@ -39,6 +39,7 @@ from chain_of_custody import (
     EXIT_PROBLEMS,
     EXIT_USAGE,
     CustodyError,
+    Signer,
     VerifierKey,
     generate_signer,
     load_signer,
@@ -66,7 +67,13 @@ from evidence.ingest import IngestReport, ingest
 from evidence.loaders import parse_options
 from evidence.models import ItemOptions
 from evidence.verify import CaseReport, verify_case
-from evidence.workspace import DISTRIBUTION, init_case, toolkit_version
+from evidence.workspace import (
+    DISTRIBUTION,
+    Case,
+    init_case,
+    interrupted_init_keys,
+    toolkit_version,
+)
 
 
 class _Group(TyperGroup):
@@ -344,39 +351,69 @@ def init(
     passphrase_file: PassOpt = None,
 ) -> None:
     """Create a case and enrol the investigator's key as its first event."""
-    if key is not None:
-        signer = keystore.unlock_with(
-            lambda given: load_signer(key, given), keystore.read_passphrase(passphrase_file), key
-        )
-        key_path = key
-    else:
-        key_path = keystore.default_key_path(key_name)
-        if key_path.exists():
-            raise InputError(
-                f"a key named {key_name!r} exists already at {key_path}",
-                "use it with --key, or choose another --key-name",
-            )
-        signer = generate_signer(key_name)
-        passphrase = keystore.read_passphrase(passphrase_file, new=True)
-        key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        save_signer(signer, key_path, passphrase)
-    try:
-        case = init_case(
+
+    def make(signer: Signer, staged: keystore.StagedKey | None = None) -> Case:
+        return init_case(
             directory,
             case_id=case_id,
             title=title,
             signer=signer,
             ern_prefix=ern_prefix,
             organisation=organisation,
+            before_placing=None if staged is None else staged.publish,
+            after_placing=None if staged is None else staged.keep,
         )
-    except BaseException:
-        if key is None:
-            # The new key signs nothing yet: remove it so that a retry can use the same name.
-            key_path.unlink(missing_ok=True)
-        raise
+
+    if key is not None:
+        signer = keystore.unlock_with(
+            lambda given: load_signer(key, given), keystore.read_passphrase(passphrase_file), key
+        )
+        key_path = key
+        case = make(signer)
+    else:
+        key_path = keystore.default_key_path(key_name)
+        if key_path.exists():
+            # Left by an init of this same case that was killed between naming the key file
+            # and placing the case: the key signs nothing that exists, so it is used again.
+            signer = _key_of_interrupted_init(directory, key_name, key_path, passphrase_file)
+            case = make(signer)
+        else:
+            signer = generate_signer(key_name)
+            passphrase = keystore.read_passphrase(passphrase_file, new=True)
+            # The key file takes its name just before the case takes its own, and is removed
+            # again if the case does not: a failed or stopped init leaves neither.
+            with keystore.new_key_files(
+                key_path,
+                lambda temp: save_signer(signer, temp, passphrase),
+                signer.verifier.to_note_text(),
+            ) as staged:
+                case = make(signer, staged)
     case.close()
     out.print(f"Created case {case_id} in {directory}")
     out.print(f"Signing key {signer.verifier.key_id} ({key_path}) enrolled as seq 0")
+
+
+def _key_of_interrupted_init(
+    directory: Path, key_name: str, key_path: Path, passphrase_file: Path | None
+) -> Signer:
+    """The key at ``key_path`` if a killed `init` of ``directory`` made it (and it opens with
+    the passphrase); else the refusal of a key name that is taken."""
+    taken = InputError(
+        f"a key named {key_name!r} exists already at {key_path}",
+        "use it with --key, or choose another --key-name",
+    )
+    left = interrupted_init_keys(directory)
+    if not left:
+        raise taken
+    signer = keystore.unlock_with(
+        lambda given: load_signer(key_path, given),
+        keystore.read_passphrase(passphrase_file),
+        key_path,
+    )
+    if signer.verifier.key_id not in left:
+        raise taken
+    err.print(f"note: using the key {key_path} made by an earlier, interrupted run of this init")
+    return signer
 
 
 @keys_app.command("generate")

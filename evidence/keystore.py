@@ -175,6 +175,11 @@ class StagedKey:
                 hint="check that the folder is writable and has space, then run the command again",
             ) from exc
 
+    def keep(self) -> None:
+        """The published files are recorded now (the case enrolling the key is in place):
+        no later failure removes them."""
+        self.published.clear()
+
     def discard(self) -> None:
         """Remove what :meth:`publish` named: the key was not recorded after all."""
         for path in reversed(self.published):

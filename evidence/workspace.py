@@ -14,10 +14,15 @@ that the log does not explain.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.metadata
 import json
 import os
 import re
+import secrets
+import shutil
+import sqlite3
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +46,8 @@ from chain_of_custody import (
 from chain_of_custody.store import CHANGED_CATALOG_HINT
 from evidence import catalog
 from evidence.errors import CaseNotFound, EnvironmentProblem, InputError
-from evidence.objects import ObjectStore
+from evidence.objects import ObjectStore, process_alive
+from evidence.stops import deferred_stop
 
 CASE_FILE = "case.toml"
 CATALOG_FILE = "catalog.sqlite"
@@ -207,8 +213,18 @@ def init_case(
     origin: str | None = None,
     organisation: str = "",
     clock: Callable[[], datetime] = utc_now,
+    before_placing: Callable[[], None] | None = None,
+    after_placing: Callable[[], None] | None = None,
 ) -> Case:
-    """Create a case in ``directory`` (new or empty) and enrol ``signer`` as its first key."""
+    """Create a case in ``directory`` (new or empty) and enrol ``signer`` as its first key.
+
+    All or nothing (SPEC sections 8, 9): the case is built in a hidden folder beside
+    ``directory`` and renamed into place only when complete; a failure or a stop removes the
+    build, and one left by a killed run is removed by the next. ``before_placing`` and
+    ``after_placing`` run just before and after the rename (the command publishes the new key
+    file before, and keeps it after); the stop signals are held from the rename to the end of
+    ``after_placing``, so that a stop never comes between the two.
+    """
     directory = Path(directory)
     try:
         taken = directory.exists() and (not directory.is_dir() or any(directory.iterdir()))
@@ -218,10 +234,7 @@ def init_case(
             "choose a new directory for the case, or one you may read and write",
         ) from None
     if taken:
-        raise InputError(
-            f"{directory} exists and is not an empty directory",
-            "choose a new directory for the case; an existing case is never overwritten",
-        )
+        raise _taken(directory)
     prefix = ern_prefix or _derived_ern_prefix(case_id)
     try:
         config = CaseConfig(
@@ -234,43 +247,162 @@ def init_case(
         )
     except ValidationError as exc:
         raise _init_problem(exc, prefix if ern_prefix is None else None, case_id) from None
+    _remove_stale_builds(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / OBJECTS_DIR).mkdir()
-        _write_atomic(directory / CASE_FILE, config.to_toml().encode())
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        build = directory.parent / f"{_build_prefix(directory)}{os.getpid()}-{secrets.token_hex(6)}"
+        build.mkdir(mode=0o755)
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot create the case at {directory}: {exc.strerror}",
             "check that the parent directory exists and is writable",
         ) from None
-    case = _open(directory, config, clock)
-    catalog.ensure_schema(case.db)
-    verifier = signer.verifier
-    with case.transaction() as rec:
-        rec.append(
-            EventDraft(
-                action="key.enrolled",
-                subject=verifier.key_id,
-                data={"verifier": verifier.to_note_text(), "role": "investigator"},
-            ),
-            signer,
-        )
-        rec.append(
-            EventDraft(
-                action="case.created",
-                subject=config.case_id,
-                data={
-                    "title": config.title,
-                    "origin": config.origin,
-                    "ern_prefix": config.ern_prefix,
-                    "organisation": config.organisation,
-                    "hash_algorithms": list(config.hash_algorithms),
-                },
-            ),
-            signer,
-        )
-    case.checkpoint(signer)
-    return case
+    try:
+        _build_case(build, config, signer, clock)
+        if before_placing is not None:
+            before_placing()
+        with _stops_held():
+            _place_build(build, directory)
+            if after_placing is not None:
+                after_placing()
+    except BaseException:
+        # Gone already when it took its place; a build that did not is never left behind.
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return _open(directory, config, clock)
+
+
+# A case is built in a hidden folder beside its own, ``.<name>.evidence-init-<pid>-<random>``,
+# and given its name only when complete.
+_BUILD_MARK = ".evidence-init-"
+
+
+def _build_prefix(directory: Path) -> str:
+    return f".{directory.name}{_BUILD_MARK}"
+
+
+def _build_case(
+    build: Path, config: CaseConfig, signer: Signer, clock: Callable[[], datetime]
+) -> None:
+    """Make the whole case in ``build``: case file, store, catalog with the key enrolled as
+    the first event and the case created as the second, and the first checkpoint."""
+    try:
+        (build / OBJECTS_DIR).mkdir()
+        _write_atomic(build / CASE_FILE, config.to_toml().encode())
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the case in {build.parent}: {exc.strerror}",
+            "check that the parent directory is writable and has space",
+        ) from None
+    case = _open(build, config, clock)
+    try:
+        catalog.ensure_schema(case.db)
+        verifier = signer.verifier
+        with case.transaction() as rec:
+            rec.append(
+                EventDraft(
+                    action="key.enrolled",
+                    subject=verifier.key_id,
+                    data={"verifier": verifier.to_note_text(), "role": "investigator"},
+                ),
+                signer,
+            )
+            rec.append(
+                EventDraft(
+                    action="case.created",
+                    subject=config.case_id,
+                    data={
+                        "title": config.title,
+                        "origin": config.origin,
+                        "ern_prefix": config.ern_prefix,
+                        "organisation": config.organisation,
+                        "hash_algorithms": list(config.hash_algorithms),
+                    },
+                ),
+                signer,
+            )
+        case.checkpoint(signer)
+    finally:
+        # Closed before the folder is renamed: the last connection folds the WAL back in.
+        case.close()
+
+
+def _place_build(build: Path, directory: Path) -> None:
+    """Rename the finished ``build`` to ``directory``, durably. A missing ``directory`` is
+    created by the rename, and an empty one replaced (``rename(2)`` replaces an empty folder);
+    one that something was put in meanwhile is refused, never overwritten."""
+    try:
+        build.rename(directory)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise _taken(directory) from None
+        raise EnvironmentProblem(
+            f"cannot create the case at {directory}: {exc.strerror}",
+            "check that the parent directory is writable, then run the command again",
+        ) from None
+    with contextlib.suppress(OSError):
+        fd = os.open(directory.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _taken(directory: Path) -> InputError:
+    return InputError(
+        f"{directory} exists and is not an empty directory",
+        "choose a new directory for the case; an existing case is never overwritten",
+    )
+
+
+def _stale_builds(directory: Path) -> list[Path]:
+    """The hidden build folders of ``directory`` left by runs that are gone (killed)."""
+    prefix = _build_prefix(directory)
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in directory.parent.iterdir():
+            if not entry.name.startswith(prefix):
+                continue
+            pid = entry.name[len(prefix) :].split("-", 1)[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                found.append(entry)
+    return found
+
+
+def _remove_stale_builds(directory: Path) -> None:
+    for build in _stale_builds(directory):
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def interrupted_init_keys(directory: Path) -> frozenset[str]:
+    """The keys (their ids) that killed runs of `init` for ``directory`` enrolled in
+    cases they built but never placed: a key file of such a key signs nothing that exists,
+    so a new run of the same `init` may use it."""
+    found: set[str] = set()
+    for build in _stale_builds(directory):
+        path = build / CATALOG_FILE
+        if not path.is_file():
+            continue
+        try:
+            db = open_database(path, read_only=True)
+        except (OSError, sqlite3.Error):
+            continue
+        try:
+            rows = db.execute("SELECT subject FROM log WHERE action = 'key.enrolled'").fetchall()
+            found.update(str(row[0]) for row in rows)
+        except sqlite3.Error:
+            continue
+        finally:
+            db.conn.close()
+    return frozenset(found)
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while the case is placed and its key kept: a stop
+    between the two would leave a case whose key was removed again."""
+    with deferred_stop():
+        yield
 
 
 # The option of `evidence init` that gives each field of the case file.
