@@ -35,7 +35,8 @@ from chain_of_custody import (
 )
 from chain_of_custody.verify import NamedCheckpoint
 from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
-from evidence.objects import rename_noreplace
+from evidence.objects import process_alive, rename_noreplace
+from evidence.stops import deferred_stop
 from evidence.workspace import Case, Recorder
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
@@ -307,12 +308,13 @@ def _revoked_seq(rec: Recorder, key_id: str) -> int | None:
 def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) -> Path:
     """Copy an original out to ``dest`` (a folder or a new file name) and record the access.
 
-    All or nothing: the bytes are copied to a temporary file beside the destination and checked
-    against the item's sha256 and size on the way; the ``item.accessed`` event is appended, the
-    copy takes its name (never replacing a file, never through a link), and only then is the
-    event committed. A failure at any step leaves neither a copy under the destination name nor
-    an event. Raises :class:`VerificationError` when the store object is missing or does not
-    match the item.
+    The bytes are copied to a hidden temporary file beside the destination and checked against
+    the item's sha256 and size on the way; the ``item.accessed`` event is committed, and only
+    then does the copy take its name (never replacing a file, never through a link). No copy
+    is ever visible without its event: a failure or a stop before the commit leaves neither,
+    and Ctrl-C, SIGTERM or SIGHUP after it is held until the copy is named. A killed run may
+    leave its hidden temporary file, which the next open to the same folder removes. Raises
+    :class:`VerificationError` when the store object is missing or does not match the item.
     """
     if not purpose.strip():
         raise InputError("--purpose is empty", "say why the original is accessed")
@@ -325,6 +327,7 @@ def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) ->
         raise _destination_problem(dest, exc) from exc
     target = dest / _safe_name(str(name) if name else sha) if into_folder else dest
     _check_destination(target)
+    _remove_stale_parts(target.parent)
     source = case.objects.path_for(sha)
     temp = _copy_checked(source, sha, None if size is None else int(size), target)
     try:
@@ -470,34 +473,42 @@ def _pump(src: int, dst: int, source: Path) -> tuple[str, int]:
 def _record_and_place(
     case: Case, signer: Signer, sha: str, purpose: str, temp: Path, target: Path
 ) -> None:
-    """Append the access, give the checked copy its name, commit; undo the name on failure."""
+    """Commit the access, then give the checked copy its name.
+
+    The name is taken only after the commit: a copy with its event, named a moment late, is
+    the safe way round; a copy named before its event commits would stay unrecorded if the
+    process were killed in between. The stop signals are held from the start of the
+    transaction until the copy is named, so that a stop does not come between the two.
+    """
     draft = EventDraft(
         action="item.accessed", subject=sha, data={"purpose": purpose, "copied_to": str(target)}
     )
-    copy = temp.stat()
-    committed = False
-    try:
+    with deferred_stop():
         # A catalog that cannot be written (read-only, disk full) is an environment error of
         # the transaction itself.
         with case.transaction() as rec:
             rec.append(draft, signer)
-            # Named before the commit: a name taken meanwhile rolls the event back, and a
-            # commit that fails takes the name away again (below). No unrecorded copy stays.
+        try:
             _place(temp, target)
-        committed = True
-    finally:
-        if not committed:
-            _remove_if_same(target, copy)
+        except CustodyError as exc:
+            # Only a name taken (or a folder gone) since it was checked: the access is
+            # recorded, the verified copy is not where the event says.
+            problem = InputError if isinstance(exc, InputError) else EnvironmentProblem
+            raise problem(
+                f"{exc.message}; the access was recorded, but the copy was not placed",
+                "run the command again with another destination for the copy",
+            ) from exc
 
 
-def _remove_if_same(target: Path, copy: os.stat_result) -> None:
-    """Take the name ``target`` away if it names the file ``copy`` (and not another's file)."""
-    try:
-        named = target.lstat()
-    except OSError:
-        return
-    if (named.st_dev, named.st_ino) == (copy.st_dev, copy.st_ino):
-        target.unlink(missing_ok=True)
+def _remove_stale_parts(folder: Path) -> None:
+    """Remove the hidden temporary copies that killed runs of `open` left in ``folder``
+    (``.evidence-open-<pid>-<random>.part`` of a process that is gone)."""
+    with contextlib.suppress(OSError):
+        for leftover in folder.glob(f"{_TEMP_PREFIX}*.part"):
+            pid = leftover.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
 
 def _place(temp: Path, target: Path) -> None:

@@ -9,10 +9,14 @@ fictional list of a group of children, a fictional photo) are invented test data
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -20,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evidence import custody
+from evidence.workspace import Recorder
 from tests.conftest import CaseHandle, CliResult, sha256_of
 
 Cli = Callable[..., CliResult]
@@ -299,11 +304,12 @@ def _no_hard_links(source: object, target: object) -> None:
 
 
 @pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
-def test_a_name_taken_while_recording_rolls_the_event_back(
+def test_a_name_taken_while_recording_is_never_overwritten(
     opened: Opened, cli: Cli, monkeypatch: pytest.MonkeyPatch, hard_links: bool
 ) -> None:
     # Without hard links (FAT and exFAT sticks) the copy is renamed into place instead, and
-    # never over a name taken meanwhile either.
+    # never over a name taken meanwhile either. The access was committed before the name is
+    # taken (a copy is never visible without its event), so the error says it was recorded.
     if not hard_links:
         monkeypatch.setattr(os, "link", _no_hard_links)
     place = custody._place
@@ -317,26 +323,80 @@ def test_a_name_taken_while_recording_rolls_the_event_back(
     result = _open(cli, opened, LIST_NAME, opened.work / "copy.txt")
     assert result.exit_code == 2, result.output
     assert "exists" in result.stderr
+    assert "the access was recorded, but the copy was not placed" in result.stderr
     assert (opened.work / "copy.txt").read_bytes() == b"written by another program meanwhile"
     assert _listing(opened.work) == ["copy.txt"]
-    assert opened.case.log_size() == size
+    assert opened.case.log_size() == size + 1
+
+
+def test_the_copy_takes_its_name_only_after_its_event_commits(
+    opened: Opened, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed between the two, a run leaves an event whose copy is missing (and a hidden part
+    # file, removed by the next open), never a copy that no event records.
+    size = opened.case.log_size()
+    place = custody._place
+    seen: list[int] = []
+
+    def after_the_commit(temp: Path, target: Path) -> None:
+        assert not target.exists()
+        seen.append(opened.case.log_size())  # read through a connection of its own
+        place(temp, target)
+
+    monkeypatch.setattr(custody, "_place", after_the_commit)
+    result = _open(cli, opened, LIST_NAME, opened.work / "copy.txt")
+    assert result.exit_code == 0, result.output
+    assert seen == [size + 1]
+    assert _listing(opened.work) == ["copy.txt"]
 
 
 def test_an_interruption_before_the_commit_leaves_no_copy(
     opened: Opened, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    place = custody._place
-
-    def interrupted(temp: Path, target: Path) -> None:
-        place(temp, target)
+    def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(custody, "_place", interrupted)
+    monkeypatch.setattr(Recorder, "append", interrupted)
     size = opened.case.log_size()
     result = _open(cli, opened, LIST_NAME, opened.work / "copy.txt")
     assert result.exit_code == 130, result.output
     assert _listing(opened.work) == []
     assert opened.case.log_size() == size
+
+
+def test_ctrl_c_during_the_commit_is_held_until_the_copy_is_named(
+    opened: Opened, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append = Recorder.append
+
+    def ctrl_c_meanwhile(self: Recorder, *args: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)
+        return append(self, *args)
+
+    monkeypatch.setattr(Recorder, "append", ctrl_c_meanwhile)
+    size = opened.case.log_size()
+    result = _open(cli, opened, LIST_NAME, opened.work / "copy.txt")
+    assert result.exit_code == 130, result.output
+    assert _listing(opened.work) == ["copy.txt"]
+    assert sha256_of(opened.work / "copy.txt") == opened.sha[LIST_NAME]
+    assert opened.case.log_size() == size + 1
+
+
+def test_the_part_file_of_a_killed_open_is_removed_by_the_next(opened: Opened, cli: Cli) -> None:
+    dead = _ended_pid()
+    leftover = opened.work / f".evidence-open-{dead}-0123456789ab.part"
+    leftover.write_bytes(b"fictional copy of a killed run")
+    live = opened.work / f".evidence-open-{os.getpid()}-0123456789ab.part"
+    live.write_bytes(b"fictional copy of a run still going")
+    result = _open(cli, opened, LIST_NAME, opened.work)
+    assert result.exit_code == 0, result.output
+    assert _listing(opened.work) == [live.name, LIST_NAME]
+
+
+def _ended_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
 
 
 def test_a_folder_without_hard_links_still_gets_the_copy(
