@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sqlite3
 import unicodedata
@@ -44,6 +43,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from chain_of_custody import AppendedEvent, EventDraft, Signer, canonical_json
+from chain_of_custody.secretfile import fsync_directory
 from evidence import models
 from evidence.custody import custody_history, resolve_item
 from evidence.errors import InputError, UnknownId
@@ -335,15 +335,7 @@ def _remove_unrecorded(
             except OSError:
                 continue  # gone already, or kept: verify reports it
             with contextlib.suppress(OSError):
-                _fsync_folder(path.parent)
-
-
-def _fsync_folder(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+                fsync_directory(path.parent)
 
 
 def _raise_recording(rec: Recorder, signer: Signer, sha: str, code: str) -> RaisedRecording | None:

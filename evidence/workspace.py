@@ -43,6 +43,7 @@ from chain_of_custody import (
     Signer,
     open_database,
 )
+from chain_of_custody.secretfile import fsync_directory
 from chain_of_custody.store import CHANGED_CATALOG_HINT
 from evidence import catalog
 from evidence.errors import CaseNotFound, EnvironmentProblem, InputError
@@ -341,11 +342,7 @@ def _place_build(build: Path, directory: Path) -> None:
             "check that the parent directory is writable, then run the command again",
         ) from None
     with contextlib.suppress(OSError):
-        fd = os.open(directory.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(directory.parent)
 
 
 def _taken(directory: Path) -> InputError:
