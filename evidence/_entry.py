@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import gc
-import os
-import signal
 import sys
-from types import FrameType
 
 
 def main() -> None:
@@ -23,21 +20,9 @@ def main() -> None:
     # 0.1 s of every command.
     gc.disable()
     from evidence.cli import main as cli_main  # noqa: PLC0415 - after the guard above
-    from evidence.errors import Stopped  # noqa: PLC0415 - as above
+    from evidence.stops import stop_on_term_and_hup  # noqa: PLC0415 - as above
 
-    command = os.getpid()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        if os.getpid() != command:
-            # A worker process forked by the command: it ends as the signal ends any process,
-            # and the command, which gets the signal too, undoes what the workers began.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Stopped(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
+    stop_on_term_and_hup()
 
     gc.freeze()
     gc.enable()

@@ -14,7 +14,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["StopDeferral", "deferred_stop"]
+from evidence.errors import Stopped
+
+__all__ = ["StopDeferral", "deferred_stop", "stop_on_term_and_hup"]
 
 # The signals that stop a command (evidence._entry): Ctrl-C, SIGTERM and SIGHUP.
 _STOP_SIGNALS = tuple(
@@ -51,12 +53,8 @@ class StopDeferral:
             self._previous[signum] = signal.signal(signum, self._hold)
 
     def _hold(self, signum: int, _frame: object) -> None:
-        if os.getpid() != self._pid:
-            # A worker forked meanwhile: it ends as the signal ends a process.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self._held.append(signum)
+        if not _ended_if_forked(signum, self._pid):
+            self._held.append(signum)
 
     def __exit__(self, *exc_info: object) -> None:
         previous, self._previous = self._previous, {}
@@ -78,3 +76,28 @@ def deferred_stop() -> Iterator[None]:
     with StopDeferral() as deferral:
         deferral.hold()
         yield
+
+
+def stop_on_term_and_hup() -> None:
+    """Make SIGTERM and SIGHUP (a service stop, a closed terminal or connection) raise
+    :class:`Stopped` in this process, so that a command undoes what it has not committed as
+    on Ctrl-C."""
+    command = os.getpid()
+
+    def stop(signum: int, _frame: object) -> None:
+        if not _ended_if_forked(signum, command):
+            raise Stopped(signum)
+
+    for signum in _STOP_SIGNALS:
+        if signum != signal.SIGINT:  # Ctrl-C raises KeyboardInterrupt already
+            signal.signal(signum, stop)
+
+
+def _ended_if_forked(signum: int, command: int) -> bool:
+    """In a worker forked by the process ``command`` (which gets the signal too and undoes
+    what its workers began): end it as the signal ends any process."""
+    if os.getpid() == command:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
