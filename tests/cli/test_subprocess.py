@@ -255,3 +255,64 @@ def test_unreadable_key_file_exits_3(make_case: Callable[..., CaseHandle]) -> No
     done = run_unprivileged("log", "checkpoint", "--sign", "--case", case.root)
     assert done.returncode == 3, done.stdout + done.stderr
     assert str(case.key_path) in done.stderr
+
+
+# --- SIGTERM and SIGHUP stop a command as Ctrl-C does --------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_during_ingest_is_undone_and_said(
+    make_case: Callable[..., CaseHandle], make_corpus: Callable[..., Path], signum: int
+) -> None:
+    case = make_case()
+    corpus = make_corpus(400, seed=33, folders=8)
+    inputs = sorted(p for p in corpus.rglob("*") if p.is_file())
+    process = start_evidence("ingest", "--case", case.root, "-r", corpus)
+    try:
+        part_way = _wait_for(lambda: _staged_or_stored(case.root) >= 40, process, 60)
+    finally:
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    assert part_way, "the ingest ended before it could be stopped part-way"
+    # SPEC 8: what happened is in the exit status (128 + the signal) and on stderr.
+    assert process.returncode == 128 + signum, stderr.decode()
+    assert "interrupted" in stderr.decode()
+    # What was recorded is consistent, and the same command completes the batch; the
+    # temporary copies the stopped run left are removed by it.
+    assert _verify_json(case.root)["ok"] is True
+    rerun = run_evidence("ingest", "--case", case.root, "-r", corpus, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(_logged_paths(case.root)) == sorted(str(p) for p in inputs)
+    assert not list((case.root / "objects" / "tmp").iterdir())
+    assert _verify_json(case.root)["ok"] is True
+
+
+def test_sigterm_while_an_export_waits_for_the_catalog_leaves_nothing(
+    make_case: Callable[..., CaseHandle], make_corpus: Callable[..., Path], tmp_path: Path
+) -> None:
+    case = make_case()
+    corpus = make_corpus(5, seed=35)
+    assert run_evidence("ingest", "--case", case.root, "-r", corpus).returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = sqlite3.connect(case.root / "catalog.sqlite", timeout=60, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another session writing: the export waits
+    try:
+        process = start_evidence(
+            "export", "--case", case.root, "--all", "--profile", "restricted",
+            "--out", out / "bundle", "--zip",
+        )  # fmt: skip
+        try:
+            time.sleep(1.5)
+            waiting = process.poll() is None
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
+    finally:
+        writer.rollback()
+        writer.close()
+    assert waiting, stderr.decode()
+    assert process.returncode == 128 + signal.SIGTERM, stderr.decode()
+    assert "interrupted" in stderr.decode()
+    assert list(out.iterdir()) == []
+    assert "export.made" not in _actions(case.root)
