@@ -34,8 +34,9 @@ from chain_of_custody import (
     verify_consistency,
 )
 from chain_of_custody.verify import NamedCheckpoint
+from evidence.claims import Claim, abandoned, claim_new
 from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
-from evidence.objects import process_alive, rename_noreplace
+from evidence.objects import rename_noreplace
 from evidence.stops import deferred_stop
 from evidence.workspace import Case, Recorder
 
@@ -329,12 +330,13 @@ def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) ->
     _check_destination(target)
     _remove_stale_parts(target.parent)
     source = case.objects.path_for(sha)
-    temp = _copy_checked(source, sha, None if size is None else int(size), target)
+    temp, held = _copy_checked(source, sha, None if size is None else int(size), target)
     try:
         _record_and_place(case, signer, sha, purpose, temp, target)
     finally:
         # Gone already when the copy was renamed into place; an extra name when it was linked.
         temp.unlink(missing_ok=True)
+        held.release()
     case.checkpoint(signer)
     return target
 
@@ -342,6 +344,7 @@ def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) ->
 _COPY_CHUNK = 1 << 20
 _SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_PART_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMP_PREFIX = ".evidence-open-"
 # A working copy is the investigator's to annotate; the original stays read-only in the store.
 _COPY_MODE = 0o644
@@ -390,11 +393,12 @@ def _store_finding(sha: str, source: Path, code: str, message: str) -> Verificat
     )
 
 
-def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> Path:
+def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> tuple[Path, Claim]:
     """Copy the store object to a new temporary file beside ``target``, hashing it on the way.
 
-    The temporary file is returned only when its bytes are the item's (sha256 and size); it is
-    fsynced, so the name it later takes never shows a half-written copy, even after a crash.
+    The temporary file is returned, with this process's claim on it (:mod:`evidence.claims`),
+    only when its bytes are the item's (sha256 and size); it is fsynced, so the name it later
+    takes never shows a half-written copy, even after a crash.
     """
     try:
         src = os.open(source, _SOURCE_FLAGS)
@@ -416,10 +420,14 @@ def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> Pat
             raise _store_finding(
                 sha, source, "object-corrupt", "the store object is not a regular file"
             )
-        temp = target.parent / f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.part"
         try:
-            dst = os.open(temp, _TEMP_FLAGS, 0o600)
+            temp, held = claim_new(lambda: _new_part(target.parent), lambda made: made)
         except OSError as exc:
+            raise _destination_problem(target, exc) from exc
+        try:
+            dst = os.open(temp, _PART_FLAGS)
+        except OSError as exc:
+            _remove_part(temp, held)
             raise _destination_problem(target, exc) from exc
         try:
             digest, copied = _pump(src, dst, source)
@@ -427,17 +435,17 @@ def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> Pat
             os.fsync(dst)
         except OSError as exc:
             os.close(dst)
-            temp.unlink(missing_ok=True)
+            _remove_part(temp, held)
             raise _destination_problem(target, exc) from exc
         except BaseException:
             os.close(dst)
-            temp.unlink(missing_ok=True)
+            _remove_part(temp, held)
             raise
         os.close(dst)
     finally:
         os.close(src)
     if digest != sha or (size is not None and copied != size):
-        temp.unlink(missing_ok=True)
+        _remove_part(temp, held)
         expected = "" if size is None else f", the item has {size}"
         raise _store_finding(
             sha,
@@ -446,7 +454,19 @@ def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> Pat
             f"the store object was altered: its bytes hash to sha256 {digest[:16]}…, not to "
             f"the item's ({copied} bytes read{expected})",
         )
+    return temp, held
+
+
+def _new_part(folder: Path) -> Path:
+    """A new empty working copy file in ``folder``, hidden, readable by its owner only."""
+    temp = folder / f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.part"
+    os.close(os.open(temp, _TEMP_FLAGS, 0o600))
     return temp
+
+
+def _remove_part(temp: Path, held: Claim) -> None:
+    temp.unlink(missing_ok=True)
+    held.release()
 
 
 def _pump(src: int, dst: int, source: Path) -> tuple[str, int]:
@@ -502,13 +522,14 @@ def _record_and_place(
 
 def _remove_stale_parts(folder: Path) -> None:
     """Remove the hidden temporary copies that killed runs of `open` left in ``folder``
-    (``.evidence-open-<pid>-<random>.part`` of a process that is gone)."""
+    (``.evidence-open-<pid>-<random>.part`` of a run that has ended)."""
     with contextlib.suppress(OSError):
         for leftover in folder.glob(f"{_TEMP_PREFIX}*.part"):
-            pid = leftover.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not process_alive(int(pid)):
+            held = abandoned(leftover, leftover.name[len(_TEMP_PREFIX) :].split("-", 1)[0])
+            if held is not None:
                 with contextlib.suppress(OSError):
                     leftover.unlink()
+                held.release()
 
 
 def _place(temp: Path, target: Path) -> None:

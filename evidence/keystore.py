@@ -42,8 +42,8 @@ from chain_of_custody.secretfile import (
     read_secret_file,
     replace_secret_file,
 )
+from evidence.claims import Claim, ClaimLost, abandoned, claim
 from evidence.errors import EnvironmentProblem, InputError, KeyFileError, PassphraseError
-from evidence.objects import process_alive
 from evidence.protected import RECIPIENT_NAME_HEADER, load_recipient, save_recipient
 from evidence.workspace import CASE_FILE, Case
 
@@ -213,23 +213,67 @@ def new_key_files(
             "check that its parent folder exists and is writable, or choose another with --out",
         ) from None
     _remove_stale_pending(path)
-    token = f"{os.getpid()}-{secrets.token_hex(6)}"
-    staged = StagedKey(
-        path=path,
-        temp=folder / f".{path.name}.{token}{_PENDING}",
-        public_temp=folder / f".{path.with_suffix('.pub').name}.{token}{_PENDING}",
-    )
+    staged, held = _write_pending(path, write_private, public_text)
     try:
-        write_private(staged.temp)
-        _write_public(staged.public_temp, public_text)
         yield staged
     except BaseException:
         staged.discard()
         raise
     finally:
-        for temp in (staged.temp, staged.public_temp):
-            with contextlib.suppress(OSError):
-                temp.unlink()
+        _remove_pending(staged, held)
+
+
+_PENDING_ATTEMPTS = 5
+
+
+def _write_pending(
+    path: Path, write_private: Callable[[Path], None], public_text: str
+) -> tuple[StagedKey, list[Claim]]:
+    """Write both files under new temporary names and claim them (:mod:`evidence.claims`), so
+    that a run for the same key file elsewhere leaves them alone; written again under other
+    names while such a run takes them as a killed run's."""
+    for _ in range(_PENDING_ATTEMPTS):
+        token = f"{os.getpid()}-{secrets.token_hex(6)}"
+        staged = StagedKey(
+            path=path,
+            temp=path.parent / f".{path.name}.{token}{_PENDING}",
+            public_temp=path.parent / f".{path.with_suffix('.pub').name}.{token}{_PENDING}",
+        )
+        held: list[Claim] = []
+        try:
+            write_private(staged.temp)
+            held.append(_claim_pending(staged.temp))
+            _write_public(staged.public_temp, public_text)
+            held.append(_claim_pending(staged.public_temp))
+        except ClaimLost:
+            _remove_pending(staged, held)
+        except BaseException:
+            _remove_pending(staged, held)
+            raise
+        else:
+            return staged, held
+    raise KeyFileError(
+        f"cannot write a new key file in {path.parent}: other runs kept taking its temporary files",
+        hint="run the command again once other key commands on this folder have finished",
+    )
+
+
+def _claim_pending(temp: Path) -> Claim:
+    try:
+        return claim(temp)
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot lock the new key file {temp}: {exc.strerror}",
+            hint="check the folder's permissions, then run the command again",
+        ) from exc
+
+
+def _remove_pending(staged: StagedKey, held: list[Claim]) -> None:
+    for temp in (staged.temp, staged.public_temp):
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    for each in held:
+        each.release()
 
 
 def _write_public(path: Path, text: str) -> None:
@@ -248,14 +292,15 @@ def _write_public(path: Path, text: str) -> None:
 
 
 def _remove_stale_pending(path: Path) -> None:
-    """Remove the temporary files of earlier runs for ``path`` whose process is gone: keys
+    """Remove the temporary files of earlier runs for ``path`` that have ended (killed): keys
     that were never published (or published already, through another link)."""
     for name in (path.name, path.with_suffix(".pub").name):
         for leftover in path.parent.glob(f".{_glob_escape(name)}.*{_PENDING}"):
-            pid = leftover.name[len(name) + 2 :].split("-", 1)[0]
-            if pid.isdigit() and not process_alive(int(pid)):
+            held = abandoned(leftover, leftover.name[len(name) + 2 :].split("-", 1)[0])
+            if held is not None:
                 with contextlib.suppress(OSError):
                     leftover.unlink()
+                held.release()
 
 
 def _glob_escape(text: str) -> str:

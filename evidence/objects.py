@@ -57,8 +57,9 @@ from evidence.acquire import (
     source_error,
     unsupported_kind,
 )
+from evidence.claims import process_alive
 
-__all__ = ["ObjectStore", "StoredObject", "process_alive", "read_ahead", "rename_noreplace"]
+__all__ = ["ObjectStore", "StoredObject", "read_ahead", "rename_noreplace"]
 
 CHUNK_SIZE = 1 << 20
 # Reads that bypass the page cache run this many chunks ahead of the hashing (_direct_chunks).
@@ -1358,17 +1359,3 @@ def read_ahead(path: str | bytes, *, source: bool = False) -> None:
         pass  # not a regular file: the real read refuses it
     finally:
         os.close(fd)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (this process counts): leftovers of a live writer are kept."""
-    if pid == os.getpid():
-        # Another thread of this process may be writing it right now.
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -46,8 +46,9 @@ from chain_of_custody import (
 from chain_of_custody.secretfile import fsync_directory
 from chain_of_custody.store import CHANGED_CATALOG_HINT
 from evidence import catalog
+from evidence.claims import Claim, abandoned, claim_new
 from evidence.errors import CaseNotFound, EnvironmentProblem, InputError
-from evidence.objects import ObjectStore, process_alive
+from evidence.objects import ObjectStore
 from evidence.stops import deferred_stop
 
 CASE_FILE = "case.toml"
@@ -251,8 +252,7 @@ def init_case(
     _remove_stale_builds(directory)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        build = directory.parent / f"{_build_prefix(directory)}{os.getpid()}-{secrets.token_hex(6)}"
-        build.mkdir(mode=0o755)
+        build, held = claim_new(lambda: _new_build(directory), lambda made: made)
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot create the case at {directory}: {exc.strerror}",
@@ -270,6 +270,8 @@ def init_case(
         # Gone already when it took its place; a build that did not is never left behind.
         shutil.rmtree(build, ignore_errors=True)
         raise
+    finally:
+        held.release()
     return _open(directory, config, clock)
 
 
@@ -280,6 +282,12 @@ _BUILD_MARK = ".evidence-init-"
 
 def _build_prefix(directory: Path) -> str:
     return f".{directory.name}{_BUILD_MARK}"
+
+
+def _new_build(directory: Path) -> Path:
+    build = directory.parent / f"{_build_prefix(directory)}{os.getpid()}-{secrets.token_hex(6)}"
+    build.mkdir(mode=0o755)
+    return build
 
 
 def _build_case(
@@ -352,23 +360,24 @@ def _taken(directory: Path) -> InputError:
     )
 
 
-def _stale_builds(directory: Path) -> list[Path]:
-    """The hidden build folders of ``directory`` left by runs that are gone (killed)."""
+def _stale_builds(directory: Path) -> list[tuple[Path, Claim]]:
+    """The hidden build folders of ``directory`` left by runs that have ended (killed), each
+    with this process's claim on it (:mod:`evidence.claims`), for the caller to release."""
     prefix = _build_prefix(directory)
     found = []
     with contextlib.suppress(OSError):
         for entry in directory.parent.iterdir():
-            if not entry.name.startswith(prefix):
-                continue
-            pid = entry.name[len(prefix) :].split("-", 1)[0]
-            if pid.isdigit() and not process_alive(int(pid)):
-                found.append(entry)
+            if entry.name.startswith(prefix):
+                held = abandoned(entry, entry.name[len(prefix) :].split("-", 1)[0])
+                if held is not None:
+                    found.append((entry, held))
     return found
 
 
 def _remove_stale_builds(directory: Path) -> None:
-    for build in _stale_builds(directory):
+    for build, held in _stale_builds(directory):
         shutil.rmtree(build, ignore_errors=True)
+        held.release()
 
 
 def interrupted_init_keys(directory: Path) -> frozenset[str]:
@@ -376,22 +385,29 @@ def interrupted_init_keys(directory: Path) -> frozenset[str]:
     cases they built but never placed: a key file of such a key signs nothing that exists,
     so a new run of the same `init` may use it."""
     found: set[str] = set()
-    for build in _stale_builds(directory):
-        path = build / CATALOG_FILE
-        if not path.is_file():
-            continue
+    for build, held in _stale_builds(directory):
         try:
-            db = open_database(path, read_only=True)
-        except (OSError, sqlite3.Error):
-            continue
-        try:
-            rows = db.execute("SELECT subject FROM log WHERE action = 'key.enrolled'").fetchall()
-            found.update(str(row[0]) for row in rows)
-        except sqlite3.Error:
-            continue
+            found.update(_enrolled_keys(build / CATALOG_FILE))
         finally:
-            db.conn.close()
+            held.release()
     return frozenset(found)
+
+
+def _enrolled_keys(path: Path) -> list[str]:
+    """The keys the catalog at ``path`` enrolled; none if it cannot be read."""
+    if not path.is_file():
+        return []
+    try:
+        db = open_database(path, read_only=True)
+    except (OSError, sqlite3.Error):
+        return []
+    try:
+        rows = db.execute("SELECT subject FROM log WHERE action = 'key.enrolled'").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        db.conn.close()
+    return [str(row[0]) for row in rows]
 
 
 @contextmanager

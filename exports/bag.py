@@ -32,7 +32,7 @@ import stat
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain_of_custody.errors import (
@@ -41,7 +41,7 @@ from chain_of_custody.errors import (
     InputError,
     VerificationError,
 )
-from evidence.objects import process_alive
+from evidence.claims import Claim, abandoned, claim_new
 from evidence.workspace import toolkit_version
 from exports.casejson import case_jsonld
 from exports.consistency import format_consistency_proof
@@ -366,11 +366,14 @@ class Staged:
 
     temp: Path
     target: Path
+    # Held until it is named or removed: a later export leaves it alone while this one runs.
+    claim: Claim = field(default_factory=lambda: Claim(None), compare=False)
 
     def place(self) -> Path:
         """Rename it to ``target`` (refused if that name was taken meanwhile)."""
         self.check_target_free()
         self.temp.rename(self.target)
+        self.claim.release()
         _fsync_dir(self.target.parent)
         return self.target
 
@@ -380,10 +383,8 @@ class Staged:
         _refuse_existing(self.target)
 
     def discard(self) -> None:
-        if self.temp.is_dir() and not self.temp.is_symlink():
-            shutil.rmtree(self.temp, ignore_errors=True)
-        else:
-            self.temp.unlink(missing_ok=True)
+        _remove(self.temp)
+        self.claim.release()
 
 
 def write_bag(
@@ -437,43 +438,53 @@ def stage_bag(
         )
     _remove_stale_partials(parent, out_dir.name)
     try:
-        partial = Path(tempfile.mkdtemp(prefix=_partial_prefix(out_dir.name), dir=parent))
+        partial, held = claim_new(
+            lambda: Path(tempfile.mkdtemp(prefix=_partial_prefix(out_dir.name), dir=parent)),
+            lambda made: made,
+        )
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot create a working directory in {parent}: {exc.strerror}",
             hint="check that the directory is writable and has free space",
         ) from exc
+    staged = Staged(partial, out_dir, held)
     try:
         written = _write_contents(_BagBuilder(partial), content, sign_tagmanifest)
         _settle(partial, parse_time(content.info.created).timestamp())
         _fsync_dir(parent)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        staged.discard()
         raise
     bag = WrittenBag(path=out_dir, stamped=written.stamped, warnings=written.warnings)
-    return Staged(partial, out_dir), bag
+    return staged, bag
 
 
 def _partial_prefix(name: str) -> str:
-    # The pid tells a crashed run's leftovers from a live export's work in progress.
+    # The pid and the claim (evidence.claims) tell a crashed run's leftovers from an export
+    # still going.
     return f".{name}.partial-{os.getpid()}-"
 
 
 def _remove_stale_partials(parent: Path, name: str) -> None:
-    """Remove what killed exports of ``name`` left behind (never a live process's work)."""
+    """Remove what killed exports of ``name`` left behind (never a live export's work, from
+    this machine or another)."""
     prefix = f".{name}.partial-"
     try:
         entries = [p for p in parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
         return
     for entry in entries:
-        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
-        if not pid_text.isdigit() or process_alive(int(pid_text)):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        held = abandoned(entry, entry.name[len(prefix) :].split("-", 1)[0])
+        if held is not None:
+            _remove(entry)
+            held.release()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _zip_time(created: str) -> tuple[int, int, int, int, int, int]:
@@ -522,10 +533,10 @@ def stage_zip(bag_dir: Path, zip_path: Path, *, created: str, top: str | None = 
     date_time = _zip_time(created)
 
     _remove_stale_partials(zip_path.parent, zip_path.name)
-    fd, temp_name = tempfile.mkstemp(prefix=_partial_prefix(zip_path.name), dir=zip_path.parent)
-    temp = Path(temp_name)
+    temp, held = claim_new(lambda: _new_file(zip_path), lambda made: made)
+    staged = Staged(temp, zip_path, held)
     try:
-        with os.fdopen(fd, "wb") as raw:
+        with temp.open("r+b") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for relpath, path in files:
                     info = zipfile.ZipInfo(f"{top}/{relpath}", date_time=date_time)
@@ -540,6 +551,13 @@ def stage_zip(bag_dir: Path, zip_path: Path, *, created: str, top: str | None = 
         temp.chmod(FILE_MODE)
         _fsync_dir(zip_path.parent)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        staged.discard()
         raise
-    return Staged(temp, zip_path)
+    return staged
+
+
+def _new_file(beside: Path) -> Path:
+    """A new empty file under a hidden working name beside ``beside``."""
+    fd, name = tempfile.mkstemp(prefix=_partial_prefix(beside.name), dir=beside.parent)
+    os.close(fd)
+    return Path(name)

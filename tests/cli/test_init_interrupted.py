@@ -74,7 +74,7 @@ def test_a_killed_init_is_completed_with_the_key_it_made(
     key_file = keystore.key_dir() / "inv-a.key"
     left = key_file.read_bytes()
     # The run that left them is gone.
-    monkeypatch.setattr("evidence.workspace.process_alive", lambda pid: False)
+    monkeypatch.setattr("evidence.claims.process_alive", lambda pid: False)
 
     again = _init(cli, target)
     assert again.exit_code == 0, again.output
@@ -94,7 +94,7 @@ def test_a_key_no_interrupted_init_made_is_not_taken(
     for made in keystore.key_dir().iterdir():
         made.unlink()
     assert cli("keys", "generate", "--name", "inv-a").exit_code == 0
-    monkeypatch.setattr("evidence.workspace.process_alive", lambda pid: False)
+    monkeypatch.setattr("evidence.claims.process_alive", lambda pid: False)
     result = _init(cli, target)
     assert result.exit_code == 2, result.output
     assert "a key named 'inv-a' exists already" in result.stderr
@@ -107,7 +107,7 @@ def test_a_build_of_a_killed_init_does_not_block_another(
     stale = tmp_path / ".case.evidence-init-999999-0123456789ab"
     stale.mkdir()
     (stale / "case.toml").write_text("# fictional leftover\n")
-    monkeypatch.setattr("evidence.workspace.process_alive", lambda pid: pid != 999999)
+    monkeypatch.setattr("evidence.claims.process_alive", lambda pid: pid != 999999)
     result = _init(cli, tmp_path / "case")
     assert result.exit_code == 0, result.output
     assert not stale.exists()
