@@ -79,17 +79,24 @@ _DAY: Final = TypeAdapter(Day)
 
 @dataclass(frozen=True)
 class RaisedRecording:
-    """A recording already in the case at a lower level, raised by ``testimony add``."""
+    """A recording already in the case at a lower level, or a working copy made from one
+    (``derived_from``: the item it was made from), raised by ``testimony add``."""
 
     sha256: str
     previous: str | None
     confidentiality: str
     seq: int
+    derived_from: str | None = None
 
     def describe(self) -> str:
         """One line for the command's output."""
+        what = (
+            f"recording {self.sha256}"
+            if self.derived_from is None
+            else f"working copy {self.sha256} (made from {self.derived_from})"
+        )
         return (
-            f"recording {self.sha256}: confidentiality raised from {self.previous or 'unset'} "
+            f"{what}: confidentiality raised from {self.previous or 'unset'} "
             f"to {self.confidentiality} (seq {self.seq}), as for a recording first ingested "
             "with the testimony; bundles made before keep what they hold"
         )
@@ -101,6 +108,7 @@ class RaisedRecording:
             "previous": self.previous,
             "confidentiality": self.confidentiality,
             "seq": self.seq,
+            "derived_from": self.derived_from,
         }
 
 
@@ -285,9 +293,7 @@ def _record(
     )
     raised: list[RaisedRecording] = []
     for sha in recordings:
-        lifted = _raise_recording(rec, signer, sha, code)
-        if lifted is not None:
-            raised.append(lifted)
+        raised.extend(_raise_recording(rec, signer, sha, code))
         rec.append(
             EventDraft(
                 action="link.made",
@@ -338,15 +344,48 @@ def _remove_unrecorded(
                 fsync_directory(path.parent)
 
 
-def _raise_recording(rec: Recorder, signer: Signer, sha: str, code: str) -> RaisedRecording | None:
-    """Raise the recording ``sha`` to ``ANNEX_CONFIDENTIALITY`` if it is below it.
+def _raise_recording(rec: Recorder, signer: Signer, sha: str, code: str) -> list[RaisedRecording]:
+    """Raise the recording ``sha``, and every working copy made from it (a transcode, a
+    transcription, a copy of a copy), to ``ANNEX_CONFIDENTIALITY`` where below it.
 
     A recording first ingested by ``testimony add`` gets that level (it can identify the witness
     by voice or face); one ingested before, or named by its sha256, keeps the level it was given
-    then, and would travel in bundles its testimony's recording should not reach. Read inside
-    the transaction that records the testimony, so that the raise and the testimony are one.
-    A level is never lowered.
+    then, and would travel in bundles its testimony's recording should not reach, and so would
+    the copies `derive` made of it, which took its level then. Read inside the transaction that
+    records the testimony, so that the raises and the testimony are one. A level is never
+    lowered.
     """
+    raised: list[RaisedRecording] = []
+    reason = f"recording of the interview of witness {code}"
+    pending: list[tuple[str, str | None]] = [(sha, None)]
+    seen = {sha}
+    while pending:
+        item, made_from = pending.pop(0)
+        lifted = _raise_item(
+            rec,
+            signer,
+            item,
+            reason if made_from is None else f"working copy made from the {reason}",
+        )
+        if lifted is not None:
+            raised.append(
+                RaisedRecording(item, lifted[0], str(ANNEX_CONFIDENTIALITY), lifted[1], made_from)
+            )
+        copies = rec.db.execute(
+            "SELECT sha256 FROM items WHERE derived_from = ? ORDER BY sha256", [item]
+        ).fetchall()
+        for (copy,) in copies:
+            if str(copy) not in seen:
+                seen.add(str(copy))
+                pending.append((str(copy), item))
+    return raised
+
+
+def _raise_item(
+    rec: Recorder, signer: Signer, sha: str, reason: str
+) -> tuple[str | None, int] | None:
+    """Raise the item ``sha`` to ``ANNEX_CONFIDENTIALITY`` if it is below it: its previous
+    level and the seq of the ``metadata.corrected`` event, or None if it was not below."""
     row = rec.db.execute("SELECT confidentiality FROM items WHERE sha256 = ?", [sha]).fetchone()
     previous = None if row is None or row[0] is None else str(row[0])
     try:
@@ -362,13 +401,12 @@ def _raise_recording(rec: Recorder, signer: Signer, sha: str, code: str) -> Rais
             data={
                 "changes": {"confidentiality": str(ANNEX_CONFIDENTIALITY)},
                 "previous": {"confidentiality": previous},
-                "reason": f"recording of the interview of witness {code}: raised to the level "
-                "`testimony add` gives a recording",
+                "reason": f"{reason}: raised to the level `testimony add` gives a recording",
             },
         ),
         signer,
     )
-    return RaisedRecording(sha, previous, str(ANNEX_CONFIDENTIALITY), appended.event.seq)
+    return previous, appended.event.seq
 
 
 def _refuse_repeated_identity(testimony: Testimony, identity: dict[str, str], path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from chain_of_custody import canonical_json, parse_leaf
 from evidence import models, recipients, testimony
+from evidence.derive import derive_item
 from evidence.errors import InputError, Stopped
 from evidence.ingest import ingest
 from evidence.loaders import ModelInputError
@@ -467,6 +468,48 @@ def test_a_recording_ingested_before_at_a_lower_level_is_raised(
     assert event.data["previous"] == {"confidentiality": level}
     assert "W-017" in event.data["reason"]
     # The catalog is the log's projection: verify rebuilds the same level.
+    assert verify_case(opened, workers=1).ok
+
+
+def test_working_copies_of_a_recording_are_raised_with_it(sealed_case: Any, tmp_path: Path) -> None:
+    """A transcode took the recording's level when `derive` made it, and a transcription of
+    that transcode took the transcode's: both carry the witness's voice or words, and are
+    raised with the recording. An unrelated item at the same level is left as it is."""
+    opened, signer = sealed_case
+    (tmp_path / "rec").mkdir()
+    recording = tmp_path / "rec" / "interview.ogg"
+    recording.write_bytes(b"fictional audio bytes " * 40)
+    sha = _ingest_recording(opened, signer, recording, "restricted")
+    transcode = tmp_path / "interview.webm"
+    transcode.write_bytes(b"fictional transcoded audio " * 40)
+    made = derive_item(opened, signer, sha, kind="transcode", file=transcode,
+                       reason="playable copy", tool="fictional-encoder 1.0")  # fmt: skip
+    text = tmp_path / "interview.txt"
+    text.write_text("Fictional transcription of the interview.\n")
+    written = derive_item(opened, signer, made.sha256, kind="transcription", file=text,
+                          reason="for the analysts", tool="by hand")  # fmt: skip
+    other = tmp_path / "rec" / "street.jpg"
+    other.write_bytes(b"fictional photo bytes " * 40)
+    unrelated = _ingest_recording(opened, signer, other, "restricted")
+    assert {_level(opened, s) for s in (made.sha256, written.sha256)} == {"restricted"}
+
+    recorded = testimony.record_testimony(
+        opened, signer, write_testimony(tmp_path, make_testimony(recordings=[sha]))
+    )
+
+    assert [(r.sha256, r.derived_from, r.previous) for r in recorded.raised] == [
+        (sha, None, "restricted"),
+        (made.sha256, sha, "restricted"),
+        (written.sha256, made.sha256, "restricted"),
+    ]
+    for each in (sha, made.sha256, written.sha256):
+        assert _level(opened, each) == "strictly-confidential"
+    assert _level(opened, unrelated) == "restricted"
+    assert f"working copy {made.sha256} (made from {sha})" in recorded.raised[1].describe()
+    event = parse_leaf(opened.log.leaf(recorded.raised[2].seq)).event
+    assert (event.action, event.subject) == ("metadata.corrected", written.sha256)
+    assert event.data["reason"].startswith("working copy made from the recording of the interview")
+    assert recorded.as_json()["raised"][1]["derived_from"] == sha
     assert verify_case(opened, workers=1).ok
 
 
