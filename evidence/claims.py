@@ -27,8 +27,12 @@ from typing import TypeVar
 __all__ = ["Claim", "ClaimLost", "abandoned", "claim", "claim_new", "process_alive"]
 
 # Opening never follows a link and never waits (a FIFO given the name meanwhile).
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# flock is refused: no locks on this file system, or (EBADF) NFS, which emulates an exclusive
+# flock with a write lock, on a descriptor not open for writing (a folder's, another user's).
+_NO_LOCKS = frozenset(
+    {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS, errno.EBADF}
+)
 _ATTEMPTS = 5
 
 T = TypeVar("T")
@@ -62,7 +66,7 @@ def claim(path: Path) -> Claim:
     it), and ``OSError`` when it cannot be opened at all.
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = _open_to_lock(path)
     except FileNotFoundError:
         raise ClaimLost(path) from None
     try:
@@ -109,7 +113,7 @@ def abandoned(path: Path, pid_text: str) -> Claim | None:
     if not pid_text.isdigit() or process_alive(int(pid_text)):
         return None
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = _open_to_lock(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -122,6 +126,15 @@ def abandoned(path: Path, pid_text: str) -> Claim | None:
         # Held (BlockingIOError): a run still going, here or elsewhere.
         return Claim(None) if exc.errno in _NO_LOCKS else None
     return Claim(fd)
+
+
+def _open_to_lock(path: Path) -> int:
+    """A descriptor of ``path`` to lock: open for writing where it can be (a file of this
+    user's), which NFS needs to lock it; else for reading (a folder, another user's file)."""
+    try:
+        return os.open(path, os.O_RDWR | _OPEN_FLAGS)
+    except (IsADirectoryError, PermissionError):
+        return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
 
 
 def process_alive(pid: int) -> bool:

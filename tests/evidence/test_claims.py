@@ -9,6 +9,7 @@ is let go.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -199,11 +200,34 @@ def test_claim_new_gives_up_after_a_few_tries(tmp_path: Path, ended: str) -> Non
         each.release()
 
 
+def _access_mode(fd: int) -> int:
+    flags = Path(f"/proc/self/fdinfo/{fd}").read_text().split("flags:", 1)[1].split()[0]
+    return int(flags, 8) & os.O_ACCMODE
+
+
+def test_a_file_is_locked_open_for_writing_as_nfs_needs(tmp_path: Path, ended: str) -> None:
+    made = tmp_path / "work.part"
+    made.write_bytes(b"fictional")
+    held = claim(made)
+    assert held.fd is not None
+    assert _access_mode(held.fd) == os.O_RDWR
+    held.release()
+    folder = tmp_path / "work"
+    folder.mkdir()
+    held = claim(folder)
+    assert held.fd is not None
+    assert _access_mode(held.fd) == os.O_RDONLY
+    held.release()
+
+
+@pytest.mark.parametrize(
+    "refusal", [errno.ENOLCK, errno.EBADF], ids=["no-locks", "nfs-read-only-descriptor"]
+)
 def test_where_no_locks_are_kept_the_pid_decides(
-    tmp_path: Path, ended: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, ended: str, monkeypatch: pytest.MonkeyPatch, refusal: int
 ) -> None:
     def no_locks(fd: int, operation: int) -> None:
-        raise OSError(37, "No locks available")  # ENOLCK
+        raise OSError(refusal, os.strerror(refusal))
 
     monkeypatch.setattr(claims.fcntl, "flock", no_locks)
     made = tmp_path / "work"
