@@ -49,6 +49,7 @@ key material under the names the bundle gives them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -102,6 +103,7 @@ __all__ = [
 
 TAG_MANIFEST = "tagmanifest-sha256.txt"
 CHECKPOINT_FILE = "data/custody/checkpoint.txt"
+LISTING_FILE = "data/metadata/items.json"
 SIGNATURE_FILE = "tagmanifest-sha256.txt.sig"
 SIGNATURE_B64_FILE = "tagmanifest-sha256.txt.sig.b64"
 REQUIRED_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt")
@@ -1234,6 +1236,104 @@ def _check_proofs_and_originals(
     ]
 
 
+# --- the listing ------------------------------------------------------------------------------
+
+
+def _check_listing(root: Path, records: Sequence[_ProvenRecord], report: AuditReport) -> None:
+    """Check that ``data/metadata/items.json``, the bundle's list of its records that the
+    index and the e-Court files are made from, lists exactly the records the bundle proves,
+    with the hashes of the events that recorded them and the files that hold them.
+
+    A record taken out of the bag, or one put in, with the bag signed again, shows here unless
+    the listing and the indexes were rewritten too.
+    """
+    raw = _read_bag_file(
+        root,
+        LISTING_FILE,
+        report,
+        missing_code="listing-missing",
+        missing=f"the bundle has no {LISTING_FILE}, the list of its records",
+    )
+    if raw is None:
+        return
+    listed = _listed_records(raw)
+    if listed is None:
+        report.add(
+            "listing-malformed",
+            f"{LISTING_FILE} is not a listing of items and testimonies, each with its ERN",
+            path=LISTING_FILE,
+        )
+        return
+    folder = root / "data" / "custody" / "proofs"
+    # A proof file that could not be read is reported already: its record is not "unproven".
+    proof_files = {p.stem for p in folder.glob("*.proof")} if folder.is_dir() else set()
+    for record in records:
+        entry = listed.pop(record.ern, None)
+        seq = record.leaf.event.seq
+        if entry is None:
+            report.add(
+                "listing-omits",
+                f"{record.ern} is in the bundle ({record.proof}), but {LISTING_FILE} does not "
+                "list it",
+                path=LISTING_FILE,
+                subject=record.ern,
+                seq=seq,
+            )
+            continue
+        differs = _listing_differences(entry, record)
+        if differs:
+            report.add(
+                "listing-mismatch",
+                f"{LISTING_FILE} gives {record.ern} another {', '.join(differs)} than the "
+                f"bundle's files and event {seq}",
+                path=LISTING_FILE,
+                subject=record.ern,
+                seq=seq,
+            )
+    for ern in sorted(set(listed) - proof_files):
+        report.add(
+            "listing-unproven",
+            f"{LISTING_FILE} lists {ern}, which has no proof file in the bundle "
+            f"(data/custody/proofs/{ern}.proof)",
+            path=LISTING_FILE,
+            subject=ern,
+        )
+
+
+def _listed_records(raw: bytes) -> dict[str, dict[str, Any]] | None:
+    """The items and testimonies of a listing by ERN; None if it is not one."""
+    try:
+        document = json.loads(raw)
+        entries = [*document["items"], *document["testimonies"]]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    listed: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("ern"), str):
+            return None
+        listed[entry["ern"]] = entry
+    return listed
+
+
+def _listing_differences(entry: dict[str, Any], record: _ProvenRecord) -> list[str]:
+    """What the listing's entry says otherwise than the record's event and files."""
+    sha256, sha512 = _event_hashes(record.leaf)
+    files = entry.get("files")
+    files = files if isinstance(files, dict) else {}
+    differs = []
+    if entry.get("sha256") != sha256:
+        differs.append("sha256")
+    if entry.get("sha512") != sha512:
+        differs.append("sha512")
+    if files.get("proof") != record.proof.removeprefix("data/"):
+        differs.append("proof file")
+    original = files.get("original", files.get("statement_record"))
+    # A record without its original is reported as original-missing already.
+    if record.original is not None and original != record.original.removeprefix("data/"):
+        differs.append("original file")
+    return differs
+
+
 # --- ERNs -------------------------------------------------------------------------------------
 
 
@@ -1620,6 +1720,7 @@ def _audit_bag(
     leaves, parsed, signed = _check_leaves(root, actors, opened[1] if opened else None, report)
     proven = _check_event_proofs(root, opened, parsed, report)
     records = _check_proofs_and_originals(root, opened, leaves, hashed, report)
+    _check_listing(root, records, report)
     _check_erns(records, [(rel, leaf) for rel, leaf in signed if rel in proven], hashed, report)
     consistency = _check_consistency_files(root, opened, report)
     if since is not None:

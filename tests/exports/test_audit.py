@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -12,6 +13,7 @@ import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,6 +179,40 @@ def _leaf_of_other_case(root: Path) -> None:
     path.write_bytes(path.read_bytes().replace(b'"seq":0', b'"seq":1', 1))
 
 
+def _drop_record(root: Path) -> None:
+    """Take the photo out of the bundle, its original and its proof, as an insider would."""
+    original = _original(root, ".png")
+    ern = original.name.split("_", 1)[0]
+    original.unlink()
+    (root / "data/custody/proofs" / f"{ern}.proof").unlink()
+
+
+def _edit_listing(root: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = root / "data/metadata/items.json"
+    document = json.loads(path.read_bytes())
+    edit(document)
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+def _unlist_record(root: Path) -> None:
+    _edit_listing(root, lambda document: document["items"].pop(0))
+
+
+def _relist_hash(root: Path) -> None:
+    def edit(document: dict[str, Any]) -> None:
+        document["items"][0]["sha256"] = "0" * 64
+
+    _edit_listing(root, edit)
+
+
+def _listing_not_a_listing(root: Path) -> None:
+    (root / "data/metadata/items.json").write_text('{"items": [{"title": "no ERN"}]}\n')
+
+
+def _listing_removed(root: Path) -> None:
+    (root / "data/metadata/items.json").unlink()
+
+
 Tamper = Callable[[Path], None]
 
 # name, tampering, re-sign the bag afterwards as a forger with the exporter key?, codes expected
@@ -201,6 +237,11 @@ TAMPERINGS: list[tuple[str, Tamper, bool, set[str]]] = [
     ("leaf-renumbered-rebagged", _leaf_of_other_case, True, {"leaf-malformed"}),
     ("ern-renumbered-rebagged", _renumber_original, True, {"ern-mismatch"}),
     ("ern-assignments-removed-rebagged", _remove_ern_assignments, True, {"ern-unassigned"}),
+    ("record-dropped-rebagged", _drop_record, True, {"listing-unproven"}),
+    ("record-unlisted-rebagged", _unlist_record, True, {"listing-omits"}),
+    ("listed-hash-edited-rebagged", _relist_hash, True, {"listing-mismatch"}),
+    ("listing-malformed-rebagged", _listing_not_a_listing, True, {"listing-malformed"}),
+    ("listing-removed-rebagged", _listing_removed, True, {"listing-missing"}),
 ]  # fmt: skip
 
 

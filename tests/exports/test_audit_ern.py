@@ -19,6 +19,7 @@ UATEST-000003, with a stamped copy), the bus photo (UATEST-000004) and W-017's s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,22 @@ def _rename_record(bag: Path, old: str, new: str, *, stamped: bool = True) -> No
             path.rename(path.with_name(new + path.name[len(old) :]))
     proof = bag / PROOFS / f"{old}.proof"
     proof.rename(proof.with_name(f"{new}.proof"))
+    _relist_record(bag, old, new)
+
+
+def _relist_record(bag: Path, old: str, new: str) -> None:
+    """Rename the record in data/metadata/items.json too, as a careful insider would: the
+    findings are then the ERN check's alone."""
+    path = bag / "data/metadata/items.json"
+    document = json.loads(path.read_bytes())
+    for entry in (*document["items"], *document["testimonies"]):
+        if entry["ern"] == old:
+            entry["ern"] = new
+            entry["files"] = {
+                name: href.replace(f"/{old}", f"/{new}", 1) if name != "leaf" else href
+                for name, href in entry["files"].items()
+            }
+    path.write_text(json.dumps(document), encoding="utf-8")
 
 
 def _swap_records(bag: Path, one: str, other: str) -> None:
