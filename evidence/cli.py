@@ -125,8 +125,15 @@ class _Group(TyperGroup):
             raise typer.Exit(EXIT_OK) from None
         except KeyboardInterrupt as exc:
             # The terminal may be gone (SIGHUP): the exit status still says what happened.
+            # A stop that came once the work was complete says what was done (``done``).
+            done = getattr(exc, "done", None)
             with contextlib.suppress(OSError):
-                err.print("interrupted: nothing half-written is left; run the command again")
+                err.print(
+                    f"interrupted once the work was done: {escape(done)}; nothing needs to be "
+                    "run again"
+                    if done
+                    else "interrupted: nothing half-written is left; run the command again"
+                )
             raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
         except Exception as exc:
             if _debug(ctx):

@@ -258,6 +258,7 @@ def init_case(
             f"cannot create the case at {directory}: {exc.strerror}",
             "check that the parent directory exists and is writable",
         ) from None
+    placed = False
     try:
         _build_case(build, config, signer, clock)
         if before_placing is not None:
@@ -266,6 +267,15 @@ def init_case(
             _place_build(build, directory)
             if after_placing is not None:
                 after_placing()
+            placed = True
+    except KeyboardInterrupt as exc:
+        if not placed:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+        # A stop held while the case was placed comes now, with the case complete: running
+        # the command again would be refused, as the case exists.
+        exc.done = f"the case {case_id} was created, complete, at {directory}"  # type: ignore[attr-defined]
+        raise
     except BaseException:
         # Gone already when it took its place; a build that did not is never left behind.
         shutil.rmtree(build, ignore_errors=True)

@@ -3,6 +3,8 @@ init that was stopped or killed is completed by running it again (SPEC sections 
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,3 +133,26 @@ def test_a_folder_filled_meanwhile_is_never_overwritten(
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert sorted(p.name for p in keystore.key_dir().iterdir()) == []
+
+
+def test_a_stop_held_while_placing_says_the_case_is_complete(
+    cli: Cli, evidence_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while the case is being placed is held until its key is kept too; it then stops
+    # a command whose work is complete, which must not be run again (it would be refused).
+    target = tmp_path / "case"
+    place = workspace._place_build
+
+    def ctrl_c_while_placing(build: Path, directory: Path) -> None:
+        place(build, directory)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("evidence.workspace._place_build", ctrl_c_while_placing)
+        result = _init(cli, target)
+    assert result.exit_code == 130, result.output
+    assert f"the case {CASE_ID} was created, complete, at {target}" in result.stderr
+    assert "nothing needs to be run again" in result.stderr
+    assert "run the command again" not in result.stderr
+    assert sorted(p.name for p in keystore.key_dir().iterdir()) == ["inv-a.key", "inv-a.pub"]
+    assert cli("verify", "--case", target).exit_code == 0
