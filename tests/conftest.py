@@ -79,6 +79,14 @@ class CaseHandle:
         finally:
             opened.close()
 
+    def stores(self, data: bytes) -> bool:
+        """Whether the case's object store holds an object of these bytes."""
+        opened = self.open()
+        try:
+            return opened.objects.has(hashlib.sha256(data).hexdigest())
+        finally:
+            opened.close()
+
 
 def save_key(home: Path, signer: Signer, passphrase: str = PASSPHRASE) -> Path:
     """Save ``signer`` in ``home/keys/<name>.key`` (as ``evidence init`` would) unless there."""
