@@ -22,7 +22,6 @@ import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 __all__ = ["Claim", "ClaimLost", "abandoned", "claim", "claim_new", "process_alive"]
 
@@ -34,8 +33,6 @@ _NO_LOCKS = frozenset(
     {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS, errno.EBADF}
 )
 _ATTEMPTS = 5
-
-T = TypeVar("T")
 
 
 class ClaimLost(Exception):
@@ -90,13 +87,13 @@ def claim(path: Path) -> Claim:
     return Claim(fd)
 
 
-def claim_new(make: Callable[[], T], path_of: Callable[[T], Path]) -> tuple[T, Claim]:
+def claim_new(make: Callable[[], Path]) -> tuple[Path, Claim]:
     """Make a new hidden thing with ``make`` (under a fresh random name each call) and claim
     it; made again, under another name, while clean-ups take what was made."""
     for _ in range(_ATTEMPTS):
         made = make()
         try:
-            return made, claim(path_of(made))
+            return made, claim(made)
         except ClaimLost:
             continue
     raise OSError(errno.EAGAIN, "every new working name was taken by a clean-up")

@@ -421,7 +421,7 @@ def _copy_checked(source: Path, sha: str, size: int | None, target: Path) -> tup
                 sha, source, "object-corrupt", "the store object is not a regular file"
             )
         try:
-            temp, held = claim_new(lambda: _new_part(target.parent), lambda made: made)
+            temp, held = claim_new(lambda: _new_part(target.parent))
         except OSError as exc:
             raise _destination_problem(target, exc) from exc
         try:

@@ -252,7 +252,7 @@ def init_case(
     _remove_stale_builds(directory)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        build, held = claim_new(lambda: _new_build(directory), lambda made: made)
+        build, held = claim_new(lambda: _new_build(directory))
     except OSError as exc:
         raise EnvironmentProblem(
             f"cannot create the case at {directory}: {exc.strerror}",

@@ -439,8 +439,7 @@ def stage_bag(
     _remove_stale_partials(parent, out_dir.name)
     try:
         partial, held = claim_new(
-            lambda: Path(tempfile.mkdtemp(prefix=_partial_prefix(out_dir.name), dir=parent)),
-            lambda made: made,
+            lambda: Path(tempfile.mkdtemp(prefix=_partial_prefix(out_dir.name), dir=parent))
         )
     except OSError as exc:
         raise EnvironmentProblem(
@@ -533,7 +532,7 @@ def stage_zip(bag_dir: Path, zip_path: Path, *, created: str, top: str | None = 
     date_time = _zip_time(created)
 
     _remove_stale_partials(zip_path.parent, zip_path.name)
-    temp, held = claim_new(lambda: _new_file(zip_path), lambda made: made)
+    temp, held = claim_new(lambda: _new_file(zip_path))
     staged = Staged(temp, zip_path, held)
     try:
         with temp.open("r+b") as raw:

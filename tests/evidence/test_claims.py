@@ -174,7 +174,7 @@ def test_claim_new_makes_another_while_clean_ups_take_them(tmp_path: Path, ended
             taken.append(cleanup)
         return path
 
-    path, held = claim_new(make, lambda p: p)
+    path, held = claim_new(make)
     assert path == tmp_path / "work-2"
     assert held.fd is not None
     assert abandoned(path, ended) is None
@@ -194,7 +194,7 @@ def test_claim_new_gives_up_after_a_few_tries(tmp_path: Path, ended: str) -> Non
         return path
 
     with pytest.raises(OSError, match="taken by a clean-up"):
-        claim_new(make, lambda p: p)
+        claim_new(make)
     assert 1 < len(taken) < 10
     for each in taken:
         each.release()
