@@ -55,6 +55,9 @@ SHA256SUM = Reference("sha256sum", "sha256sum", "coreutils")
 SHA256SUM_XARGS = Reference("sha256sum via xargs", "sha256sum", "coreutils")
 HASHDEEP = Reference("hashdeep -c sha256", "hashdeep", "apt-get install hashdeep")
 BAGIT_MAKE = Reference("bagit.py --processes 2 --sha256", "bagit.py", "pip install bagit")
+# Not a tool from the system: the least an ingest must do, in plain Python (floor.py here).
+MINIMAL_INGEST_LABEL = "minimal ingest (floor.py)"
+_FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 BAGIT_VALIDATE = Reference("bagit.py --validate --processes 2", "bagit.py", "pip install bagit")
 
 
@@ -73,6 +76,12 @@ def sha256sum_xargs_argv(tool: Path) -> list[str]:
     """``xargs -0 sha256sum`` (file names on stdin): one process per few thousand files."""
     xargs = find_tool("xargs") or Path("xargs")
     return [str(xargs), "-0", str(tool)]
+
+
+def minimal_ingest_argv(names: Path, store: Path) -> list[str]:
+    """``python floor.py LIST STORE`` with this interpreter (it has python-magic and
+    cryptography, as the toolkit does)."""
+    return [sys.executable, str(_FLOOR_SCRIPT), str(names), str(store)]
 
 
 def hashdeep_argv(tool: Path, corpus: Corpus) -> list[str]:

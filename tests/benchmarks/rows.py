@@ -173,6 +173,7 @@ class Context:
         self.small_case: CaseDir | None = None
         self.small_bag: Path | None = None
         self._bag_numbers = 0
+        self._minimal_numbers = 0
 
     def corpus(self, name: str) -> Corpus:
         """Generate a corpus the first time it is needed."""
@@ -238,6 +239,19 @@ class Context:
             return Prepared(reference.bagit_make_argv(tool, copy), finish=finish)
 
         return Job(reference.BAGIT_MAKE.label, prepare)
+
+    def minimal_ingest_job(self, names: Path) -> Job:
+        """``floor.py`` storing the files listed in ``names`` into a fresh folder each round."""
+
+        def prepare() -> Prepared:
+            self._minimal_numbers += 1
+            store = self.work / "minimal" / f"store-{self._minimal_numbers:03d}"
+            return Prepared(
+                reference.minimal_ingest_argv(names, store),
+                finish=lambda run: force_rmtree(store),
+            )
+
+        return Job(reference.MINIMAL_INGEST_LABEL, prepare)
 
     def compare(self, jobs: Sequence[Job]) -> dict[str, Outcome]:
         """Run ``jobs`` round after round, rotating their order; a failing job stops there."""
@@ -347,6 +361,15 @@ def _comparison_row(
     )
 
 
+def _minimal_vs_sha256sum(minimal: Outcome | None, sha: Outcome | None) -> str | None:
+    """What the minimal ingest alone takes against sha256sum: the least any ingest pays."""
+    floor = median(minimal.seconds()) if minimal else None
+    ref = median(sha.seconds()) if sha else None
+    if floor is None or not ref:
+        return None
+    return f"the minimal ingest alone is {floor / ref:.2f} x sha256sum via xargs in this run"
+
+
 def _unavailable(key: str, row: str, corpus: str, why: str, target: Target | None) -> RowResult:
     return RowResult(key, row, corpus, "-", target=target, notes=(f"not available: {why}",))
 
@@ -407,10 +430,12 @@ def small_rows(ctx: Context, want_small: bool, want_bag: bool) -> list[RowResult
     jobs: list[Job] = [tk_job] if tk_job else []
     sha = reference.SHA256SUM_XARGS.path() if want_small else None
     bagit = reference.BAGIT_MAKE.path() if want_bag else None
+    names = reference.xargs_file_list(corpus, ctx.work / "small-files.list")
     if sha:
-        names = reference.xargs_file_list(corpus, ctx.work / "small-files.list")
         argv = reference.sha256sum_xargs_argv(sha)
         jobs.append(Job(reference.SHA256SUM_XARGS.label, lambda: Prepared(argv, stdin=names)))
+    if want_small:
+        jobs.append(ctx.minimal_ingest_job(names))
     if bagit:
         jobs.append(ctx.bag_job(corpus, bagit))
     outcomes = ctx.compare(jobs) if jobs else {}
@@ -418,6 +443,8 @@ def small_rows(ctx: Context, want_small: bool, want_bag: bool) -> list[RowResult
     profile = ctx.profile_ingest(corpus) if tk_job else None
     rows = []
     if want_small:
+        sha_outcome = outcomes.get(reference.SHA256SUM_XARGS.label)
+        minimal = outcomes.get(reference.MINIMAL_INGEST_LABEL)
         rows.append(
             _comparison_row(
                 "small",
@@ -425,10 +452,23 @@ def small_rows(ctx: Context, want_small: bool, want_bag: bool) -> list[RowResult
                 corpus,
                 reference.SHA256SUM_XARGS.label,
                 toolkit,
-                outcomes.get(reference.SHA256SUM_XARGS.label),
+                sha_outcome,
                 None if sha else reference.SHA256SUM_XARGS.missing(),
                 Target("ratio", 2.5, "ingest <= 2.5 x ref"),
                 [profile],
+            )
+        )
+        rows.append(
+            _comparison_row(
+                "small",
+                "small files (minimal ingest)",
+                corpus,
+                reference.MINIMAL_INGEST_LABEL,
+                toolkit,
+                minimal,
+                None,
+                None,
+                [_minimal_vs_sha256sum(minimal, sha_outcome)],
             )
         )
     if want_bag:
