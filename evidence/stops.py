@@ -38,6 +38,7 @@ class StopDeferral:
         self._previous: dict[int, Any] = {}
         self._held: list[int] = []
         self._pid = os.getpid()
+        self._done: str | None = None
 
     def __enter__(self) -> StopDeferral:
         return self
@@ -52,11 +53,20 @@ class StopDeferral:
                 continue  # not set from Python, or ignored: left as it is
             self._previous[signum] = signal.signal(signum, self._hold)
 
+    def completed(self, what: str) -> None:
+        """Say what the block has done for good (``what``: "the case X was created at Y").
+
+        A stop held until then is delivered with ``what`` as its ``done``, so that the user
+        is told that the work is done instead of being asked to run the command again. Only
+        a block that ends without an exception counts as done.
+        """
+        self._done = what
+
     def _hold(self, signum: int, _frame: object) -> None:
         if not _ended_if_forked(signum, self._pid):
             self._held.append(signum)
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
         previous, self._previous = self._previous, {}
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -64,18 +74,25 @@ class StopDeferral:
             return
         signum = self._held[0]
         handler = previous[signum]
-        if callable(handler):
-            handler(signum, None)
-        elif handler == signal.SIG_DFL:
-            signal.raise_signal(signum)
+        done = self._done if exc_type is None else None
+        try:
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+        except KeyboardInterrupt as stop:
+            if done is not None and getattr(stop, "done", None) is None:
+                stop.done = done  # type: ignore[attr-defined]
+            raise
 
 
 @contextlib.contextmanager
-def deferred_stop() -> Iterator[None]:
-    """Hold the signals that stop a command for the whole block (see :class:`StopDeferral`)."""
+def deferred_stop() -> Iterator[StopDeferral]:
+    """Hold the signals that stop a command for the whole block (see :class:`StopDeferral`);
+    the block may say what it completed (:meth:`StopDeferral.completed`)."""
     with StopDeferral() as deferral:
         deferral.hold()
-        yield
+        yield deferral
 
 
 def stop_on_term_and_hup() -> None:

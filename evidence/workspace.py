@@ -258,24 +258,18 @@ def init_case(
             f"cannot create the case at {directory}: {exc.strerror}",
             "check that the parent directory exists and is writable",
         ) from None
-    placed = False
     try:
         _build_case(build, config, signer, clock)
         if before_placing is not None:
             before_placing()
-        with _stops_held():
+        # Ctrl-C, SIGTERM and SIGHUP wait while the case is placed and its key kept: a stop
+        # between the two would leave a case whose key was removed again. One held comes
+        # once the case is complete, saying so: running the command again would be refused.
+        with deferred_stop() as stops:
             _place_build(build, directory)
             if after_placing is not None:
                 after_placing()
-            placed = True
-    except KeyboardInterrupt as exc:
-        if not placed:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
-        # A stop held while the case was placed comes now, with the case complete: running
-        # the command again would be refused, as the case exists.
-        exc.done = f"the case {case_id} was created, complete, at {directory}"  # type: ignore[attr-defined]
-        raise
+            stops.completed(f"the case {case_id} was created, complete, at {directory}")
     except BaseException:
         # Gone already when it took its place; a build that did not is never left behind.
         shutil.rmtree(build, ignore_errors=True)
@@ -418,14 +412,6 @@ def _enrolled_keys(path: Path) -> list[str]:
     finally:
         db.conn.close()
     return [str(row[0]) for row in rows]
-
-
-@contextmanager
-def _stops_held() -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP while the case is placed and its key kept: a stop
-    between the two would leave a case whose key was removed again."""
-    with deferred_stop():
-        yield
 
 
 # The option of `evidence init` that gives each field of the case file.

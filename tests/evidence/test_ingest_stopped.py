@@ -77,6 +77,30 @@ def test_a_held_stop_is_acted_on_when_the_block_ends() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_stop_held_until_a_completed_block_ends_says_what_was_done() -> None:
+    with pytest.raises(KeyboardInterrupt) as stopped, deferred_stop() as stops:
+        os.kill(os.getpid(), signal.SIGINT)
+        stops.completed("the fictional work was done")
+    assert stopped.value.done == "the fictional work was done"  # type: ignore[attr-defined]
+
+
+def test_a_block_that_failed_after_saying_it_completed_claims_nothing() -> None:
+    with pytest.raises(KeyboardInterrupt) as stopped, deferred_stop() as stops:
+        os.kill(os.getpid(), signal.SIGINT)
+        stops.completed("the fictional work was done")
+        raise ValueError("fictional failure after it")
+    assert getattr(stopped.value, "done", None) is None
+
+
+def test_a_stop_held_by_an_inner_block_is_the_outer_blocks_to_report() -> None:
+    with pytest.raises(KeyboardInterrupt) as stopped, deferred_stop() as outer:
+        with deferred_stop() as inner:
+            os.kill(os.getpid(), signal.SIGINT)
+            inner.completed("only the first step")
+        outer.completed("every step")
+    assert stopped.value.done == "every step"  # type: ignore[attr-defined]
+
+
 def test_nothing_is_held_before_hold() -> None:
     reached = False
     with pytest.raises(KeyboardInterrupt), StopDeferral():
