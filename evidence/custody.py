@@ -37,7 +37,7 @@ from chain_of_custody.verify import NamedCheckpoint
 from evidence.claims import Claim, abandoned, claim_new
 from evidence.errors import CustodyError, EnvironmentProblem, InputError, UnknownId
 from evidence.objects import rename_noreplace
-from evidence.stops import deferred_stop
+from evidence.stops import StopDeferral
 from evidence.workspace import Case, Recorder
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
@@ -337,7 +337,6 @@ def open_item(case: Case, signer: Signer, ref: str, dest: Path, purpose: str) ->
         # Gone already when the copy was renamed into place; an extra name when it was linked.
         temp.unlink(missing_ok=True)
         held.release()
-    case.checkpoint(signer)
     return target
 
 
@@ -497,16 +496,19 @@ def _record_and_place(
 
     The name is taken only after the commit: a copy with its event, named a moment late, is
     the safe way round; a copy named before its event commits would stay unrecorded if the
-    process were killed in between. The stop signals are held from the start of the
-    transaction until the copy is named, so that a stop does not come between the two.
+    process were killed in between. The stop signals are held from the moment the catalog is
+    locked until the copy is named and the log checkpointed, so that a stop does not come
+    between the two; one held then says the work was done. A stop while waiting for the lock
+    stops at once.
     """
     draft = EventDraft(
         action="item.accessed", subject=sha, data={"purpose": purpose, "copied_to": str(target)}
     )
-    with deferred_stop():
+    with StopDeferral() as stops:
         # A catalog that cannot be written (read-only, disk full) is an environment error of
         # the transaction itself.
         with case.transaction() as rec:
+            stops.hold()
             rec.append(draft, signer)
         try:
             _place(temp, target)
@@ -518,6 +520,8 @@ def _record_and_place(
                 f"{exc.message}; the access was recorded, but the copy was not placed",
                 "run the command again with another destination for the copy",
             ) from exc
+        case.checkpoint(signer)
+        stops.completed(f"the access was recorded and the copy placed at {target}")
 
 
 def _remove_stale_parts(folder: Path) -> None:

@@ -60,7 +60,7 @@ from evidence.models import (
 from evidence.objects import StoredObject
 from evidence.protected import RecipientKey, SealedAnnex, protect, reveal
 from evidence.recipients import case_recipients
-from evidence.stops import deferred_stop
+from evidence.stops import StopDeferral, deferred_stop
 from evidence.workspace import Case, Recorder
 
 DOCUMENT_FORMAT: Final = "evidence-testimony/1"
@@ -184,32 +184,41 @@ def record_testimony(
     )
     created: list[StoredObject] = []
     stored_annex: StoredObject | None = None
-    try:
-        with case.transaction() as rec:
-            # The objects are stored while the catalog is locked for writing, and removed
-            # before it is let go if nothing is recorded: another `testimony add` storing the
-            # same document (the same testimony gives the same bytes) stores it only once this
-            # one has committed or removed it, so a removal never takes an object it names.
-            try:
-                stored_doc = _put(case, document, created)
-                stored_annex = None if sealed is None else _put(case, sealed.envelope, created)
-                data = _event_data(
-                    testimony, public_data, stored_doc, stored_annex, sealed, sorted(identity)
-                )
-                appended, raised = _record(rec, signer, code, stored_doc.sha256, data, recordings)
-            except BaseException:
-                # Rolled back next: no event would ever name what this call stored.
-                _remove_unrecorded(case, created)
-                created.clear()
-                raise
-    except BaseException:
-        # The commit failed, or a stop came as it ended. The annex is sealed afresh by each
-        # call, so no other call can name it; the document may be named by a session that
-        # stores it now, and stays (a re-run names it).
-        if stored_annex in created:
-            _remove_unrecorded(case, [o for o in created if o is stored_annex], recorded=True)
-        raise
-    case.checkpoint(signer)
+    # A stop (Ctrl-C, SIGTERM, SIGHUP) while waiting for the catalog stops at once. Once the
+    # catalog is locked it waits for the end, then says the testimony was recorded: a stop
+    # between the commit and the end would otherwise ask for a re-run that is refused.
+    with StopDeferral() as stops:
+        try:
+            with case.transaction() as rec:
+                stops.hold()
+                # The objects are stored while the catalog is locked for writing, and removed
+                # before it is let go if nothing is recorded: another `testimony add` storing
+                # the same document (the same testimony gives the same bytes) stores it only
+                # once this one has committed or removed it, so a removal never takes an
+                # object it names.
+                try:
+                    stored_doc = _put(case, document, created)
+                    stored_annex = None if sealed is None else _put(case, sealed.envelope, created)
+                    data = _event_data(
+                        testimony, public_data, stored_doc, stored_annex, sealed, sorted(identity)
+                    )
+                    appended, raised = _record(
+                        rec, signer, code, stored_doc.sha256, data, recordings
+                    )
+                except BaseException:
+                    # Rolled back next: no event would ever name what this call stored.
+                    _remove_unrecorded(case, created)
+                    created.clear()
+                    raise
+        except BaseException:
+            # The commit failed. The annex is sealed afresh by each call, so no other call can
+            # name it; the document may be named by a session that stores it now, and stays
+            # (a re-run names it).
+            if stored_annex in created:
+                _remove_unrecorded(case, [o for o in created if o is stored_annex], recorded=True)
+            raise
+        case.checkpoint(signer)
+        stops.completed(f"the testimony of {code} was recorded as seq {appended.event.seq}")
     return RecordedTestimony(
         witness_code=code,
         document=stored_doc.sha256,

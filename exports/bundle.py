@@ -53,6 +53,7 @@ from chain_of_custody import (
 from evidence.custody import summarise
 from evidence.errors import EnvironmentProblem, InputError
 from evidence.protected import RecipientPublicKey
+from evidence.stops import StopDeferral
 from evidence.workspace import Case, format_time, utc_now
 from exports.bag import stage_bag, stage_zip
 from exports.ern import ErnRequest, assign_erns, assigned_erns
@@ -215,37 +216,49 @@ def export_bundle(
     except OSError as exc:
         raise _cannot_write(out_dir, exc) from exc
     # Both are written under hidden names and given theirs only once the export is recorded:
-    # a bundle that can be seen is one that the log records. Killed in between, the export
-    # is recorded and its files stay hidden; the same command, run again, writes them anew.
+    # a bundle that can be seen is one that the log records. A stop (Ctrl-C, SIGTERM, SIGHUP)
+    # before the catalog is locked removes them; from then on it waits until they have their
+    # names, and then says the export is done. Killed in between (SIGKILL, power loss), the
+    # export is recorded and its files stay hidden.
     hidden = [staged]
-    try:
-        if zip_path is not None:
-            step("writing the zip")
-            try:
-                hidden.append(stage_zip(staged.temp, zip_path, created=created, top=out_dir.name))
-            except OSError as exc:
-                raise _cannot_write(zip_path, exc) from exc
-        for each in hidden:
-            each.check_target_free()
-        step("recording the export")
-        [appended] = case.record(
-            [EventDraft(action=EXPORT_MADE, subject=content.info.bundle_id, data=data)], signer
-        )
-    except BaseException:
-        for each in hidden:
-            each.discard()
-        raise
-    for each in hidden:
+    with StopDeferral() as stops:
         try:
-            each.place()
-        except (OSError, InputError) as exc:
-            why = exc.message if isinstance(exc, InputError) else exc.strerror
-            raise EnvironmentProblem(
-                f"the export is recorded as seq {appended.event.seq}, but {each.target} could "
-                f"not be given its name ({why}); the finished bundle is {each.temp}",
-                f"move {each.temp} to where you want it, under a name not starting with a dot",
-            ) from exc
-    case.checkpoint(signer)
+            if zip_path is not None:
+                step("writing the zip")
+                try:
+                    hidden.append(
+                        stage_zip(staged.temp, zip_path, created=created, top=out_dir.name)
+                    )
+                except OSError as exc:
+                    raise _cannot_write(zip_path, exc) from exc
+            for each in hidden:
+                each.check_target_free()
+            step("recording the export")
+            with case.transaction() as rec:
+                stops.hold()
+                appended = rec.append(
+                    EventDraft(action=EXPORT_MADE, subject=content.info.bundle_id, data=data),
+                    signer,
+                )
+        except BaseException:
+            for each in hidden:
+                each.discard()
+            raise
+        for each in hidden:
+            try:
+                each.place()
+            except (OSError, InputError) as exc:
+                why = exc.message if isinstance(exc, InputError) else exc.strerror
+                raise EnvironmentProblem(
+                    f"the export is recorded as seq {appended.event.seq}, but {each.target} "
+                    f"could not be given its name ({why}); the finished bundle is {each.temp}",
+                    f"move {each.temp} to where you want it, under a name not starting with a dot",
+                ) from exc
+        case.checkpoint(signer)
+        stops.completed(
+            f"the export was recorded as seq {appended.event.seq} and written to "
+            + " and ".join(str(each.target) for each in hidden)
+        )
     return ExportResult(
         bundle_id=content.info.bundle_id,
         bag=written.path,

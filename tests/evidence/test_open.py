@@ -375,11 +375,17 @@ def test_ctrl_c_during_the_commit_is_held_until_the_copy_is_named(
 
     monkeypatch.setattr(Recorder, "append", ctrl_c_meanwhile)
     size = opened.case.log_size()
-    result = _open(cli, opened, LIST_NAME, opened.work / "copy.txt")
+    target = opened.work / "copy.txt"
+    result = _open(cli, opened, LIST_NAME, target)
     assert result.exit_code == 130, result.output
     assert _listing(opened.work) == ["copy.txt"]
-    assert sha256_of(opened.work / "copy.txt") == opened.sha[LIST_NAME]
+    assert sha256_of(target) == opened.sha[LIST_NAME]
     assert opened.case.log_size() == size + 1
+    # The stop came with the work done: the user is not asked to run the command again.
+    assert f"the access was recorded and the copy placed at {target}" in result.stderr
+    assert "nothing needs to be run again" in result.stderr
+    assert "run the command again" not in result.stderr
+    assert cli("verify", "--case", opened.case.root).exit_code == 0
 
 
 def test_the_part_file_of_a_killed_open_is_removed_by_the_next(opened: Opened, cli: Cli) -> None:

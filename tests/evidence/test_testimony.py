@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -607,3 +608,31 @@ def test_a_stop_inside_the_transaction_leaves_verify_clean_and_a_rerun_records(
     assert set(opened.objects.iter_objects()) == before | {recorded.document, recorded.annex}
     assert _level(opened, sha) == "strictly-confidential"
     assert verify_case(opened, workers=1).ok
+
+
+def test_a_stop_signal_once_the_catalog_is_locked_waits_and_says_it_was_recorded(
+    sealed_case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while the events are appended is held until they commit and the log is
+    # checkpointed; the stop then says the testimony was recorded, as a re-run is refused.
+    opened, signer = sealed_case
+    path = write_testimony(tmp_path, make_testimony())
+    size = opened.log.size()
+    append = Recorder.append
+
+    def ctrl_c_meanwhile(self: Recorder, draft: Any, signer: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)
+        return append(self, draft, signer)
+
+    monkeypatch.setattr(Recorder, "append", ctrl_c_meanwhile)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        testimony.record_testimony(opened, signer, path)
+    monkeypatch.undo()
+    assert opened.log.size() == size + 1
+    assert stopped.value.done == (  # type: ignore[attr-defined]
+        f"the testimony of W-017 was recorded as seq {size}"
+    )
+    assert max(checkpoint[0] for checkpoint in opened.log.iter_checkpoints()) == size + 1
+    assert verify_case(opened, workers=1).ok
+    with pytest.raises(InputError, match="W-017 is already recorded"):
+        testimony.record_testimony(opened, signer, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 import bagit
 import pytest
 
-from chain_of_custody import parse_leaf
+from chain_of_custody import EventDraft, parse_leaf
 from evidence.errors import EnvironmentProblem, InputError
-from evidence.workspace import Case
+from evidence.workspace import Case, Recorder
 from exports.audit import audit_bundle
 from exports.bundle import ExportResult, export_bundle
 from exports.model import Profile, Selection, parse_time
@@ -191,6 +192,7 @@ def test_a_failed_zip_or_record_leaves_no_bundle_behind(
     """A full disk under the zip, or a catalog that refuses the event: nothing unrecorded
     is left under --out, the error names the file, and the same export then succeeds."""
     out = tmp_path / "out"
+    append = Recorder.append
     if fails == "zip":
 
         def no_space(*_args: object, **_kw: object) -> None:
@@ -199,10 +201,12 @@ def test_a_failed_zip_or_record_leaves_no_bundle_behind(
         monkeypatch.setattr("exports.bundle.stage_zip", no_space)
     else:
 
-        def refused(*_args: object, **_kw: object) -> None:
-            raise EnvironmentProblem("the catalog is read-only", "fix the permissions")
+        def refused(self: Recorder, draft: EventDraft, signer: Any) -> Any:
+            if draft.action == "export.made":
+                raise EnvironmentProblem("the catalog is read-only", "fix the permissions")
+            return append(self, draft, signer)
 
-        monkeypatch.setattr(case, "record", refused)
+        monkeypatch.setattr(Recorder, "append", refused)
     exported = case.log.size()
     with pytest.raises(EnvironmentProblem) as raised:
         _export(case, out, zip_file=True)
@@ -225,14 +229,15 @@ def test_the_bundle_is_seen_only_once_the_export_is_recorded(
     """Killed while it records the export, an export leaves no bundle that the log does not
     record: until the event commits, the bag and zip have hidden names."""
     out = tmp_path / "out"
-    record = case.record
+    append = Recorder.append
     seen: list[list[str]] = []
 
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        seen.append(sorted(p.name for p in out.iterdir()))
-        return record(*args, **kwargs)
+    def watched(self: Recorder, draft: EventDraft, signer: Any) -> Any:
+        if draft.action == "export.made":
+            seen.append(sorted(p.name for p in out.iterdir()))
+        return append(self, draft, signer)
 
-    monkeypatch.setattr(case, "record", watched)
+    monkeypatch.setattr(Recorder, "append", watched)
     result = _export(case, out, zip_file=True)
     [names] = seen
     assert len(names) == 2
@@ -242,14 +247,44 @@ def test_the_bundle_is_seen_only_once_the_export_is_recorded(
     with zipfile.ZipFile(out / "bundle.zip") as archive:
         assert {name.split("/")[0] for name in archive.namelist()} == {"bundle"}
 
-    def stopped(*_args: object, **_kw: object) -> None:
-        raise KeyboardInterrupt
+    def stopped(self: Recorder, draft: EventDraft, signer: Any) -> Any:
+        if draft.action == "export.made":
+            raise KeyboardInterrupt
+        return append(self, draft, signer)
 
-    monkeypatch.setattr(case, "record", stopped)
+    monkeypatch.setattr(Recorder, "append", stopped)
     again = tmp_path / "again"
     with pytest.raises(KeyboardInterrupt):
         _export(case, again, zip_file=True)
     assert list(again.iterdir()) == []
+
+
+def test_a_stop_signal_while_recording_waits_until_the_bundle_has_its_name(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C once the catalog is locked for the export's event is held until the bag and zip
+    have their names and the log is checkpointed; the stop then says the export is done."""
+    out = tmp_path / "out"
+    append = Recorder.append
+
+    def ctrl_c_meanwhile(self: Recorder, draft: EventDraft, signer: Any) -> Any:
+        if draft.action == "export.made":
+            signal.raise_signal(signal.SIGINT)
+        return append(self, draft, signer)
+
+    monkeypatch.setattr(Recorder, "append", ctrl_c_meanwhile)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        _export(case, out, zip_file=True)
+    monkeypatch.undo()
+    seq = case.log.size() - 1
+    assert parse_leaf(case.log.leaf(seq)).event.action == "export.made"
+    assert stopped.value.done == (  # type: ignore[attr-defined]
+        f"the export was recorded as seq {seq} and written to {out / 'bundle'} and "
+        f"{out / 'bundle.zip'}"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["bundle", "bundle.zip"]
+    assert max(checkpoint[0] for checkpoint in case.log.iter_checkpoints()) == seq + 1
+    assert bagit.Bag(str(out / "bundle")).is_valid()
 
 
 def test_bad_created_time_is_refused(case: Case, tmp_path: Path) -> None:
