@@ -368,6 +368,9 @@ class Staged:
     target: Path
     # Held until it is named or removed: a later export leaves it alone while this one runs.
     claim: Claim = field(default_factory=lambda: Claim(None), compare=False)
+    # Finished files of earlier exports of ``target`` that are recorded but never took their
+    # name (found beside it, and left there: see :func:`_remove_stale_partials`).
+    kept: tuple[Path, ...] = ()
 
     def place(self) -> Path:
         """Rename it to ``target`` (refused if that name was taken meanwhile)."""
@@ -413,6 +416,7 @@ def stage_bag(
     *,
     sign_tagmanifest: Callable[[bytes], bytes],
     signer_key_id: str,
+    recorded: Callable[[str], bool] | None = None,
 ) -> tuple[Staged, WrittenBag]:
     """Write the bundle as a BagIt bag under a hidden name beside ``out_dir``, which must not
     exist yet; :meth:`Staged.place` gives it that name.
@@ -420,7 +424,9 @@ def stage_bag(
     ``sign_tagmanifest`` returns the Ed25519 signature of the tag manifest bytes by the key
     ``signer_key_id``, which must be the bundle's exporter key. Raises ``InputError`` if
     ``out_dir`` exists, ``VerificationError`` if an original does not match its record;
-    nothing is left behind unless the whole bag was written.
+    nothing is left behind unless the whole bag was written. What killed exports of
+    ``out_dir`` left is removed, except the finished bags of bundles that ``recorded`` (given a
+    bundle id) says the log records.
     """
     out_dir = Path(out_dir)
     if signer_key_id != content.info.exporter_key_id:
@@ -436,7 +442,7 @@ def stage_bag(
             f"cannot write the bundle: {parent} is not a directory",
             hint="create the parent directory first",
         )
-    _remove_stale_partials(parent, out_dir.name)
+    kept = _remove_stale_partials(parent, out_dir.name, recorded)
     try:
         partial, held = claim_new(
             lambda: Path(tempfile.mkdtemp(prefix=_partial_prefix(out_dir.name), dir=parent))
@@ -446,7 +452,7 @@ def stage_bag(
             f"cannot create a working directory in {parent}: {exc.strerror}",
             hint="check that the directory is writable and has free space",
         ) from exc
-    staged = Staged(partial, out_dir, held)
+    staged = Staged(partial, out_dir, held, kept)
     try:
         written = _write_contents(_BagBuilder(partial), content, sign_tagmanifest)
         _settle(partial, parse_time(content.info.created).timestamp())
@@ -464,19 +470,65 @@ def _partial_prefix(name: str) -> str:
     return f".{name}.partial-{os.getpid()}-"
 
 
-def _remove_stale_partials(parent: Path, name: str) -> None:
+def _remove_stale_partials(
+    parent: Path, name: str, recorded: Callable[[str], bool] | None = None
+) -> tuple[Path, ...]:
     """Remove what killed exports of ``name`` left behind (never a live export's work, from
-    this machine or another)."""
+    this machine or another), and return what was kept.
+
+    Kept is a finished bag or zip whose bundle ``recorded`` says the log records: an export
+    recorded whose files could not take their name (the error named them), or one killed
+    between the two. Those are the files the log describes, for the user to move.
+    """
     prefix = f".{name}.partial-"
     try:
         entries = [p for p in parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
-        return
+        return ()
+    kept = []
     for entry in entries:
         held = abandoned(entry, entry.name[len(prefix) :].split("-", 1)[0])
-        if held is not None:
+        if held is None:
+            continue
+        bundle_id = _finished_bundle_id(entry) if recorded is not None else None
+        if bundle_id is not None and recorded is not None and recorded(bundle_id):
+            kept.append(entry)
+        else:
             _remove(entry)
-            held.release()
+        held.release()
+    return tuple(sorted(kept))
+
+
+# The bag-info.txt field that holds the bundle id.
+_BUNDLE_ID_LABEL = b"External-Identifier: "
+
+
+def _finished_bundle_id(entry: Path) -> str | None:
+    """The bundle id of the bag folder or zip at ``entry`` if it was written to the end (its
+    tag manifest is signed, and a zip's central directory is whole); else None."""
+    if entry.is_symlink():
+        return None
+    try:
+        if entry.is_dir():
+            if not (entry / SIGNATURE_FILE).is_file():
+                return None
+            info = (entry / "bag-info.txt").read_bytes()
+        else:
+            with zipfile.ZipFile(entry) as archive:
+                names = set(archive.namelist())
+                tops = {name.split("/", 1)[0] for name in names}
+                if len(tops) != 1:
+                    return None
+                [top] = tops
+                if f"{top}/{SIGNATURE_FILE}" not in names:
+                    return None
+                info = archive.read(f"{top}/bag-info.txt")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    for line in info.splitlines():
+        if line.startswith(_BUNDLE_ID_LABEL):
+            return line[len(_BUNDLE_ID_LABEL) :].decode("utf-8", "replace").strip() or None
+    return None
 
 
 def _remove(path: Path) -> None:
@@ -504,9 +556,18 @@ def write_zip(bag_dir: Path, zip_path: Path, *, created: str) -> Path:
         raise
 
 
-def stage_zip(bag_dir: Path, zip_path: Path, *, created: str, top: str | None = None) -> Staged:
+def stage_zip(
+    bag_dir: Path,
+    zip_path: Path,
+    *,
+    created: str,
+    top: str | None = None,
+    recorded: Callable[[str], bool] | None = None,
+) -> Staged:
     """Write a deterministic zip of ``bag_dir`` under a hidden name beside ``zip_path``, which
-    must not exist yet; :meth:`Staged.place` gives it that name.
+    must not exist yet; :meth:`Staged.place` gives it that name. Leftovers of killed exports
+    of ``zip_path`` are removed, except finished zips of bundles ``recorded`` says the log
+    records (as :func:`stage_bag`).
 
     Entries are ``<top>/<path>`` (by default the bag folder's name; a staged bag is zipped
     under the name it will have), sorted, with the ``created`` time, mode 0644 and deflate at
@@ -531,9 +592,9 @@ def stage_zip(bag_dir: Path, zip_path: Path, *, created: str, top: str | None = 
     files.sort(key=lambda entry: entry[0].encode())
     date_time = _zip_time(created)
 
-    _remove_stale_partials(zip_path.parent, zip_path.name)
+    kept = _remove_stale_partials(zip_path.parent, zip_path.name, recorded)
     temp, held = claim_new(lambda: _new_file(zip_path))
-    staged = Staged(temp, zip_path, held)
+    staged = Staged(temp, zip_path, held, kept)
     try:
         with temp.open("r+b") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -55,7 +55,7 @@ from evidence.errors import EnvironmentProblem, InputError
 from evidence.protected import RecipientPublicKey
 from evidence.stops import StopDeferral
 from evidence.workspace import Case, format_time, utc_now
-from exports.bag import stage_bag, stage_zip
+from exports.bag import Staged, stage_bag, stage_zip
 from exports.ern import ErnRequest, assign_erns, assigned_erns
 from exports.model import (
     BundleContent,
@@ -211,7 +211,11 @@ def export_bundle(
     step("writing the bag")
     try:
         staged, written = stage_bag(
-            content, out_dir, sign_tagmanifest=signer.sign, signer_key_id=signer.key_id
+            content,
+            out_dir,
+            sign_tagmanifest=signer.sign,
+            signer_key_id=signer.key_id,
+            recorded=lambda bundle_id: _export_recorded(case, bundle_id),
         )
     except OSError as exc:
         raise _cannot_write(out_dir, exc) from exc
@@ -219,7 +223,8 @@ def export_bundle(
     # a bundle that can be seen is one that the log records. A stop (Ctrl-C, SIGTERM, SIGHUP)
     # before the catalog is locked removes them; from then on it waits until they have their
     # names, and then says the export is done. Killed in between (SIGKILL, power loss), the
-    # export is recorded and its files stay hidden.
+    # export is recorded and its files stay hidden; the next export of the same name keeps
+    # them, and its warnings say where they are.
     hidden = [staged]
     with StopDeferral() as stops:
         try:
@@ -227,7 +232,13 @@ def export_bundle(
                 step("writing the zip")
                 try:
                     hidden.append(
-                        stage_zip(staged.temp, zip_path, created=created, top=out_dir.name)
+                        stage_zip(
+                            staged.temp,
+                            zip_path,
+                            created=created,
+                            top=out_dir.name,
+                            recorded=lambda bundle_id: _export_recorded(case, bundle_id),
+                        )
                     )
                 except OSError as exc:
                     raise _cannot_write(zip_path, exc) from exc
@@ -248,6 +259,9 @@ def export_bundle(
             try:
                 each.place()
             except (OSError, InputError) as exc:
+                # Recorded: the next export of the same name keeps them (and says so).
+                for left in hidden:
+                    left.claim.release()
                 why = exc.message if isinstance(exc, InputError) else exc.strerror
                 raise EnvironmentProblem(
                     f"the export is recorded as seq {appended.event.seq}, but {each.target} "
@@ -270,8 +284,28 @@ def export_bundle(
         checkpoint_size=checkpoint.size,
         event_seq=appended.event.seq,
         stamped=written.stamped,
-        warnings=(*chosen.warnings, *written.warnings),
+        warnings=(*chosen.warnings, *written.warnings, *_kept_warnings(hidden)),
     )
+
+
+def _export_recorded(case: Case, bundle_id: str) -> bool:
+    """Whether this case's log records the export of ``bundle_id``."""
+    row = case.db.execute("SELECT 1 FROM exports WHERE bundle_id = ?", [bundle_id]).fetchone()
+    return row is not None
+
+
+def _kept_warnings(hidden: Sequence[Staged]) -> list[str]:
+    """One warning for each finished bag or zip of an earlier, recorded export of the same
+    name that was found under its hidden name and left there."""
+    warnings = []
+    for each in hidden:
+        for path in each.kept:
+            warnings.append(
+                f"{path} holds the finished files of an earlier export of {each.target.name}, "
+                "recorded in the log but never given their name; they were left there: move "
+                "them where you want them, under a name not starting with a dot"
+            )
+    return warnings
 
 
 def _cannot_write(target: Path, exc: OSError) -> EnvironmentProblem:

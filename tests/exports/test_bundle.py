@@ -5,7 +5,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import shutil
 import signal
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,7 @@ from chain_of_custody import EventDraft, parse_leaf
 from evidence.errors import EnvironmentProblem, InputError
 from evidence.workspace import Case, Recorder
 from exports.audit import audit_bundle
+from exports.bag import Staged
 from exports.bundle import ExportResult, export_bundle
 from exports.model import Profile, Selection, parse_time
 from tests.exports.casebuilder import (
@@ -359,3 +364,50 @@ def test_default_created_is_not_before_any_event_of_the_bundle(case: Case, tmp_p
     )
     for path in (result.bag / "data/custody/events").glob("*.leaf"):
         assert parse_time(parse_leaf(path.read_bytes()).event.time) <= created
+
+
+def test_the_next_export_keeps_the_hidden_files_of_a_recorded_one(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export recorded whose files could not take their name (or was killed just after
+    the commit) leaves finished files under hidden names: the log describes them. The next
+    export of the same name keeps them and says where they are; it removes only what killed
+    runs left unfinished or unrecorded."""
+    out = tmp_path / "out"
+
+    def name_refused(self: Staged) -> Path:
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(self.target))
+
+    monkeypatch.setattr(Staged, "place", name_refused)
+    with pytest.raises(EnvironmentProblem, match="the export is recorded as seq"):
+        _export(case, out, zip_file=True)
+    monkeypatch.undo()
+    # As a killed run leaves them: named with the id of a process that has ended.
+    dead = _ended_pid()
+    recorded = sorted(
+        p.rename(p.with_name(re.sub(r"\.partial-\d+-", f".partial-{dead}-", p.name)))
+        for p in out.iterdir()
+    )
+    assert [p.name.split(".partial-")[0] for p in recorded] == [".bundle", ".bundle.zip"]
+    unfinished = out / f".bundle.partial-{dead}-unfinished"
+    shutil.copytree(recorded[0], unfinished)
+    (unfinished / "tagmanifest-sha256.txt.sig").unlink()
+    unrecorded = out / f".bundle.zip.partial-{dead}-unrecorded"
+    with zipfile.ZipFile(recorded[1]) as source, zipfile.ZipFile(unrecorded, "w") as copy:
+        for member in source.namelist():
+            data = source.read(member)
+            if member.endswith("/bag-info.txt"):
+                data = re.sub(rb"External-Identifier: .*", b"External-Identifier: other", data)
+            copy.writestr(member, data)
+
+    result = _export(case, out, zip_file=True)
+    assert sorted(out.iterdir()) == sorted([out / "bundle", out / "bundle.zip", *recorded])
+    for path in recorded:
+        assert any(w.startswith(f"{path} holds the finished files") for w in result.warnings)
+    assert bagit.Bag(str(recorded[0])).is_valid()
+
+
+def _ended_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
