@@ -361,13 +361,27 @@ def _comparison_row(
     )
 
 
-def _minimal_vs_sha256sum(minimal: Outcome | None, sha: Outcome | None) -> str | None:
-    """What the minimal ingest alone takes against sha256sum: the least any ingest pays."""
+def _minimal_row(
+    key: str,
+    row: str,
+    corpus: Corpus,
+    toolkit: Outcome,
+    outcomes: Mapping[str, Outcome],
+    sha_label: str,
+) -> RowResult:
+    """The toolkit against the minimal ingest (for information), with a note giving the
+    minimal ingest's own ratio to sha256sum: the least any ingest of the corpus pays."""
+    minimal = outcomes.get(reference.MINIMAL_INGEST_LABEL)
+    sha = outcomes.get(sha_label)
     floor = median(minimal.seconds()) if minimal else None
     ref = median(sha.seconds()) if sha else None
-    if floor is None or not ref:
-        return None
-    return f"the minimal ingest alone is {floor / ref:.2f} x sha256sum via xargs in this run"
+    note = (
+        f"the minimal ingest alone is {floor / ref:.2f} x {sha_label} in this run"
+        if floor is not None and ref
+        else None
+    )
+    label = reference.MINIMAL_INGEST_LABEL
+    return _comparison_row(key, row, corpus, label, toolkit, minimal, None, None, [note])
 
 
 def _unavailable(key: str, row: str, corpus: str, why: str, target: Target | None) -> RowResult:
@@ -393,9 +407,11 @@ def big_rows(ctx: Context) -> list[RowResult]:
     if deep:
         deep_argv = reference.hashdeep_argv(deep, corpus)
         jobs.append(Job(reference.HASHDEEP.label, lambda: Prepared(deep_argv)))
+    jobs.append(ctx.minimal_ingest_job(reference.xargs_file_list(corpus, ctx.work / "big.list")))
     outcomes = ctx.compare(jobs) if jobs else {}
     toolkit = outcomes.get("toolkit", Outcome(problem=tk_problem))
     profile = ctx.profile_ingest(corpus) if tk_job else None
+    sha_label = reference.SHA256SUM.label
     return [
         _comparison_row(
             "big",
@@ -418,6 +434,7 @@ def big_rows(ctx: Context) -> list[RowResult]:
             None if deep else reference.HASHDEEP.missing(),
             None,
         ),
+        _minimal_row("big", "big files (minimal ingest)", corpus, toolkit, outcomes, sha_label),
     ]
 
 
@@ -443,8 +460,6 @@ def small_rows(ctx: Context, want_small: bool, want_bag: bool) -> list[RowResult
     profile = ctx.profile_ingest(corpus) if tk_job else None
     rows = []
     if want_small:
-        sha_outcome = outcomes.get(reference.SHA256SUM_XARGS.label)
-        minimal = outcomes.get(reference.MINIMAL_INGEST_LABEL)
         rows.append(
             _comparison_row(
                 "small",
@@ -452,23 +467,20 @@ def small_rows(ctx: Context, want_small: bool, want_bag: bool) -> list[RowResult
                 corpus,
                 reference.SHA256SUM_XARGS.label,
                 toolkit,
-                sha_outcome,
+                outcomes.get(reference.SHA256SUM_XARGS.label),
                 None if sha else reference.SHA256SUM_XARGS.missing(),
                 Target("ratio", 2.5, "ingest <= 2.5 x ref"),
                 [profile],
             )
         )
         rows.append(
-            _comparison_row(
+            _minimal_row(
                 "small",
                 "small files (minimal ingest)",
                 corpus,
-                reference.MINIMAL_INGEST_LABEL,
                 toolkit,
-                minimal,
-                None,
-                None,
-                [_minimal_vs_sha256sum(minimal, sha_outcome)],
+                outcomes,
+                reference.SHA256SUM_XARGS.label,
             )
         )
     if want_bag:
