@@ -316,6 +316,13 @@ def run_killed(script: str, *args: str | os.PathLike[str]) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
+def ended_pid() -> int:
+    """The process id of a process that has run and ended (a killed run's leftovers name one)."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
 def folder_names(path: Path) -> list[str]:
     """Every entry of a folder, hidden ones too (temporary files are hidden); none if the
     folder is not there."""

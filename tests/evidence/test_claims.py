@@ -21,20 +21,14 @@ import pytest
 
 from evidence import claims
 from evidence.claims import Claim, ClaimLost, abandoned, claim, claim_new
-from tests.conftest import CaseHandle, CliResult, sha256_of
+from tests.conftest import CaseHandle, CliResult, ended_pid, sha256_of
 
 Cli = Callable[..., CliResult]
 
 
-def _ended_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait()
-    return child.pid
-
-
 @pytest.fixture
 def ended() -> str:
-    return str(_ended_pid())
+    return str(ended_pid())
 
 
 @pytest.fixture

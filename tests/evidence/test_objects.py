@@ -27,6 +27,7 @@ from chain_of_custody.errors import EnvironmentProblem, InputError, Verification
 from evidence import objects as objects_module
 from evidence.acquire import Reason, SourceError, classified_span, detect_mime
 from evidence.objects import CHUNK_SIZE, SMALL_FILE, ObjectStore
+from tests.conftest import ended_pid
 from tests.store_damage import fifo_instead, file_instead, link_instead, removed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -433,13 +434,7 @@ def test_interrupted_put_is_never_visible_and_rerun_completes(tmp_path: Path, po
 
 
 def test_remove_stale_temp_keeps_files_of_live_writers(tmp_path: Path) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    dead_pid = int(finished.stdout)
+    dead_pid = ended_pid()
     store = ObjectStore(tmp_path / "objects")
     live = write(tmp_path / "objects" / "tmp" / f"{os.getpid()}-aaaa.part", b"in progress")
     stale = write(tmp_path / "objects" / "tmp" / f"{dead_pid}-bbbb.part", b"crashed")

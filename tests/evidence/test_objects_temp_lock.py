@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from evidence.objects import ObjectStore
+from tests.conftest import ended_pid
 
 REPO = Path(__file__).resolve().parents[2]
 OWNER = "4242-0123456789abcdef"
@@ -53,16 +54,6 @@ def write(path: Path, data: bytes) -> Path:
 
 def tmp_names(root: Path) -> list[str]:
     return sorted(entry.name for entry in os.scandir(root / "tmp"))
-
-
-def dead_pid() -> int:
-    finished = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(finished.stdout)
 
 
 @contextmanager
@@ -100,7 +91,7 @@ def blind_clean_up(root: Path) -> int:
 def test_files_of_a_held_lock_survive_whatever_their_pid(tmp_path: Path) -> None:
     """The defect: a clean-up that cannot see the writer's pid removed its live copies."""
     root = tmp_path / "objects"
-    owner = f"{dead_pid()}-0123456789abcdef"
+    owner = f"{ended_pid()}-0123456789abcdef"
     lock_file = write(root / "tmp" / f"{owner}.lock", b"")
     staged = [
         write(root / "tmp" / f"{owner}-{n:016x}.part", b"a fictional copy in progress")
@@ -130,7 +121,7 @@ def test_lock_file_of_a_crashed_run_is_removed_with_its_files(tmp_path: Path) ->
 def test_without_a_lock_file_the_pid_decides(tmp_path: Path) -> None:
     """Files of a version that took no lock, or whose lock file was removed by hand."""
     root = tmp_path / "objects"
-    gone = dead_pid()
+    gone = ended_pid()
     live = [
         write(root / "tmp" / f"{os.getpid()}-aaaa.part", b"old naming, live"),
         write(root / "tmp" / f"{os.getpid()}-0123456789abcdef-01.part", b"no lock file, live"),

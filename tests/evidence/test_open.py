@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from hypothesis import strategies as st
 
 from evidence import custody
 from evidence.workspace import Recorder
-from tests.conftest import CaseHandle, CliResult, sha256_of
+from tests.conftest import CaseHandle, CliResult, ended_pid, sha256_of
 
 Cli = Callable[..., CliResult]
 
@@ -389,7 +387,7 @@ def test_ctrl_c_during_the_commit_is_held_until_the_copy_is_named(
 
 
 def test_the_part_file_of_a_killed_open_is_removed_by_the_next(opened: Opened, cli: Cli) -> None:
-    dead = _ended_pid()
+    dead = ended_pid()
     leftover = opened.work / f".evidence-open-{dead}-0123456789ab.part"
     leftover.write_bytes(b"fictional copy of a killed run")
     live = opened.work / f".evidence-open-{os.getpid()}-0123456789ab.part"
@@ -397,12 +395,6 @@ def test_the_part_file_of_a_killed_open_is_removed_by_the_next(opened: Opened, c
     result = _open(cli, opened, LIST_NAME, opened.work)
     assert result.exit_code == 0, result.output
     assert _listing(opened.work) == [live.name, LIST_NAME]
-
-
-def _ended_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait()
-    return child.pid
 
 
 def test_a_folder_without_hard_links_still_gets_the_copy(

@@ -8,8 +8,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from exports.audit import audit_bundle
 from exports.bag import Staged
 from exports.bundle import ExportResult, export_bundle
 from exports.model import Profile, Selection, parse_time
+from tests.conftest import ended_pid
 from tests.exports.casebuilder import (
     CREATED,
     SECRETS,
@@ -383,7 +382,7 @@ def test_the_next_export_keeps_the_hidden_files_of_a_recorded_one(
         _export(case, out, zip_file=True)
     monkeypatch.undo()
     # As a killed run leaves them: named with the id of a process that has ended.
-    dead = _ended_pid()
+    dead = ended_pid()
     recorded = sorted(
         p.rename(p.with_name(re.sub(r"\.partial-\d+-", f".partial-{dead}-", p.name)))
         for p in out.iterdir()
@@ -405,9 +404,3 @@ def test_the_next_export_keeps_the_hidden_files_of_a_recorded_one(
     for path in recorded:
         assert any(w.startswith(f"{path} holds the finished files") for w in result.warnings)
     assert bagit.Bag(str(recorded[0])).is_valid()
-
-
-def _ended_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait()
-    return child.pid
