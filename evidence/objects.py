@@ -49,6 +49,7 @@ from chain_of_custody.errors import (
     VerificationError,
     kind_of_mode,
 )
+from chain_of_custody.secretfile import fsync_directory
 from evidence.acquire import (
     Reason,
     SourceError,
@@ -473,14 +474,6 @@ def _start_writeback(fd: int) -> None:
     """
     if _SYNC_FILE_RANGE is not None:
         _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ObjectStore:
@@ -927,7 +920,7 @@ class ObjectStore:
             return False
         if moved is True:
             if sync_dir:
-                _fsync_dir(final.parent)
+                fsync_directory(final.parent)
             return True
         return self._publish_by_link(temp, final, sync_dir=sync_dir)
 
@@ -956,7 +949,7 @@ class ObjectStore:
         else:
             Path(temp).unlink()
         if sync_dir:
-            _fsync_dir(final.parent)
+            fsync_directory(final.parent)
         return True
 
     def _make_dir(self, directory: Path, *, sync: bool = True) -> None:
@@ -982,8 +975,8 @@ class ObjectStore:
                 continue
             if sync:
                 # The new directory entry must reach the disk before the object inside it does.
-                _fsync_dir(path)
-                _fsync_dir(path.parent)
+                fsync_directory(path)
+                fsync_directory(path.parent)
         self._dirs.add(directory)
 
     def _open_temp(self) -> tuple[Path, int]:

@@ -41,6 +41,7 @@ from chain_of_custody.errors import (
     InputError,
     VerificationError,
 )
+from chain_of_custody.secretfile import fsync_directory
 from evidence.claims import Claim, abandoned, claim_new
 from evidence.workspace import toolkit_version
 from exports.casejson import case_jsonld
@@ -89,14 +90,6 @@ class _Entry:
     sha256: str
     sha512: str
     size: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _manifest_path(relpath: str) -> str:
@@ -344,7 +337,7 @@ def _settle(root: Path, mtime: float) -> None:
     for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
         directory.chmod(DIR_MODE)
         os.utime(directory, (mtime, mtime), follow_symlinks=False)
-        _fsync_dir(directory)
+        fsync_directory(directory)
 
 
 def _refuse_existing(path: Path) -> None:
@@ -377,7 +370,7 @@ class Staged:
         self.check_target_free()
         self.temp.rename(self.target)
         self.claim.release()
-        _fsync_dir(self.target.parent)
+        fsync_directory(self.target.parent)
         return self.target
 
     def check_target_free(self) -> None:
@@ -456,7 +449,7 @@ def stage_bag(
     try:
         written = _write_contents(_BagBuilder(partial), content, sign_tagmanifest)
         _settle(partial, parse_time(content.info.created).timestamp())
-        _fsync_dir(parent)
+        fsync_directory(parent)
     except BaseException:
         staged.discard()
         raise
@@ -609,7 +602,7 @@ def stage_zip(
             raw.flush()
             os.fsync(raw.fileno())
         temp.chmod(FILE_MODE)
-        _fsync_dir(zip_path.parent)
+        fsync_directory(zip_path.parent)
     except BaseException:
         staged.discard()
         raise
